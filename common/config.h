@@ -1,0 +1,53 @@
+/*
+ * config.h — broker configuration.
+ *
+ * Sources, later wins: built-in defaults, the config file (libconfig syntax; --config PATH or RINGMQ_CONFIG),
+ * environment variables RINGMQ_<KEY> (key upper-cased), command-line flags --<key>=<value> or --<key> <value>
+ * (underscores in keys may be written as dashes). A bad value stops start-up with one line naming the key,
+ * the source and the problem. Loaded once in the supervisor, before fork; workers read it, never write it.
+ */
+#ifndef RINGMQ_COMMON_CONFIG_H
+#define RINGMQ_COMMON_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct config {
+	char listen_host[64];        /* "listen_host": "0.0.0.0" */
+	uint16_t port;               /* "port": 1883 */
+	int workers;                 /* "workers": 0 = number of online CPUs */
+	char control_socket[108];    /* "control_socket": "/run/ringmq/ringmq.sock", or "$XDG_RUNTIME_DIR/ringmq.sock"
+	                                for non-root, else "/tmp/ringmq-<uid>.sock" */
+	char log_level[16];          /* "log_level": "info" */
+	uint32_t max_connections;    /* "max_connections": 100000 per worker; 0 = unlimited */
+	uint32_t max_packet_size;    /* "max_packet_size": 1048576 (bytes, 2..268435460) */
+	uint16_t receive_maximum;    /* "receive_maximum": 65535 — server's inbound QoS 1/2 window per client */
+	uint16_t max_inflight;       /* "max_inflight": 100 — outbound window per client (also capped by the
+	                                client's receive maximum) */
+	uint32_t max_queued;         /* "max_queued": 10000 — per-session offline queue; oldest dropped, counted */
+	uint16_t max_keepalive;      /* "max_keepalive": 65535 — larger client keepalives are lowered (MQTT 5
+	                                server keep alive) */
+	uint32_t max_session_expiry; /* "max_session_expiry": 4294967295 (never); caps the client's request */
+	uint16_t topic_alias_maximum;/* "topic_alias_maximum": 64 — aliases the server accepts from a client */
+	uint32_t connect_timeout_ms; /* "connect_timeout_ms": 10000 — time allowed between accept and CONNECT */
+	uint32_t shutdown_timeout_ms;/* "shutdown_timeout_ms": 5000 */
+	uint32_t restart_backoff_ms; /* "restart_backoff_ms": 100 — first worker restart delay, doubled up to 10 s */
+	uint32_t buf_ring_entries;   /* "buf_ring_entries": 4096 — provided receive buffers per worker (power of 2) */
+	uint32_t buf_size;           /* "buf_size": 16384 — bytes per provided buffer */
+	uint32_t ring_entries;       /* "ring_entries": 4096 — io_uring SQ size */
+} config_t;
+
+/* Fill *cfg with defaults. */
+void config_defaults(config_t *cfg);
+/*
+ * Load from file (if --config/RINGMQ_CONFIG names one), then environment, then argv. argv options that are
+ * not config keys are returned to the caller: on return *argc/argv hold only the non-config arguments
+ * (argv[0] kept). Returns 0, or -1 after writing one line to `err` (size errlen) such as
+ * "config: port: 'abc' is not a number (from RINGMQ_PORT)".
+ */
+int config_load(config_t *cfg, int *argc, char **argv, char *err, size_t errlen);
+/* Print every key with its current value and a one-line help (for --help). */
+void config_print_help(const config_t *cfg, void *file);
+
+#endif

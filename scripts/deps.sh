@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Installs the Debian packages ringmq needs to build, test and benchmark, if any is missing.
+# Sourced by scripts/run and scripts/test.
+RINGMQ_BUILD_PKGS="meson ninja-build pkg-config gcc liburing-dev libconfig-dev libjansson-dev libsystemd-dev"
+RINGMQ_TEST_PKGS="check mosquitto mosquitto-clients python3 python3-paho-mqtt libclang-rt-14-dev"
+
+ringmq_need_pkgs() {
+	local missing=()
+	for p in "$@"; do
+		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+	done
+	[ ${#missing[@]} -eq 0 ] && return 0
+	echo "ringmq: installing missing Debian packages: ${missing[*]}" >&2
+	local sudo=""
+	[ "$(id -u)" -eq 0 ] || sudo="sudo"
+	$sudo apt-get update -qq >&2 || { echo "ringmq: apt-get update failed" >&2; return 1; }
+	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+}
