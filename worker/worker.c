@@ -1,21 +1,75 @@
-/* Temporary stub: replaced by the real worker loop. Waits for EOF on the control channel. */
+/* worker.c — one worker process: set up, serve until told to stop, tear down (see worker.h). */
 #include "worker.h"
-#include "chan.h"
-#include <poll.h>
-#include <stdlib.h>
+
 #include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "conn.h"
+#include "ctl.h"
+#include "log.h"
+#include "loop.h"
+#include "mesh.h"
+#include "route.h"
+#include "sess.h"
+#include "slot.h"
+#include "wk-t.h"
+
+wk_t *W;
+
+static void teardown(void)
+{
+	strmap_entry_t *e;
+	size_t pos = 0;
+
+	/* Free what is left so leak checkers see a clean exit; sessions are in memory and end with us. */
+	while ((e = strmap_next(&W->sessions, &pos))) {
+		sess_destroy(e->value);
+		pos = 0;
+	}
+	strmap_finish(&W->sessions);
+	route_finish();
+	mesh_finish();
+	loop_finish();
+	free(W->conns);
+	free(W->conn_gen);
+	free(W->free_idx);
+	close(W->listen_fd);
+	close(W->ctl_fd);
+}
 
 int worker_run(const worker_args_t *args)
 {
-	static char payload[CHAN_MAX_PAYLOAD];
-	chan_hdr_t h;
-	int fd;
+	static wk_t w;
+	int rc;
 
-	for (;;) {
-		struct pollfd p = { .fd = args->ctl_fd, .events = POLLIN };
-		poll(&p, 1, -1);
-		int r = chan_recv(args->ctl_fd, &h, payload, &fd);
-		if (r == -EPIPE || (r == 0 && h.type == CHAN_SHUTDOWN))
-			return 0;
+	memset(&w, 0, sizeof(w));
+	W = &w;
+	W->id = args->id;
+	W->n = args->n_workers;
+	W->cfg = args->cfg;
+	W->listen_fd = args->listen_fd;
+	W->ctl_fd = args->ctl_fd;
+	W->now_ms = loop_now_ms();
+	signal(SIGPIPE, SIG_IGN);
+	strmap_init(&W->sessions);
+	if (loop_init() < 0)
+		return 1;
+	if (route_init() < 0) {
+		log_error(ENOMEM, "cannot allocate the subscription trie");
+		return 1;
 	}
+	mesh_init(args);
+	ctl_init();
+	conn_start_accepting();
+	ctl_send_ready();
+	log_info("worker %d up: slots %u..%u%s", W->id, slot_first(W->id, W->n),
+		slot_first(W->id + 1, W->n) - 1, args->restart_count ? " (restarted: sessions start empty)" : "");
+	rc = loop_run();
+	teardown();
+	log_info("worker %d stopped", W->id);
+	return rc;
 }

@@ -1,0 +1,194 @@
+/* handle_connect.c — CONNECT: validation, client-ID sharding, session takeover/resume, CONNACK. */
+#include "handle.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "conn.h"
+#include "log.h"
+#include "msg.h"
+#include "sess.h"
+#include "slot.h"
+
+/* A generated ID must land on this worker, so the connection never has to move. */
+static size_t generate_id(char *out, size_t cap)
+{
+	static uint64_t counter;
+	size_t n;
+
+	do {
+		n = (size_t)snprintf(out, cap, "ringmq-%d-%llx-%llx", W->id, (unsigned long long)W->now_ms,
+			(unsigned long long)++counter);
+	} while (slot_owner(slot_of(out, n), W->n) != W->id);
+	return n;
+}
+
+static msg_t *will_create(const mqtt_connect_t *cn)
+{
+	mqtt_publish_t p;
+
+	memset(&p, 0, sizeof(p));
+	p.qos = cn->will_qos;
+	p.retain = cn->will_retain;
+	p.topic = cn->will_topic;
+	p.props = cn->will_props;
+	p.payload = cn->will_payload;
+	return msg_create(&p, cn->will_topic.p, (uint16_t)cn->will_topic.len, 0);
+}
+
+static void set_client_limits(conn_t *c, const mqtt_connect_t *cn)
+{
+	const mqtt_props_t *pr = &cn->props;
+
+	if (pr->present & MQTT_PROP_BIT(MQTT_PROP_RECEIVE_MAXIMUM))
+		c->recv_max_out = pr->receive_maximum;
+	if (pr->present & MQTT_PROP_BIT(MQTT_PROP_MAXIMUM_PACKET_SIZE))
+		c->max_packet_out = pr->maximum_packet_size;
+	if (pr->present & MQTT_PROP_BIT(MQTT_PROP_TOPIC_ALIAS_MAXIMUM)) {
+		/* We keep at most 64 outbound aliases: enough for hot topics, bounded memory per connection. */
+		c->alias_max_out = pr->topic_alias_maximum > 64 ? 64 : pr->topic_alias_maximum;
+	}
+	c->problem_info = !(pr->present & MQTT_PROP_BIT(MQTT_PROP_REQUEST_PROBLEM_INFO)) ||
+		pr->request_problem_info;
+}
+
+static int send_connack(conn_t *c, bool present, const mqtt_connect_t *cn, const char *assigned,
+	size_t assigned_len, uint32_t expiry, bool expiry_changed)
+{
+	mqtt_connack_t ack;
+	uint8_t *p;
+	size_t n;
+
+	memset(&ack, 0, sizeof(ack));
+	ack.session_present = present;
+	if (c->version == MQTT_V5) {
+		mqtt_props_t *pr = &ack.props;
+
+		if (assigned) {
+			pr->present |= MQTT_PROP_BIT(MQTT_PROP_ASSIGNED_CLIENT_ID);
+			pr->assigned_client_id.p = (const uint8_t *)assigned;
+			pr->assigned_client_id.len = (uint32_t)assigned_len;
+		}
+		if (c->keepalive != cn->keep_alive) {
+			pr->present |= MQTT_PROP_BIT(MQTT_PROP_SERVER_KEEP_ALIVE);
+			pr->server_keep_alive = c->keepalive;
+		}
+		if (expiry_changed) {
+			pr->present |= MQTT_PROP_BIT(MQTT_PROP_SESSION_EXPIRY);
+			pr->session_expiry = expiry;
+		}
+		if (W->cfg->receive_maximum < 65535) {
+			pr->present |= MQTT_PROP_BIT(MQTT_PROP_RECEIVE_MAXIMUM);
+			pr->receive_maximum = W->cfg->receive_maximum;
+		}
+		pr->present |= MQTT_PROP_BIT(MQTT_PROP_MAXIMUM_PACKET_SIZE);
+		pr->maximum_packet_size = W->cfg->max_packet_size;
+		pr->present |= MQTT_PROP_BIT(MQTT_PROP_TOPIC_ALIAS_MAXIMUM);
+		pr->topic_alias_maximum = W->cfg->topic_alias_maximum;
+	}
+	n = mqtt_connack_size(c->version, &ack);
+	p = conn_reserve(c, n);
+	if (!p)
+		return CONN_E_NOMEM;
+	conn_commit(c, mqtt_encode_connack(p, n, c->version, &ack));
+	return 0;
+}
+
+int handle_connect(conn_t *c, const mqtt_frame_t *f)
+{
+	mqtt_connect_t cn;
+	char gen_id[64];
+	const uint8_t *id;
+	size_t id_len;
+	bool generated = false, present = false, expiry_changed = false;
+	uint32_t expiry;
+	sess_t *s;
+	int err;
+
+	if (c->state != CONN_NEW)
+		return c->version == MQTT_V5 ? CONN_E_UNEXPECTED : CONN_E_CLOSE; /* [MQTT-3.1.0-2] */
+	err = mqtt_decode_connect(f, &cn);
+	c->version = (cn.version == MQTT_V31 || cn.version == MQTT_V311 || cn.version == MQTT_V5) ?
+		cn.version : MQTT_V311;
+	if (err < 0)
+		return err;
+	if (cn.props.present & MQTT_PROP_BIT(MQTT_PROP_AUTH_METHOD))
+		return CONN_E_AUTH; /* no enhanced authentication methods are offered */
+
+	id = cn.client_id.p;
+	id_len = cn.client_id.len;
+	if (id_len == 0) {
+		/* [MQTT-3.1.3-8]: 3.1.1 accepts an empty ID only with a clean session; 3.1 never. */
+		if (cn.version == MQTT_V31 || (cn.version == MQTT_V311 && !cn.clean_start))
+			return MQTT_E_CLIENT_ID;
+		id_len = generate_id(gen_id, sizeof(gen_id));
+		id = (const uint8_t *)gen_id;
+		generated = true;
+	}
+	if (id_len > 65535)
+		return MQTT_E_CLIENT_ID;
+	c->handoff_to = (int16_t)slot_owner(slot_of(id, id_len), W->n);
+	if (c->handoff_to != W->id)
+		return CONN_HANDOFF_NEEDED;
+
+	set_client_limits(c, &cn);
+	c->keepalive = cn.keep_alive;
+	if (c->keepalive > W->cfg->max_keepalive || (c->keepalive == 0 && W->cfg->max_keepalive < 65535 &&
+	    c->version == MQTT_V5))
+		c->keepalive = W->cfg->max_keepalive;
+
+	if (c->version == MQTT_V5)
+		expiry = (cn.props.present & MQTT_PROP_BIT(MQTT_PROP_SESSION_EXPIRY)) ? cn.props.session_expiry : 0;
+	else
+		expiry = cn.clean_start ? 0 : UINT32_MAX;
+	if (expiry > W->cfg->max_session_expiry) {
+		expiry = W->cfg->max_session_expiry;
+		expiry_changed = true;
+	}
+
+	s = sess_find(id, id_len);
+	if (s && s->conn) {
+		conn_t *old = s->conn;
+
+		/* [MQTT-3.1.4-3] takeover: the existing connection goes, with 0x8E for MQTT 5. */
+		log_conn(LOG_INFO, old->id, 0, "session '%.*s' taken over by %s", (int)id_len, id, c->addr);
+		conn_send_disconnect(old, MQTT_RC_SESSION_TAKEN_OVER, "session taken over");
+		conn_close(old, MQTT_RC_SESSION_TAKEN_OVER);
+		s = sess_find(id, id_len); /* a non-persistent session ended with the old connection */
+	}
+	if (s && cn.clean_start) {
+		sess_destroy(s);
+		s = NULL;
+	}
+	if (s) {
+		present = true;
+	} else {
+		s = sess_create(id, id_len);
+		if (!s)
+			return CONN_E_NOMEM;
+	}
+	s->version = c->version;
+	s->expiry_s = expiry;
+	s->expire_at_ms = 0;
+	if (s->will) {
+		msg_unref(s->will);
+		s->will = NULL;
+	}
+	s->will_at_ms = 0;
+	if (cn.will) {
+		s->will = will_create(&cn);
+		s->will_delay_s = (cn.will_props.present & MQTT_PROP_BIT(MQTT_PROP_WILL_DELAY)) ?
+			cn.will_props.will_delay : 0;
+	}
+
+	err = send_connack(c, present, &cn, generated ? gen_id : NULL, id_len, expiry, expiry_changed);
+	if (err < 0)
+		return err;
+	c->state = CONN_ACTIVE;
+	W->st.connects++;
+	log_conn(LOG_DEBUG, c->id, 0, "client '%.*s' connected from %s (v%u, clean %d, expiry %u, present %d)",
+		(int)id_len, id, c->addr, c->version, cn.clean_start, expiry, present);
+	sess_attach(c, s, present);
+	return 0;
+}

@@ -1,0 +1,104 @@
+/* handle_publish.c — inbound PUBLISH: topic aliases, receive maximum, QoS 2 duplicates, routing, ordered acks. */
+#include "handle.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "conn.h"
+#include "msg.h"
+#include "route.h"
+#include "sess.h"
+
+/* Resolve or record the client's topic alias. */
+static int topic_alias(conn_t *c, mqtt_publish_t *p)
+{
+	uint16_t a = p->props.topic_alias;
+	alias_t *e;
+
+	if (!(p->props.present & MQTT_PROP_BIT(MQTT_PROP_TOPIC_ALIAS))) {
+		if (!p->topic.len)
+			return MQTT_E_PROTOCOL;
+		return 0;
+	}
+	if (a == 0 || a > W->cfg->topic_alias_maximum)
+		return CONN_E_ALIAS; /* [MQTT-3.3.2-9] */
+	if (!c->alias_in) {
+		c->alias_in = calloc((size_t)W->cfg->topic_alias_maximum + 1, sizeof(alias_t));
+		if (!c->alias_in)
+			return CONN_E_NOMEM;
+	}
+	e = &c->alias_in[a];
+	if (p->topic.len) {
+		char *t = realloc(e->topic, p->topic.len);
+
+		if (!t)
+			return CONN_E_NOMEM;
+		memcpy(t, p->topic.p, p->topic.len);
+		e->topic = t;
+		e->len = (uint16_t)p->topic.len;
+		return 0;
+	}
+	if (!e->topic)
+		return MQTT_E_PROTOCOL; /* alias never set on this connection */
+	p->topic.p = (const uint8_t *)e->topic;
+	p->topic.len = e->len;
+	return 0;
+}
+
+int handle_publish(conn_t *c, const mqtt_frame_t *f)
+{
+	mqtt_publish_t p;
+	uint8_t ack_type;
+	int64_t seq;
+	msg_t *m;
+	pend_t *pe;
+	int err;
+
+	err = mqtt_decode_publish(f, c->version, &p);
+	if (err < 0)
+		return err;
+	if (c->version == MQTT_V5 && (err = topic_alias(c, &p)) < 0)
+		return err;
+	if (p.topic.len > 65535)
+		return MQTT_E_TOPIC_NAME;
+	W->st.msgs_in++;
+	if (p.qos == 0) {
+		m = msg_create(&p, p.topic.p, (uint16_t)p.topic.len, c->id);
+		if (!m)
+			return CONN_E_NOMEM;
+		route_publish(m, NULL, 0);
+		msg_unref(m);
+		return 0;
+	}
+	/* [MQTT-3.3.4-7]: more unacknowledged QoS>0 PUBLISHes than our Receive Maximum is an error. */
+	if ((uint32_t)c->inflight_in + c->sess->n_rx >= W->cfg->receive_maximum &&
+	    !(p.qos == 2 && sess_rx_has(c->sess, p.packet_id)))
+		return c->version == MQTT_V5 ? CONN_E_RECV_MAX : CONN_E_CLOSE;
+	ack_type = p.qos == 1 ? MQTT_PUBACK : MQTT_PUBREC;
+	if (p.qos == 2 && sess_rx_has(c->sess, p.packet_id)) {
+		/* A resent QoS 2 PUBLISH we already took: acknowledge again, deliver nothing ([MQTT-4.3.3-10]). */
+		if (handle_pend_push(c, MQTT_PUBREC, p.packet_id, 0, NULL, 0) < 0)
+			return CONN_E_NOMEM;
+		conn_pend_flush(c);
+		return 0;
+	}
+	m = msg_create(&p, p.topic.p, (uint16_t)p.topic.len, c->id);
+	if (!m)
+		return CONN_E_NOMEM;
+	seq = handle_pend_push(c, ack_type, p.packet_id, 0, NULL, 0);
+	if (seq < 0) {
+		msg_unref(m);
+		return CONN_E_NOMEM;
+	}
+	if (p.qos == 1)
+		c->inflight_in++;
+	else if (sess_rx_add(c->sess, p.packet_id) < 0) {
+		msg_unref(m);
+		return CONN_E_NOMEM;
+	}
+	pe = handle_pend_get(c, (uint64_t)seq);
+	pe->waiting = route_publish(m, c, (uint64_t)seq);
+	msg_unref(m);
+	conn_pend_flush(c);
+	return 0;
+}

@@ -1,0 +1,108 @@
+/* handle_session.c — packet dispatch by state, PINGREQ, DISCONNECT, AUTH, and the ordered reply FIFO. */
+#include "handle.h"
+
+#include "buf.h"
+#include "conn.h"
+#include "log.h"
+#include "sess.h"
+
+int64_t handle_pend_push(conn_t *c, uint8_t type, uint16_t pid, uint8_t reason, uint8_t *packet,
+	uint32_t packet_len)
+{
+	pend_t *p = ring_push(&c->pend, sizeof(pend_t));
+
+	if (!p)
+		return -1;
+	p->type = type;
+	p->pid = pid;
+	p->reason = reason;
+	p->waiting = 0;
+	p->packet = packet;
+	p->packet_len = packet_len;
+	return (int64_t)(c->pend_seq + c->pend.len - 1);
+}
+
+pend_t *handle_pend_get(conn_t *c, uint64_t seq)
+{
+	if (seq < c->pend_seq || seq - c->pend_seq >= c->pend.len)
+		return NULL;
+	return ring_at(&c->pend, sizeof(pend_t), (uint32_t)(seq - c->pend_seq));
+}
+
+int handle_packet(conn_t *c, const mqtt_frame_t *f)
+{
+	if (c->state == CONN_NEW && f->type != MQTT_CONNECT)
+		return CONN_E_CLOSE; /* [MQTT-3.1.0-1]: the first packet must be CONNECT */
+	switch (f->type) {
+	case MQTT_CONNECT:
+		return handle_connect(c, f);
+	case MQTT_PUBLISH:
+		return handle_publish(c, f);
+	case MQTT_PUBACK:
+	case MQTT_PUBREC:
+	case MQTT_PUBREL:
+	case MQTT_PUBCOMP:
+		return handle_ack(c, f);
+	case MQTT_SUBSCRIBE:
+		return handle_subscribe(c, f);
+	case MQTT_UNSUBSCRIBE:
+		return handle_unsubscribe(c, f);
+	case MQTT_PINGREQ:
+		return handle_pingreq(c, f);
+	case MQTT_DISCONNECT:
+		return handle_disconnect(c, f);
+	case MQTT_AUTH:
+		return handle_auth(c, f);
+	default:
+		/* CONNACK, SUBACK, ... are server-to-client only. */
+		return c->version == MQTT_V5 ? MQTT_E_PROTOCOL : CONN_E_CLOSE;
+	}
+}
+
+int handle_pingreq(conn_t *c, const mqtt_frame_t *f)
+{
+	uint8_t *p;
+	int err = mqtt_decode_empty(f);
+
+	if (err < 0)
+		return err;
+	p = conn_reserve(c, 2);
+	if (!p)
+		return CONN_E_NOMEM;
+	conn_commit(c, mqtt_encode_empty(p, 2, MQTT_PINGRESP));
+	return 0;
+}
+
+int handle_disconnect(conn_t *c, const mqtt_frame_t *f)
+{
+	mqtt_ack_t d;
+	int err = mqtt_decode_disconnect(f, c->version, &d);
+
+	if (err < 0)
+		return err;
+	if (d.props.present & MQTT_PROP_BIT(MQTT_PROP_SESSION_EXPIRY)) {
+		/* [MQTT-3.14.2-2]: a session that was to end with the connection cannot be made to outlive it. */
+		if (c->sess->expiry_s == 0 && d.props.session_expiry != 0)
+			return CONN_E_SESSION_EXPIRY;
+		c->sess->expiry_s = d.props.session_expiry > W->cfg->max_session_expiry ?
+			W->cfg->max_session_expiry : d.props.session_expiry;
+	}
+	/* Reason 0x04 asks for the will to be published; every other normal DISCONNECT discards it. */
+	c->graceful = d.reason != MQTT_RC_DISCONNECT_WITH_WILL;
+	conn_close(c, MQTT_RC_SUCCESS);
+	return 0;
+}
+
+int handle_auth(conn_t *c, const mqtt_frame_t *f)
+{
+	mqtt_ack_t a;
+	int err;
+
+	if (c->version != MQTT_V5)
+		return CONN_E_CLOSE;
+	err = mqtt_decode_auth(f, &a);
+	if (err < 0)
+		return err;
+	/* No authentication method was agreed in CONNECT, so any AUTH is out of place [MQTT-4.12.0-1]. */
+	return CONN_E_UNEXPECTED;
+}

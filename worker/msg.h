@@ -1,0 +1,34 @@
+/*
+ * msg.h — application messages: refcounted copies of a PUBLISH shared by every session that holds them, and
+ * their per-subscriber encoding (packet id, QoS, retain, DUP, topic alias, remaining expiry, subscription id).
+ * Worker thread only.
+ */
+#ifndef RINGMQ_WORKER_MSG_H
+#define RINGMQ_WORKER_MSG_H
+
+#include "wk-t.h"
+
+/* Copy a decoded PUBLISH (topic given separately: it may come from an alias). NULL on allocation failure.
+ * The message starts with one reference owned by the caller. */
+msg_t *msg_create(const mqtt_publish_t *p, const uint8_t *topic, uint16_t topic_len, uint64_t origin);
+/* Build from raw parts (mesh frames, wills). `data` holds the concatenated fields in msg_t order. */
+msg_t *msg_create_raw(const msg_t *hdr, const uint8_t *data);
+static inline msg_t *msg_ref(msg_t *m) { m->refs++; return m; }
+void msg_unref(msg_t *m);
+static inline const char *msg_topic(const msg_t *m) { return (const char *)m->data; }
+static inline size_t msg_data_len(const msg_t *m)
+{
+	return (size_t)m->topic_len + m->ct_len + m->rt_len + m->cd_len + m->user_len + m->payload_len;
+}
+/* Has the message expired at now_ms? */
+static inline bool msg_expired(const msg_t *m, uint64_t now_ms)
+{
+	return (m->flags & MSG_HAS_EXPIRY) && now_ms >= m->expire_at_ms;
+}
+/*
+ * Encode m as a PUBLISH to c and queue it. Returns 0; -EMSGSIZE when the packet exceeds the client's maximum
+ * packet size (the caller drops the message, as [MQTT-3.1.2-25] says); -ENOMEM.
+ */
+int msg_send(conn_t *c, const msg_t *m, uint8_t qos, uint8_t retain, uint16_t pid, uint32_t subid, bool dup);
+
+#endif
