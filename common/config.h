@@ -38,16 +38,18 @@ typedef struct config {
 	uint32_t ring_entries;       /* "ring_entries": 4096 — io_uring SQ size */
 } config_t;
 
-/* Fill *cfg with defaults. */
+/* Fill *cfg with defaults (control_socket depends on the uid and XDG_RUNTIME_DIR). */
 void config_defaults(config_t *cfg);
 /*
  * Load from file (if --config/RINGMQ_CONFIG names one), then environment, then argv. argv options that are
  * not config keys are returned to the caller: on return *argc/argv hold only the non-config arguments
- * (argv[0] kept). Returns 0, or -1 after writing one line to `err` (size errlen) such as
- * "config: port: 'abc' is not a number (from RINGMQ_PORT)".
+ * (argv[0] kept, "--" and everything after it kept untouched, argv[*argc] set to NULL). *cfg is reset to the
+ * defaults first. Returns 0, or -1 after writing one line to `err` (size errlen) such as
+ * "config: port: 'abc' is not a number (from RINGMQ_PORT)"; *cfg and argv are then unspecified.
+ * Unknown keys in the file are errors; unknown --flags are not (they are the caller's).
  */
 int config_load(config_t *cfg, int *argc, char **argv, char *err, size_t errlen);
-/* Print every key with its current value and a one-line help (for --help). */
+/* Print every key as "  --key=VALUE  help (default: <current value>)" to `file` (a FILE *), for --help. */
 void config_print_help(const config_t *cfg, void *file);
 
 #endif
