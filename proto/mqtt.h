@@ -191,7 +191,8 @@ typedef struct mqtt_props {
 	mqtt_str_t response_info;
 	mqtt_str_t server_reference;
 	mqtt_str_t reason_string;
-	mqtt_str_t user; /* raw run of encoded user properties */
+	mqtt_str_t user; /* raw run of encoded user properties (from the first to the last one seen; any other
+	                  * property interleaved between them is skipped by the iterator and the encoder) */
 } mqtt_props_t;
 
 /* Fixed header of one complete packet, from mqtt_frame(). */
@@ -290,9 +291,11 @@ int64_t mqtt_frame(const uint8_t *buf, size_t len, uint32_t max_size, mqtt_frame
 
 /* Variable byte integer: decode returns bytes used (1..4), 0 if more bytes needed, <0 if malformed. */
 int mqtt_vbi_decode(const uint8_t *buf, size_t len, uint32_t *value);
-/* Encode value (<= 268435455) into buf (>= 4 bytes); returns bytes written. */
+/* Encode value (<= 268435455) into buf (>= 4 bytes); returns bytes written, 0 if value is too large. */
 int mqtt_vbi_encode(uint8_t *buf, uint32_t value);
+/* Bytes mqtt_vbi_encode() would write (1..4), 0 if value is too large. */
 int mqtt_vbi_size(uint32_t value);
+#define MQTT_VBI_MAX 268435455u
 
 /* --- validation --------------------------------------------------------------------------------------- */
 
@@ -342,6 +345,15 @@ bool mqtt_user_prop_next(mqtt_iter_t *it, mqtt_str_t *key, mqtt_str_t *value);
 /* Encoded size of the property block (length VBI included) for a packet of type `type`. Only the properties
  * whose bit is set in props->present are written; user properties come from props->user verbatim. */
 uint32_t mqtt_props_size(const mqtt_props_t *props);
+/* Write the property block mqtt_props_size() measured (ascending id order, each sub_ids[] entry as its own
+ * Subscription Identifier, the user run at id 0x26). Returns bytes written, 0 if cap is too small or the block
+ * cannot be encoded (a string over 65535 bytes, a total over 268435455). */
+size_t mqtt_props_encode(uint8_t *buf, size_t cap, const mqtt_props_t *props);
+
+/* Pseudo packet type naming the Will Properties of CONNECT, for mqtt_prop_allowed(). */
+#define MQTT_WILL_PROPS 0
+/* May property `id` appear in a packet of `type` (MQTT 5 table 2-4)? MQTT_WILL_PROPS for the will. */
+bool mqtt_prop_allowed(uint8_t type, uint8_t id);
 
 /* Each *_size() returns the full packet size; each encoder writes the full packet and returns its size, or 0
  * if cap is too small. For version < 5, properties and reason codes that 3.1.1 lacks are omitted. */
@@ -364,10 +376,13 @@ uint32_t mqtt_unsubscribe_size(uint8_t version, const mqtt_props_t *props, const
 	uint32_t n);
 size_t mqtt_encode_unsubscribe(uint8_t *buf, size_t cap, uint8_t version, uint16_t packet_id,
 	const mqtt_props_t *props, const mqtt_str_t *filters, uint32_t n);
-/* SUBACK / UNSUBACK (type selects). In 3.1.1 UNSUBACK carries no reason codes. */
+/* SUBACK / UNSUBACK (type selects). In 3.1.1 UNSUBACK carries no reason codes: the encoder ignores
+ * s->reasons there, and mqtt_suback_size() (which does not know the type) is exact for it only when
+ * s->count = 0, an upper bound otherwise. */
 uint32_t mqtt_suback_size(uint8_t version, const mqtt_suback_t *s);
 size_t mqtt_encode_suback(uint8_t *buf, size_t cap, uint8_t type, uint8_t version, const mqtt_suback_t *s);
-/* DISCONNECT (v5: reason + props; v3: 2 bytes) and AUTH. */
+/* DISCONNECT (v5: reason + props; v3: 2 bytes) and AUTH. Reason 0 with no properties is sent as the 2-byte
+ * form, a reason with no properties omits the property length. mqtt_disconnect_size(MQTT_V5, a) sizes AUTH. */
 uint32_t mqtt_disconnect_size(uint8_t version, const mqtt_ack_t *d);
 size_t mqtt_encode_disconnect(uint8_t *buf, size_t cap, uint8_t version, const mqtt_ack_t *d);
 size_t mqtt_encode_auth(uint8_t *buf, size_t cap, const mqtt_ack_t *a);
