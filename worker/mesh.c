@@ -26,11 +26,13 @@ enum frame_type {
 
 /* Both ends are the same binary on the same machine, so a msg_t header travels as is. */
 typedef struct frame_hdr {
-	uint32_t len;        /* whole frame, header included */
+	uint32_t len;        /* whole frame, header and padding included: frames start 8-byte aligned */
+	uint32_t body;       /* body bytes, without padding */
 	uint8_t type;
 	uint8_t flags;       /* MF_ACK_WANTED | enum mesh_pub_flags */
 	uint16_t group_len;  /* MF_PUB with MESH_GROUP: key bytes after the message data */
 	uint32_t a, b;       /* MF_GROUP: members, online; MF_ACK: count */
+	uint32_t reserved;
 } frame_hdr_t;
 
 #define FRAME_MAX (512u << 20)
@@ -132,13 +134,16 @@ void mesh_set_fd(int k, int fd, bool send_dump)
 static uint8_t *frame_start(peer_t *p, size_t body, uint8_t type, uint8_t flags)
 {
 	frame_hdr_t *h;
-	uint8_t *d = outq_reserve(&p->out, sizeof(*h) + body);
+	size_t total = (sizeof(*h) + body + 7) & ~(size_t)7;
+	uint8_t *d = outq_reserve(&p->out, total);
 
 	if (!d)
 		return NULL;
 	h = (frame_hdr_t *)d;
 	memset(h, 0, sizeof(*h));
-	h->len = (uint32_t)(sizeof(*h) + body);
+	memset(d + sizeof(*h) + body, 0, total - sizeof(*h) - body);
+	h->len = (uint32_t)total;
+	h->body = (uint32_t)body;
 	h->type = type;
 	h->flags = flags;
 	return d;
@@ -276,11 +281,11 @@ static void process(int k, const uint8_t *data, size_t len)
 		frame_hdr_t h;
 
 		memcpy(&h, s + off, sizeof(h));
-		if (h.len < sizeof(h) || h.len > FRAME_MAX)
+		if (h.len < sizeof(h) || h.len > FRAME_MAX || h.body > h.len - sizeof(h))
 			goto fail;
 		if (n - off < h.len)
 			break;
-		if (on_frame(k, &h, s + off + sizeof(h), h.len - sizeof(h)) < 0)
+		if (on_frame(k, &h, s + off + sizeof(h), h.body) < 0)
 			goto fail;
 		off += h.len;
 		if (!p->up)
@@ -353,7 +358,7 @@ void mesh_flush_all(void)
 
 			if (d) {
 				((frame_hdr_t *)d)->a = p->acks_owed;
-				p->out.pending.len += sizeof(frame_hdr_t);
+				p->out.pending.len += ((frame_hdr_t *)d)->len;
 				p->acks_owed = 0;
 			}
 		}
