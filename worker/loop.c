@@ -10,6 +10,7 @@
 #include "ctl.h"
 #include "log.h"
 #include "mesh.h"
+#include "rds.h"
 #include "sess.h"
 
 uint64_t loop_now_ms(void)
@@ -159,6 +160,9 @@ static void dispatch(struct io_uring_cqe *cqe)
 		if (!W->stopping || W->n_conns)
 			arm_timer();
 		break;
+	case UD_RDS:
+		rds_on_cqe(ud, cqe);
+		break;
 	case UD_IGNORE:
 	default:
 		break;
@@ -175,6 +179,7 @@ int loop_run(void)
 
 		conn_flush_all();
 		mesh_flush_all();
+		rds_flush_all();
 		ctl_flush();
 		if (W->stopping && conn_all_closed())
 			break;

@@ -293,6 +293,7 @@ enum ud_type {
 	UD_CTL,
 	UD_TIMER,
 	UD_IGNORE,
+	UD_RDS,        /* Redis connections: rds_on_cqe() decodes the rest of user_data */
 };
 
 #endif
