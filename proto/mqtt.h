@@ -261,6 +261,8 @@ typedef struct mqtt_subscribe {
 	uint16_t packet_id;
 	mqtt_props_t props;
 	uint32_t count;
+	uint32_t n_invalid;    /* entries whose filter is well-formed UTF-8 but not a valid filter: the broker
+	                          answers those per entry (0x8F / 0x80) instead of dropping the connection */
 	mqtt_str_t list;       /* raw topic list */
 	uint8_t version;
 } mqtt_subscribe_t;
@@ -310,6 +312,8 @@ bool mqtt_topic_filter_valid(const uint8_t *s, size_t len);
  * shared subscription; MQTT_E_TOPIC_FILTER if it is one but malformed (empty group, wildcard in group, no
  * filter). */
 int mqtt_share_parse(mqtt_str_t filter, mqtt_str_t *group, mqtt_str_t *inner);
+/* Check one SUBSCRIBE/UNSUBSCRIBE entry's filter: MQTT_OK (and *shared), MQTT_E_UTF8, or MQTT_E_TOPIC_FILTER. */
+int mqtt_filter_check(const mqtt_str_t *filter, bool *shared);
 /* Does topic name match filter? Implements '+', '#', and [MQTT-4.7.2-1] ($-topics not matched by a leading
  * wildcard). */
 bool mqtt_topic_match(const uint8_t *filter, size_t flen, const uint8_t *topic, size_t tlen);

@@ -258,8 +258,8 @@ mqtt_decode_ack(const mqtt_frame_t *f, uint8_t version, mqtt_ack_t *out)
 }
 
 /* One entry of a SUBSCRIBE or UNSUBSCRIBE list: the filter rules, shared or not [MQTT-4.8.2-1..2]. */
-static int
-check_filter(const mqtt_str_t *filter, bool *shared)
+int
+mqtt_filter_check(const mqtt_str_t *filter, bool *shared)
 {
 	mqtt_str_t group, inner;
 	int rc;
@@ -267,6 +267,7 @@ check_filter(const mqtt_str_t *filter, bool *shared)
 	if (!mqtt_utf8_valid(filter->p, filter->len))
 		return MQTT_E_UTF8;
 	rc = mqtt_share_parse(*filter, &group, &inner);
+	*shared = false;
 	if (rc < 0)
 		return rc;
 	*shared = rc == 1;
@@ -310,7 +311,10 @@ mqtt_decode_subscribe(const mqtt_frame_t *f, uint8_t version, mqtt_subscribe_t *
 
 		if (!rd_bin(&r, &filter) || !rd_u8(&r, &o))
 			return MQTT_E_MALFORMED;
-		if ((rc = check_filter(&filter, &shared)) < 0)
+		/* An invalid filter is answered per entry by the broker; a bad string is a malformed packet. */
+		if ((rc = mqtt_filter_check(&filter, &shared)) == MQTT_E_TOPIC_FILTER)
+			out->n_invalid++;
+		else if (rc < 0)
 			return rc;
 		/* [MQTT-3.8.3-5] (v5 bits 7..6), [MQTT-3-8.3-4] (3.1.1 bits 7..2) */
 		if (version == MQTT_V5 ? (o & 0xC0) != 0 : (o & 0xFC) != 0)
@@ -348,7 +352,9 @@ mqtt_decode_unsubscribe(const mqtt_frame_t *f, uint8_t version, mqtt_subscribe_t
 
 		if (!rd_bin(&r, &filter))
 			return MQTT_E_MALFORMED;
-		if ((rc = check_filter(&filter, &shared)) < 0)
+		if ((rc = mqtt_filter_check(&filter, &shared)) == MQTT_E_TOPIC_FILTER)
+			out->n_invalid++;
+		else if (rc < 0)
 			return rc;
 		out->count++;
 	}

@@ -97,9 +97,10 @@ check_value(uint8_t id, uint32_t v)
 		return v <= 1 ? MQTT_OK : MQTT_E_PROPERTY;
 	case MQTT_PROP_RECEIVE_MAXIMUM:
 	case MQTT_PROP_MAXIMUM_PACKET_SIZE:
-	case MQTT_PROP_TOPIC_ALIAS:
 	case MQTT_PROP_SUBSCRIPTION_ID:
 		return v != 0 ? MQTT_OK : MQTT_E_PROPERTY;
+	case MQTT_PROP_TOPIC_ALIAS:
+		/* 0 is checked by the receiver with its Topic Alias Maximum: it answers 0x94, not 0x82. */
 	default:
 		return MQTT_OK;
 	}

@@ -16,6 +16,7 @@
 #include "handle.h"
 #include "log.h"
 #include "loop.h"
+#include "route.h"
 #include "sess.h"
 
 /* A closing connection whose peer does not read gets this long to take its last bytes. */
@@ -180,6 +181,7 @@ static void conn_free(conn_t *c)
 	while (c->pend.len) {
 		p = ring_at(&c->pend, sizeof(pend_t), 0);
 		free(p->packet);
+		free(p->retained);
 		ring_pop(&c->pend);
 	}
 	ring_finish(&c->pend);
@@ -584,7 +586,15 @@ void conn_pend_flush(conn_t *c)
 			} else {
 				conn_send_ack(c, p->type, p->pid, p->reason);
 			}
+			for (uint32_t off = 0; off + 2 <= p->retained_len;) {
+				uint16_t len;
+
+				memcpy(&len, p->retained + off, 2);
+				route_send_retained(c->sess, (const char *)p->retained + off + 2, len);
+				off += 2u + len;
+			}
 		}
+		free(p->retained);
 		if (p->type == MQTT_PUBACK && c->inflight_in)
 			c->inflight_in--;
 		free(p->packet);

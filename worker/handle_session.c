@@ -19,6 +19,8 @@ int64_t handle_pend_push(conn_t *c, uint8_t type, uint16_t pid, uint8_t reason, 
 	p->waiting = 0;
 	p->packet = packet;
 	p->packet_len = packet_len;
+	p->retained = NULL;
+	p->retained_len = 0;
 	return (int64_t)(c->pend_seq + c->pend.len - 1);
 }
 

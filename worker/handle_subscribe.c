@@ -4,34 +4,46 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "buf.h"
 #include "conn.h"
 #include "route.h"
 
 #define MAX_FILTERS 1024
 
-static int queue_reply(conn_t *c, uint8_t type, uint16_t pid, const uint8_t *reasons, uint32_t n,
-	uint64_t *seq_out)
+/* Encode a SUBACK/UNSUBACK into a heap packet for the reply FIFO; a reason string explains failures when the
+ * client asked for problem information. */
+static int encode_reply(conn_t *c, uint8_t type, uint16_t pid, const uint8_t *reasons, uint32_t n,
+	uint8_t **pkt, uint32_t *len)
 {
+	static const char why[] = "invalid topic filter";
 	mqtt_suback_t s;
-	uint8_t *pkt;
-	uint32_t len;
-	int64_t seq;
 
 	memset(&s, 0, sizeof(s));
 	s.packet_id = pid;
 	s.reasons = reasons;
 	s.count = n;
-	len = mqtt_suback_size(c->version, &s);
-	pkt = malloc(len);
-	if (!pkt)
-		return CONN_E_NOMEM;
-	mqtt_encode_suback(pkt, len, type, c->version, &s);
-	seq = handle_pend_push(c, type, pid, 0, pkt, len);
-	if (seq < 0) {
-		free(pkt);
-		return CONN_E_NOMEM;
+	for (uint32_t i = 0; i < n && c->version == MQTT_V5 && c->problem_info; i++) {
+		if (reasons[i] == MQTT_RC_TOPIC_FILTER_INVALID) {
+			s.props.present |= MQTT_PROP_BIT(MQTT_PROP_REASON_STRING);
+			s.props.reason_string.p = (const uint8_t *)why;
+			s.props.reason_string.len = sizeof(why) - 1;
+			break;
+		}
 	}
-	*seq_out = (uint64_t)seq;
+	*len = mqtt_suback_size(c->version, &s);
+	*pkt = malloc(*len);
+	if (!*pkt)
+		return CONN_E_NOMEM;
+	*len = (uint32_t)mqtt_encode_suback(*pkt, *len, type, c->version, &s);
+	return 0;
+}
+
+static int remember_retained(buf_t *b, mqtt_str_t filter)
+{
+	uint16_t len = (uint16_t)filter.len;
+
+	if (buf_append(b, &len, sizeof(len)) < 0 || buf_append(b, filter.p, filter.len) < 0)
+		return -1;
 	return 0;
 }
 
@@ -44,7 +56,9 @@ int handle_subscribe(conn_t *c, const mqtt_frame_t *f)
 	mqtt_subopts_t opts;
 	uint32_t n = 0, subid = 0, waiting = 0;
 	uint64_t seq;
+	int64_t pseq;
 	pend_t *pe;
+	buf_t rbuf = { 0 };
 	int err;
 
 	err = mqtt_decode_subscribe(f, c->version, &s);
@@ -54,33 +68,37 @@ int handle_subscribe(conn_t *c, const mqtt_frame_t *f)
 		return MQTT_E_PROTOCOL;
 	if (s.props.present & MQTT_PROP_BIT(MQTT_PROP_SUBSCRIPTION_ID))
 		subid = s.props.sub_ids[0];
-	/* Reasons are filled below; the SUBACK's slot in the reply FIFO is taken first so the peers' acks for
-	 * the interest frames sent while subscribing resolve it. */
-	memset(reasons, 0, s.count);
-	err = queue_reply(c, MQTT_SUBACK, s.packet_id, reasons, s.count, &seq);
-	if (err < 0)
-		return err;
+	/* The SUBACK's slot in the reply FIFO is taken first so the peers' acks for the interest frames sent
+	 * while subscribing resolve it; its bytes are encoded once the reasons are known. */
+	pseq = handle_pend_push(c, MQTT_SUBACK, s.packet_id, 0, NULL, 0);
+	if (pseq < 0)
+		return CONN_E_NOMEM;
+	seq = (uint64_t)pseq;
 	mqtt_sub_iter(&s, &it);
 	while (mqtt_sub_next(&it, &filter, &opts)) {
 		uint32_t w = 0;
+		bool shared, retained = false;
 
-		reasons[n] = route_subscribe(c->sess, filter, &opts, subid, c, seq, &w);
+		if (mqtt_filter_check(&filter, &shared) != MQTT_OK)
+			reasons[n] = MQTT_RC_TOPIC_FILTER_INVALID;
+		else
+			reasons[n] = route_subscribe(c->sess, filter, &opts, subid, c, seq, &w, &retained);
 		if (c->version != MQTT_V5 && reasons[n] >= 0x80)
 			reasons[n] = 0x80;
+		if (retained && remember_retained(&rbuf, filter) < 0) {
+			buf_finish(&rbuf);
+			return CONN_E_NOMEM;
+		}
 		waiting += w;
 		n++;
 	}
 	pe = handle_pend_get(c, seq);
-	/* Re-encode now that the reasons are known (same length: one byte per filter). */
-	{
-		mqtt_suback_t sa;
-
-		memset(&sa, 0, sizeof(sa));
-		sa.packet_id = s.packet_id;
-		sa.reasons = reasons;
-		sa.count = n;
-		mqtt_encode_suback(pe->packet, pe->packet_len, MQTT_SUBACK, c->version, &sa);
-	}
+	/* Retained messages go after the SUBACK, which may still wait for other workers. */
+	pe->retained = rbuf.data;
+	pe->retained_len = rbuf.len;
+	err = encode_reply(c, MQTT_SUBACK, s.packet_id, reasons, n, &pe->packet, &pe->packet_len);
+	if (err < 0)
+		return err;
 	pe->waiting += waiting;
 	conn_pend_flush(c);
 	return 0;
@@ -92,8 +110,8 @@ int handle_unsubscribe(conn_t *c, const mqtt_frame_t *f)
 	mqtt_subscribe_t s;
 	mqtt_iter_t it;
 	mqtt_str_t filter;
-	uint32_t n = 0;
-	uint64_t seq;
+	uint32_t n = 0, len;
+	uint8_t *pkt;
 	int err;
 
 	err = mqtt_decode_unsubscribe(f, c->version, &s);
@@ -102,11 +120,21 @@ int handle_unsubscribe(conn_t *c, const mqtt_frame_t *f)
 	if (s.count > MAX_FILTERS)
 		return MQTT_E_PROTOCOL;
 	mqtt_sub_iter(&s, &it);
-	while (mqtt_unsub_next(&it, &filter))
-		reasons[n++] = route_unsubscribe(c->sess, filter);
-	err = queue_reply(c, MQTT_UNSUBACK, s.packet_id, reasons, n, &seq);
+	while (mqtt_unsub_next(&it, &filter)) {
+		bool shared;
+
+		if (mqtt_filter_check(&filter, &shared) != MQTT_OK)
+			reasons[n++] = MQTT_RC_TOPIC_FILTER_INVALID;
+		else
+			reasons[n++] = route_unsubscribe(c->sess, filter);
+	}
+	err = encode_reply(c, MQTT_UNSUBACK, s.packet_id, reasons, n, &pkt, &len);
 	if (err < 0)
 		return err;
+	if (handle_pend_push(c, MQTT_UNSUBACK, s.packet_id, 0, pkt, len) < 0) {
+		free(pkt);
+		return CONN_E_NOMEM;
+	}
 	conn_pend_flush(c);
 	return 0;
 }

@@ -87,14 +87,17 @@ static bool add_hit(sub_t *sub, const msg_t *m)
 	if (sub->opts.no_local && s->conn && s->conn->id == m->origin)
 		return true;
 	if (s->match_epoch == W->match_epoch) {
-		/* Overlapping subscriptions: one copy, at the highest QoS granted [MQTT-3.3.4-2]. */
+		/* Overlapping subscriptions: one copy, at the highest QoS granted [MQTT-3.3.4-2] — unless both carry
+		 * different subscription identifiers: then one copy each, with its own id [MQTT-3.3.4-5]. */
 		h = &hits[s->match_slot];
-		if (qos > h->qos)
-			h->qos = qos;
-		h->retain |= retain;
-		if (!h->subid)
-			h->subid = sub->subid;
-		return true;
+		if (!(h->subid && sub->subid && h->subid != sub->subid)) {
+			if (qos > h->qos)
+				h->qos = qos;
+			h->retain |= retain;
+			if (!h->subid)
+				h->subid = sub->subid;
+			return true;
+		}
 	}
 	if (n_hits == cap_hits) {
 		uint32_t cap = cap_hits ? cap_hits * 2 : 64;
@@ -105,8 +108,10 @@ static bool add_hit(sub_t *sub, const msg_t *m)
 		hits = p;
 		cap_hits = cap;
 	}
-	s->match_epoch = W->match_epoch;
-	s->match_slot = n_hits;
+	if (s->match_epoch != W->match_epoch) {
+		s->match_epoch = W->match_epoch;
+		s->match_slot = n_hits;
+	}
 	hits[n_hits++] = (hit_t){ .s = s, .subid = sub->subid, .qos = qos, .retain = retain };
 	return true;
 }
@@ -404,8 +409,18 @@ static void send_retained(sess_t *s, const sub_t *sub)
 	}
 }
 
+void route_send_retained(sess_t *s, const char *filter, size_t len)
+{
+	for (sub_t *sub = s->subs; sub; sub = sub->next) {
+		if (sub->filter_len == len && memcmp(sub->filter, filter, len) == 0) {
+			send_retained(s, sub);
+			return;
+		}
+	}
+}
+
 uint8_t route_subscribe(sess_t *s, mqtt_str_t filter, const mqtt_subopts_t *opts, uint32_t subid, conn_t *c,
-	uint64_t seq, uint32_t *waiting)
+	uint64_t seq, uint32_t *waiting, bool *retained)
 {
 	mqtt_str_t group, inner;
 	bool shared;
@@ -413,6 +428,7 @@ uint8_t route_subscribe(sess_t *s, mqtt_str_t filter, const mqtt_subopts_t *opts
 	bool existed = false;
 
 	*waiting = 0;
+	*retained = false;
 	shared = mqtt_share_parse(filter, &group, &inner) == 1;
 	if (!shared)
 		inner = filter;
@@ -468,8 +484,7 @@ uint8_t route_subscribe(sess_t *s, mqtt_str_t filter, const mqtt_subopts_t *opts
 		s->n_subs++;
 	}
 	/* Retained messages: not for shared subscriptions; retain handling 1 only for a new subscription. */
-	if (!shared && (opts->retain_handling == 0 || (opts->retain_handling == 1 && !existed)))
-		send_retained(s, sub);
+	*retained = !shared && (opts->retain_handling == 0 || (opts->retain_handling == 1 && !existed));
 	return opts->qos;
 
 err_sub:

@@ -25,9 +25,12 @@ void route_deliver_local(msg_t *m);
 /* A message forwarded by a peer for shared group `key`: deliver to one local member. */
 void route_deliver_group(msg_t *m, const char *key, size_t len);
 /* Subscribe s to filter (possibly $share/...). Returns the SUBACK reason code; *waiting counts the peers whose
- * ack the SUBACK (reply seq of c) must wait for. Sends matching retained messages as retain handling says. */
+ * ack the SUBACK (reply seq of c) must wait for; *retained says whether retained messages are due (retain
+ * handling), to be sent with route_send_retained() once the SUBACK is written. */
 uint8_t route_subscribe(sess_t *s, mqtt_str_t filter, const mqtt_subopts_t *opts, uint32_t subid, conn_t *c,
-	uint64_t seq, uint32_t *waiting);
+	uint64_t seq, uint32_t *waiting, bool *retained);
+/* Deliver the retained messages matching s's subscription `filter` (if it still exists). */
+void route_send_retained(sess_t *s, const char *filter, size_t len);
 /* Returns 0x00 or 0x11 (no subscription existed). */
 uint8_t route_unsubscribe(sess_t *s, mqtt_str_t filter);
 /* Drop every subscription of s (session end). */

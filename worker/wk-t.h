@@ -142,6 +142,8 @@ typedef struct pend {
 	uint32_t waiting;          /* acks still expected from peers */
 	uint8_t *packet;           /* pre-encoded reply (SUBACK/UNSUBACK), or NULL */
 	uint32_t packet_len;
+	uint8_t *retained;         /* SUBACK: filters (u16 length + bytes) whose retained messages follow it */
+	uint32_t retained_len;
 } pend_t;
 
 enum conn_state {
