@@ -1,0 +1,576 @@
+/*
+ * bench.c — ringmq-bench: command line, phases and the report.
+ *
+ * The main thread never touches a socket: it parses options, raises RLIMIT_NOFILE, starts one engine thread
+ * per --threads (bench_conn.c), drives the phases (subscribers, publishers, run, drain, stop) through
+ * bench_shared_t, prints a line every --interval from the threads' interval counters and, after joining
+ * them, the final report (bench_report.c). Exit status: 0 ok, 1 PUBACKed messages were lost, 2 setup failure.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <getopt.h>
+#include <netdb.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "bench_cfg.h"
+#include "bench_conn.h"
+#include "bench_report.h"
+#include "mqtt.h"
+
+static volatile sig_atomic_t interrupted;
+
+static void
+on_signal(int sig)
+{
+	(void)sig;
+	interrupted = 1;
+}
+
+static void
+usage(FILE *fp)
+{
+	fprintf(fp,
+		"usage: ringmq-bench [options]\n"
+		"Load generator for any MQTT broker: N publisher/subscriber pairs, QoS 1 by default, exact loss,\n"
+		"duplicate and ordering accounting per pair, end-to-end and PUBACK latency histograms.\n\n"
+		"  --host H             broker address (default 127.0.0.1)\n"
+		"  --port P             broker port (default 1883)\n"
+		"  --pairs N            publishers and subscribers (default 1)\n"
+		"  --rate R             messages/s per publisher, fractional allowed, evenly spread (default 1)\n"
+		"  --payload B          payload bytes, >= %d: send time, pair, sequence, run id (default 62)\n"
+		"  --qos 0|1|2          QoS of PUBLISH and SUBSCRIBE (default 1)\n"
+		"  --mqtt 3.1.1|5       protocol version (default 3.1.1)\n"
+		"  --duration S         measured seconds (default 10)\n"
+		"  --warmup S           seconds published before measuring, not counted in rates (default 2)\n"
+		"  --offline S          mid-run, all subscribers disconnect for S seconds (default 0)\n"
+		"  --drain S            after publishing stops, wait up to S s for outstanding messages (default 5)\n"
+		"  --connect-rate R     new connections per second while ramping up, 0: unpaced (default 5000)\n"
+		"  --max-pending N      connections in handshake at once (default 512)\n"
+		"  --connect-timeout S  per-connection CONNECT/SUBSCRIBE timeout, retried after (default 10)\n"
+		"  --max-inflight N     unacknowledged PUBLISHes per publisher before skipping (default 1000)\n"
+		"  --threads T          engine threads, each with its own io_uring (default 1)\n"
+		"  --keepalive S        MQTT keepalive (default 60)\n"
+		"  --session-expiry S   MQTT 5 subscriber session expiry (default 3600)\n"
+		"  --pub-topic PAT      publish topic, %%d = pair index (default europe/ua/kyiv/%%d/0)\n"
+		"  --sub-topic PAT      subscription, %%d = pair index (default europe/ua/kyiv/%%d/+)\n"
+		"  --client-prefix S    client id prefix (default rmqb<run id>; ids are PREFIX-s<i>, PREFIX-p<i>)\n"
+		"  --no-src-spread      do not bind sources over 127.0.0.0/8 (default: spread when the broker is\n"
+		"                       on loopback, so ephemeral ports never run out)\n"
+		"  --interval S         periodic line every S seconds (default 10)\n"
+		"  --json FILE          write the final report as JSON (\"-\": stdout)\n"
+		"  --json-pairs         include one row per pair in the JSON\n"
+		"  --markers            print 'MEASURE BEGIN' / 'MEASURE END' lines on stdout (for bench-p2p)\n"
+		"  --first-pair K       number pairs from K: several ringmq-bench processes can share one broker\n"
+		"                       (--first-pair 0, N, 2N ... with --pairs N) when RLIMIT_NOFILE caps\n"
+		"                       one process (default 0)\n"
+		"  -h, --help\n\n"
+		"Exit status: 0 ok, 1 PUBACKed messages were lost, 2 setup failed or interrupted.\n",
+		BENCH_PAYLOAD_HDR);
+}
+
+enum opt_id {
+	O_HOST = 256, O_PORT, O_PAIRS, O_RATE, O_PAYLOAD, O_QOS, O_MQTT, O_DURATION, O_WARMUP, O_OFFLINE,
+	O_DRAIN, O_CRATE, O_MAXPEND, O_CTIMEOUT, O_INFLIGHT, O_THREADS, O_KEEPALIVE, O_EXPIRY, O_PUBT, O_SUBT,
+	O_PREFIX, O_NOSPREAD, O_INTERVAL, O_JSON, O_JSONPAIRS, O_MARKERS, O_FIRST,
+};
+
+static const struct option long_opts[] = {
+	{ "host", required_argument, NULL, O_HOST },
+	{ "port", required_argument, NULL, O_PORT },
+	{ "pairs", required_argument, NULL, O_PAIRS },
+	{ "rate", required_argument, NULL, O_RATE },
+	{ "payload", required_argument, NULL, O_PAYLOAD },
+	{ "qos", required_argument, NULL, O_QOS },
+	{ "mqtt", required_argument, NULL, O_MQTT },
+	{ "duration", required_argument, NULL, O_DURATION },
+	{ "warmup", required_argument, NULL, O_WARMUP },
+	{ "offline", required_argument, NULL, O_OFFLINE },
+	{ "drain", required_argument, NULL, O_DRAIN },
+	{ "connect-rate", required_argument, NULL, O_CRATE },
+	{ "max-pending", required_argument, NULL, O_MAXPEND },
+	{ "connect-timeout", required_argument, NULL, O_CTIMEOUT },
+	{ "max-inflight", required_argument, NULL, O_INFLIGHT },
+	{ "threads", required_argument, NULL, O_THREADS },
+	{ "keepalive", required_argument, NULL, O_KEEPALIVE },
+	{ "session-expiry", required_argument, NULL, O_EXPIRY },
+	{ "pub-topic", required_argument, NULL, O_PUBT },
+	{ "sub-topic", required_argument, NULL, O_SUBT },
+	{ "client-prefix", required_argument, NULL, O_PREFIX },
+	{ "no-src-spread", no_argument, NULL, O_NOSPREAD },
+	{ "interval", required_argument, NULL, O_INTERVAL },
+	{ "json", required_argument, NULL, O_JSON },
+	{ "json-pairs", no_argument, NULL, O_JSONPAIRS },
+	{ "markers", no_argument, NULL, O_MARKERS },
+	{ "first-pair", required_argument, NULL, O_FIRST },
+	{ "help", no_argument, NULL, 'h' },
+	{ NULL, 0, NULL, 0 },
+};
+
+typedef struct opts {
+	bench_cfg_t cfg;
+	const char *host;
+	const char *json;
+	bool json_pairs;
+	bool markers;
+	bool no_spread;
+} opts_t;
+
+static bool
+num(const char *name, const char *s, double lo, double hi, double *out)
+{
+	char *end;
+	double v;
+
+	errno = 0;
+	v = strtod(s, &end);
+	if (errno != 0 || end == s || *end != '\0' || !(v >= lo && v <= hi)) {
+		fprintf(stderr, "ringmq-bench: --%s: '%s' is not a number in [%g, %g]\n", name, s, lo, hi);
+		return false;
+	}
+	*out = v;
+	return true;
+}
+
+static int64_t
+secs_ns(double s)
+{
+	return (int64_t)(s * 1e9);
+}
+
+static int
+parse_opts(int argc, char **argv, opts_t *o)
+{
+	bench_cfg_t *c = &o->cfg;
+	double v;
+	int opt;
+
+	memset(o, 0, sizeof(*o));
+	o->host = "127.0.0.1";
+	c->dst.sin_family = AF_INET;
+	c->dst.sin_port = htons(1883);
+	c->pairs = 1;
+	c->threads = 1;
+	c->rate = 1;
+	c->payload = 62;
+	c->qos = 1;
+	c->version = MQTT_V311;
+	c->warmup_ns = secs_ns(2);
+	c->duration_ns = secs_ns(10);
+	c->drain_ns = secs_ns(5);
+	c->interval_ns = secs_ns(10);
+	c->connect_timeout_ns = secs_ns(10);
+	c->connect_rate = 5000;
+	c->max_pending = 512;
+	c->max_inflight = 1000;
+	c->keepalive = 60;
+	c->session_expiry = 3600;
+	c->pub_topic = "europe/ua/kyiv/%d/0";
+	c->sub_topic = "europe/ua/kyiv/%d/+";
+
+	while ((opt = getopt_long(argc, argv, "h", long_opts, NULL)) != -1) {
+		const char *name = opt >= O_HOST ? long_opts[opt - O_HOST].name : "";
+		bool ok = true;
+
+		switch (opt) {
+		case O_HOST: o->host = optarg; break;
+		case O_PORT: ok = num(name, optarg, 1, 65535, &v); c->dst.sin_port = htons((uint16_t)v); break;
+		case O_PAIRS: ok = num(name, optarg, 1, 10000000, &v); c->pairs = (uint32_t)v; break;
+		case O_RATE: ok = num(name, optarg, 1e-6, 1e6, &c->rate); break;
+		case O_PAYLOAD: ok = num(name, optarg, BENCH_PAYLOAD_HDR, 1 << 20, &v); c->payload = (uint32_t)v;
+			break;
+		case O_QOS: ok = num(name, optarg, 0, 2, &v); c->qos = (uint8_t)v; break;
+		case O_MQTT:
+			if (strcmp(optarg, "5") == 0 || strcmp(optarg, "5.0") == 0) {
+				c->version = MQTT_V5;
+			} else if (strcmp(optarg, "3.1.1") == 0 || strcmp(optarg, "3") == 0 ||
+				   strcmp(optarg, "4") == 0 || strcmp(optarg, "311") == 0) {
+				c->version = MQTT_V311;
+			} else {
+				fprintf(stderr, "ringmq-bench: --mqtt: 3.1.1 or 5\n");
+				ok = false;
+			}
+			break;
+		case O_DURATION: ok = num(name, optarg, 0.001, 1e6, &v); c->duration_ns = secs_ns(v); break;
+		case O_WARMUP: ok = num(name, optarg, 0, 1e6, &v); c->warmup_ns = secs_ns(v); break;
+		case O_OFFLINE: ok = num(name, optarg, 0, 1e6, &v); c->offline_ns = secs_ns(v); break;
+		case O_DRAIN: ok = num(name, optarg, 0, 1e6, &v); c->drain_ns = secs_ns(v); break;
+		case O_CRATE: ok = num(name, optarg, 0, 1e9, &c->connect_rate); break;
+		case O_MAXPEND: ok = num(name, optarg, 1, 1e7, &v); c->max_pending = (uint32_t)v; break;
+		case O_CTIMEOUT: ok = num(name, optarg, 0.1, 3600, &v); c->connect_timeout_ns = secs_ns(v); break;
+		case O_INFLIGHT: ok = num(name, optarg, 1, 65535, &v); c->max_inflight = (uint32_t)v; break;
+		case O_THREADS: ok = num(name, optarg, 1, 1024, &v); c->threads = (uint32_t)v; break;
+		case O_KEEPALIVE: ok = num(name, optarg, 0, 65535, &v); c->keepalive = (uint16_t)v; break;
+		case O_EXPIRY: ok = num(name, optarg, 0, 4294967295.0, &v); c->session_expiry = (uint32_t)v; break;
+		case O_PUBT: c->pub_topic = optarg; break;
+		case O_SUBT: c->sub_topic = optarg; break;
+		case O_PREFIX:
+			if (strlen(optarg) >= sizeof(c->client_prefix)) {
+				fprintf(stderr, "ringmq-bench: --client-prefix: at most %zu bytes\n",
+					sizeof(c->client_prefix) - 1);
+				ok = false;
+			}
+			snprintf(c->client_prefix, sizeof(c->client_prefix), "%s", optarg);
+			break;
+		case O_NOSPREAD: o->no_spread = true; break;
+		case O_INTERVAL: ok = num(name, optarg, 0.1, 1e6, &v); c->interval_ns = secs_ns(v); break;
+		case O_JSON: o->json = optarg; break;
+		case O_JSONPAIRS: o->json_pairs = true; break;
+		case O_MARKERS: o->markers = true; break;
+		case O_FIRST: ok = num(name, optarg, 0, 100000000, &v); c->first_pair = (uint32_t)v; break;
+		case 'h': usage(stdout); exit(0);
+		default: usage(stderr); return -1;
+		}
+		if (!ok)
+			return -1;
+	}
+	if (optind != argc) {
+		fprintf(stderr, "ringmq-bench: unexpected argument '%s'\n", argv[optind]);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+check_cfg(opts_t *o)
+{
+	bench_cfg_t *c = &o->cfg;
+	struct addrinfo hints = { .ai_family = AF_INET, .ai_socktype = SOCK_STREAM }, *ai;
+	char buf[256];
+	size_t n;
+	int r;
+
+	if (c->offline_ns > 0 && c->offline_ns >= c->duration_ns) {
+		fprintf(stderr, "ringmq-bench: --offline must be shorter than --duration (it happens mid-run)\n");
+		return -1;
+	}
+	if (c->threads > c->pairs)
+		c->threads = c->pairs;
+	n = bench_topic(buf, sizeof(buf), c->pub_topic, 0);
+	if (n == 0 || n + 1 >= sizeof(buf) || !mqtt_topic_name_valid((const uint8_t *)buf, n)) {
+		fprintf(stderr, "ringmq-bench: --pub-topic '%s' is not a valid topic name\n", c->pub_topic);
+		return -1;
+	}
+	n = bench_topic(buf, sizeof(buf), c->sub_topic, 0);
+	if (n == 0 || n + 1 >= sizeof(buf) || !mqtt_topic_filter_valid((const uint8_t *)buf, n)) {
+		fprintf(stderr, "ringmq-bench: --sub-topic '%s' is not a valid topic filter\n", c->sub_topic);
+		return -1;
+	}
+	if (!strstr(c->pub_topic, "%d") || !strstr(c->sub_topic, "%d"))
+		fprintf(stderr, "ringmq-bench: warning: a topic without %%d: pairs share topics, and only a "
+			"subscriber's own pair is accounted\n");
+	r = getaddrinfo(o->host, NULL, &hints, &ai);
+	if (r != 0) {
+		fprintf(stderr, "ringmq-bench: --host %s: %s\n", o->host, gai_strerror(r));
+		return -1;
+	}
+	c->dst.sin_addr = ((struct sockaddr_in *)ai->ai_addr)->sin_addr;
+	freeaddrinfo(ai);
+	c->src_spread = !o->no_spread && (ntohl(c->dst.sin_addr.s_addr) >> 24) == 127;
+	if (c->run_id == 0) {
+		struct timespec ts;
+
+		clock_gettime(CLOCK_REALTIME, &ts);
+		c->run_id = (uint32_t)(ts.tv_nsec ^ (ts.tv_sec << 8) ^ ((long)getpid() << 16)) | 1;
+	}
+	/* A unique prefix per run: subscribers use persistent sessions, and a session left by an earlier run
+	 * would otherwise deliver its queued messages into this one. */
+	if (c->client_prefix[0] == '\0')
+		snprintf(c->client_prefix, sizeof(c->client_prefix), "rmqb%08x", c->run_id);
+	return 0;
+}
+
+/* Two sockets per pair plus the rings, stdio and slack. Raise the soft limit, and the hard one if we may. */
+static int
+raise_nofile(uint32_t pairs, uint64_t *got)
+{
+	uint64_t need = 2ull * pairs + 256;
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+		return -errno;
+	if (rl.rlim_cur < need) {
+		if (rl.rlim_max < need) {
+			struct rlimit up = { need, need };
+
+			if (setrlimit(RLIMIT_NOFILE, &up) == 0) {
+				*got = need;
+				return 0;
+			}
+			fprintf(stderr, "ringmq-bench: RLIMIT_NOFILE hard limit %llu is too low for %u pairs "
+				"(need %llu): raise it (ulimit -Hn, /etc/security/limits.conf, systemd LimitNOFILE) "
+				"or run with CAP_SYS_RESOURCE\n", (unsigned long long)rl.rlim_max, pairs,
+				(unsigned long long)need);
+			return -EMFILE;
+		}
+		rl.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+			return -errno;
+	}
+	*got = rl.rlim_cur;
+	return 0;
+}
+
+static void
+sleep_ns(int64_t ns)
+{
+	struct timespec ts = { ns / NS_PER_SEC, ns % NS_PER_SEC };
+
+	nanosleep(&ts, NULL);
+}
+
+typedef struct runner {
+	opts_t *o;
+	bench_shared_t *sh;
+	bconn_thread_t **th;
+	uint32_t n;
+	int64_t next_line;
+	int64_t last_line;
+} runner_t;
+
+static void
+sum_ready(const runner_t *r, uint32_t *subs, uint32_t *pubs, uint64_t *inflight, uint64_t *outstanding)
+{
+	*subs = *pubs = 0;
+	*inflight = *outstanding = 0;
+	for (uint32_t i = 0; i < r->n; i++) {
+		const bconn_progress_t *p = bconn_progress(r->th[i]);
+
+		*subs += atomic_load_explicit(&p->subs_ready, memory_order_relaxed);
+		*pubs += atomic_load_explicit(&p->pubs_ready, memory_order_relaxed);
+		*inflight += atomic_load_explicit(&p->inflight, memory_order_relaxed);
+		*outstanding += atomic_load_explicit(&p->outstanding, memory_order_relaxed);
+	}
+}
+
+/* Print the periodic line when it is due. t0: publishing start (0: still ramping). */
+static void
+maybe_line(runner_t *r, int64_t now, int64_t t0)
+{
+	bconn_interval_t iv;
+	uint32_t subs, pubs;
+	uint64_t inflight, outstanding;
+
+	if (now < r->next_line)
+		return;
+	bconn_interval_init(&iv);
+	for (uint32_t i = 0; i < r->n; i++)
+		bconn_take_interval(r->th[i], &iv);
+	sum_ready(r, &subs, &pubs, &inflight, &outstanding);
+	report_interval(stderr, t0 ? (double)(now - t0) / 1e9 : 0.0, (double)(now - r->last_line) / 1e9, &iv,
+		subs, pubs, r->o->cfg.pairs, inflight, outstanding);
+	r->last_line = now;
+	r->next_line = now + r->o->cfg.interval_ns;
+}
+
+static bool
+stop_requested(const runner_t *r)
+{
+	return interrupted || atomic_load(&r->sh->abort);
+}
+
+/* Wait until `want` connections of one kind are ready; false on timeout or interruption. */
+static bool
+wait_ready(runner_t *r, bool subs_kind, int64_t limit)
+{
+	const bench_cfg_t *c = &r->o->cfg;
+	int64_t deadline = bench_now() + limit;
+
+	for (;;) {
+		uint32_t subs, pubs;
+		uint64_t a, b;
+		int64_t now = bench_now();
+
+		sum_ready(r, &subs, &pubs, &a, &b);
+		if ((subs_kind ? subs : pubs) >= c->pairs)
+			return true;
+		if (stop_requested(r))
+			return false;
+		if (now > deadline) {
+			int e = 0;
+			uint64_t errs = 0;
+
+			for (uint32_t i = 0; i < r->n; i++) {
+				const bconn_progress_t *p = bconn_progress(r->th[i]);
+
+				errs += atomic_load(&p->connect_errors);
+				if (atomic_load(&p->last_errno))
+					e = atomic_load(&p->last_errno);
+			}
+			fprintf(stderr, "ringmq-bench: only %u of %u %s connected in time (%llu connect errors%s%s)\n",
+				subs_kind ? subs : pubs, c->pairs, subs_kind ? "subscribers" : "publishers",
+				(unsigned long long)errs, e ? ", last: " : "", e ? strerror(e) : "");
+			return false;
+		}
+		maybe_line(r, now, 0);
+		sleep_ns(10000000);
+	}
+}
+
+static void
+collect(const runner_t *r, bench_result_t *res)
+{
+	bconn_interval_init(&res->win);
+	for (uint32_t i = 0; i < r->n; i++) {
+		const bconn_thread_t *t = r->th[i];
+		const bconn_progress_t *p = bconn_progress(t);
+
+		for (uint32_t j = 0; j < bconn_npairs(t); j++)
+			bstat_totals_add(&res->tot, bconn_pair(t, j));
+		bconn_interval_merge(&res->win, bconn_window(t));
+		res->connect_errors += atomic_load(&p->connect_errors);
+		res->disconnects += atomic_load(&p->disconnects);
+		res->session_lost += atomic_load(&p->session_lost);
+		res->proto_errors += atomic_load(&p->proto_errors);
+		res->sub_refused += atomic_load(&p->sub_refused);
+		res->skipped += atomic_load(&p->skipped);
+		res->inflight_end += atomic_load(&p->inflight);
+		res->foreign += bconn_foreign(t);
+	}
+}
+
+int
+main(int argc, char **argv)
+{
+	static bench_result_t res;
+	opts_t o;
+	bench_shared_t sh;
+	runner_t run;
+	struct sigaction sa;
+	int64_t t0, t_end, now, ramp_limit, phase_at;
+	uint64_t nofile = 0;
+	uint32_t started = 0;
+	int rc;
+
+	if (parse_opts(argc, argv, &o) < 0 || check_cfg(&o) < 0)
+		return 2;
+	if (raise_nofile(o.cfg.pairs, &nofile) < 0)
+		return 2;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = SIG_IGN;
+	sigaction(SIGPIPE, &sa, NULL);
+	sa.sa_handler = on_signal;
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+
+	memset(&sh, 0, sizeof(sh));
+	sh.cfg = &o.cfg;
+	atomic_init(&sh.phase, BENCH_PH_SUBS);
+	memset(&run, 0, sizeof(run));
+	run.o = &o;
+	run.sh = &sh;
+	run.n = o.cfg.threads;
+	run.th = calloc(run.n, sizeof(*run.th));
+	if (run.th == NULL)
+		return 2;
+	res.cfg = &o.cfg;
+	res.rlimit_nofile = nofile;
+	res.threads = run.th;
+	res.nthreads = run.n;
+	for (uint32_t i = 0; i < run.n; i++) {
+		run.th[i] = bconn_create(&o.cfg, &sh, i);
+		if (run.th[i] == NULL) {
+			fprintf(stderr, "ringmq-bench: out of memory for thread %u\n", i);
+			return 2;
+		}
+	}
+	fprintf(stderr, "ringmq-bench: %u pairs, %u threads, MQTT %s QoS %u, %g msg/s per publisher, client ids "
+		"%s-{s,p}<i>\n", o.cfg.pairs, run.n, o.cfg.version == MQTT_V5 ? "5" : "3.1.1", o.cfg.qos,
+		o.cfg.rate, o.cfg.client_prefix);
+	for (uint32_t i = 0; i < run.n; i++) {
+		if ((rc = bconn_start(run.th[i])) != 0) {
+			fprintf(stderr, "ringmq-bench: pthread_create: %s\n", strerror(rc));
+			res.setup_failed = true;
+			break;
+		}
+		started++;
+	}
+	/* A ramp gets twice the time the connect rate needs, plus 30 s for retries and a slow broker. */
+	ramp_limit = (o.cfg.connect_rate > 0 ? secs_ns(2.0 * o.cfg.pairs / o.cfg.connect_rate) : 0) + secs_ns(30);
+	run.last_line = bench_now();
+	run.next_line = run.last_line + o.cfg.interval_ns;
+
+	phase_at = bench_now();
+	if (!res.setup_failed && !wait_ready(&run, true, ramp_limit))
+		res.setup_failed = true;
+	res.ramp_subs_s = (double)(bench_now() - phase_at) / 1e9;
+	if (!res.setup_failed) {
+		phase_at = bench_now();
+		atomic_store(&sh.phase, BENCH_PH_PUBS);
+		if (!wait_ready(&run, false, ramp_limit))
+			res.setup_failed = true;
+		res.ramp_pubs_s = (double)(bench_now() - phase_at) / 1e9;
+	}
+	if (!res.setup_failed) {
+		fprintf(stderr, "ringmq-bench: %u subscribers in %.2f s, %u publishers in %.2f s; publishing\n",
+			o.cfg.pairs, res.ramp_subs_s, o.cfg.pairs, res.ramp_pubs_s);
+		t0 = bench_now() + 20000000; /* the threads pick it up on their next 1 ms tick */
+		atomic_store(&sh.t_start, t0);
+		atomic_store(&sh.phase, BENCH_PH_RUN);
+		t_end = t0 + o.cfg.warmup_ns + o.cfg.duration_ns;
+		run.last_line = t0;
+		run.next_line = t0 + o.cfg.interval_ns;
+		bool began = false;
+
+		while ((now = bench_now()) < t_end && !stop_requested(&run)) {
+			if (o.markers && !began && now >= t0 + o.cfg.warmup_ns) {
+				began = true;
+				printf("MEASURE BEGIN\n");
+				fflush(stdout);
+			}
+			maybe_line(&run, now, t0);
+			sleep_ns(5000000);
+		}
+		if (o.markers) {
+			printf("MEASURE END\n");
+			fflush(stdout);
+		}
+		res.window_s = (double)o.cfg.duration_ns / 1e9;
+		res.interrupted = stop_requested(&run);
+		/* Drain: publishing has stopped; wait for PUBACKs and deliveries still on their way. QoS 0 has no
+		 * acknowledgement to wait for: give deliveries a second. The first 20 ms let every thread's last
+		 * tick publish its counters. */
+		int64_t drain_limit = o.cfg.qos == 0 && o.cfg.drain_ns > NS_PER_SEC ? NS_PER_SEC : o.cfg.drain_ns;
+
+		sleep_ns(20000000);
+		for (;;) {
+			uint32_t subs, pubs;
+			uint64_t inflight, outstanding;
+
+			now = bench_now();
+			sum_ready(&run, &subs, &pubs, &inflight, &outstanding);
+			if (o.cfg.qos > 0 && subs == o.cfg.pairs && inflight == 0 && outstanding == 0) {
+				res.drained = true;
+				break;
+			}
+			if (now - t_end > drain_limit || stop_requested(&run))
+				break;
+			maybe_line(&run, now, t0);
+			sleep_ns(10000000);
+		}
+		/* The threads publish their counters every 50 ms: let the last ones land. */
+		sleep_ns(60000000);
+		res.drain_s = (double)(bench_now() - t_end) / 1e9;
+		run.next_line = 0;
+		maybe_line(&run, bench_now(), t0);
+	}
+	atomic_store(&sh.phase, BENCH_PH_STOP);
+	for (uint32_t i = 0; i < started; i++)
+		bconn_join(run.th[i]);
+	if (atomic_load(&sh.abort))
+		res.setup_failed = true;
+	collect(&run, &res);
+	report_print(stdout, &res);
+	if (o.json != NULL && (rc = report_json(o.json, &res, o.json_pairs)) < 0)
+		fprintf(stderr, "ringmq-bench: cannot write %s: %s\n", o.json, strerror(-rc));
+	rc = report_status(&res);
+	for (uint32_t i = 0; i < run.n; i++)
+		bconn_destroy(run.th[i]);
+	free(run.th);
+	return rc;
+}

@@ -1,0 +1,61 @@
+/*
+ * bench_cfg.h — ringmq-bench configuration and the state its threads share (types only).
+ *
+ * bench.c fills a bench_cfg_t from the command line; the engine threads (bench_conn.c) read it and never write
+ * it. bench_shared_t is the only memory written by more than one thread: the main thread drives the phases,
+ * the engine threads publish progress counters; all through C11 atomics.
+ */
+#ifndef RINGMQ_BENCH_CFG_H
+#define RINGMQ_BENCH_CFG_H
+
+#include <netinet/in.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#define NS_PER_SEC INT64_C(1000000000)
+#define BENCH_PAYLOAD_HDR 24 /* send time u64, pair u32, seq u32, run id u32, magic u32 */
+#define BENCH_MAGIC 0x524d5142u /* "RMQB" */
+
+typedef struct bench_cfg {
+	struct sockaddr_in dst;
+	uint32_t pairs;
+	uint32_t first_pair;      /* pair indexes are first_pair .. first_pair + pairs - 1 */
+	uint32_t threads;
+	double rate;             /* messages per second per publisher */
+	uint32_t payload;        /* bytes, >= BENCH_PAYLOAD_HDR */
+	uint8_t qos;
+	uint8_t version;         /* enum mqtt_version */
+	int64_t warmup_ns;
+	int64_t duration_ns;
+	int64_t offline_ns;      /* 0: no offline period */
+	int64_t drain_ns;
+	int64_t interval_ns;     /* periodic report */
+	int64_t connect_timeout_ns;
+	double connect_rate;     /* new connections per second, all threads together; 0: unpaced */
+	uint32_t max_pending;    /* connections between connect() and CONNACK, all threads together */
+	uint32_t max_inflight;   /* unacked QoS 1/2 PUBLISHes per publisher */
+	uint16_t keepalive;
+	uint32_t session_expiry; /* MQTT 5 subscribers */
+	bool src_spread;         /* bind sources over 127.0.0.0/8 */
+	const char *pub_topic;   /* "%d" is replaced by the pair index */
+	const char *sub_topic;
+	char client_prefix[48];
+	uint32_t run_id;
+} bench_cfg_t;
+
+enum bench_phase {
+	BENCH_PH_SUBS = 0,       /* connect and subscribe the subscribers */
+	BENCH_PH_PUBS = 1,       /* connect the publishers */
+	BENCH_PH_RUN = 2,        /* publish; t_start is set */
+	BENCH_PH_STOP = 3,       /* disconnect everything and leave the loop */
+};
+
+typedef struct bench_shared {
+	const bench_cfg_t *cfg;
+	_Atomic int phase;
+	_Atomic int64_t t_start; /* CLOCK_MONOTONIC ns of the first scheduled publish (set before PH_RUN) */
+	_Atomic bool abort;      /* fatal error in a thread: the main thread stops the run */
+} bench_shared_t;
+
+#endif
