@@ -80,8 +80,8 @@ START_TEST(test_defaults_as_documented_in_config_h)
 	ck_assert_uint_eq(c.connect_timeout_ms, 10000);
 	ck_assert_uint_eq(c.shutdown_timeout_ms, 5000);
 	ck_assert_uint_eq(c.restart_backoff_ms, 100);
-	ck_assert_uint_eq(c.buf_ring_entries, 4096);
-	ck_assert_uint_eq(c.buf_size, 16384);
+	ck_assert_uint_eq(c.buf_ring_entries, 2048);
+	ck_assert_uint_eq(c.buf_size, 4096);
 	ck_assert_uint_eq(c.ring_entries, 4096);
 }
 END_TEST
@@ -122,7 +122,7 @@ START_TEST(test_precedence_file_env_argv)
 {
 	config_t c;
 	char err[256];
-	const char *path = write_file("port = 1000;\nworkers = 3;\nbuf_size = 4096;\nlisten_host = \"127.0.0.1\";\n");
+	const char *path = write_file("port = 1000;\nworkers = 3;\nbuf_size = 8192;\nlisten_host = \"127.0.0.1\";\n");
 
 	setenv("RINGMQ_CONFIG", path, 1);
 	setenv("RINGMQ_PORT", "2000", 1);
@@ -133,7 +133,7 @@ START_TEST(test_precedence_file_env_argv)
 		ck_assert_int_eq(config_load(&c, &argc, argv, err, sizeof(err)), 0);
 		ck_assert_uint_eq(c.port, 3000);        /* argv beats env and file */
 		ck_assert_int_eq(c.workers, 5);         /* env beats file */
-		ck_assert_uint_eq(c.buf_size, 4096);    /* file beats default */
+		ck_assert_uint_eq(c.buf_size, 8192);    /* file beats default */
 		ck_assert_str_eq(c.listen_host, "127.0.0.1");
 		ck_assert_uint_eq(c.ring_entries, 4096); /* default */
 		ck_assert_int_eq(argc, 1);
