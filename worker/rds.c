@@ -27,8 +27,14 @@
  * user_data: ud_make(UD_RDS, gen, idx): idx = node index * 4 + op (connect, recv, send), gen = the node's
  * socket generation, drawn from a process-wide counter so completions of a dropped socket (or of a previous
  * rds_init) never match. The module timer uses idx TIMER_IDX.
+ *
+ * Time: one module timer (100 ms, IORING_OP_TIMEOUT) drives reconnect backoff, connect and command timeouts
+ * and topology refreshes. It is armed by rds_flush_all only while something needs watching (a node down or
+ * connecting, commands in flight), so loop.c needs no rds_tick() and an idle worker gets no extra wake-ups.
+ *
+ * Slot routing, CLUSTER SLOTS, MOVED/ASK and address handling live in rds_cluster.c.
  */
-#include "rds.h"
+#include "rds_cluster.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -48,92 +54,13 @@
 #include "loop.h"
 #include "slot.h"
 
-#define RBUF_SIZE (64 * 1024)
-#define MAX_NODES 4096             /* node index * 4 + op must fit idx; nodes are never removed */
-#define NO_NODE 0xffff
 #define TIMER_IDX 0xffffffffu
 #define TICK_MS 100
-#define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 5000
-#define REFRESH_MIN_MS 1000        /* at most one CLUSTER SLOTS per second (a MOVED burst asks for many) */
-#define MAX_REDIRECTS 5
 
 static const char ASKING_CMD[] = "*1\r\n$6\r\nASKING\r\n";
 
-enum op { OP_CONNECT = 0, OP_RECV = 1, OP_SEND = 2 };
-enum st { ST_IDLE, ST_CONNECTING, ST_HANDSHAKE, ST_UP, ST_CLOSING };
-enum kind { K_USER, K_AUTH, K_SELECT, K_FLOAD_HS, K_FLOAD, K_SLOTS, K_ASKING };
-enum problem { P_NONE, P_UNREACH, P_LOST, P_TIMEOUT, P_AUTH, P_SELECT, P_LOADING, P_PROTO };
-
-typedef struct cmd {
-	struct cmd *next;
-	sds buf;                   /* formatted command, kept until the reply: MOVED/ASK/retry resend it */
-	rds_cb cb;
-	void *ctx;
-	uint64_t sent_ms;          /* when written to the outq (timeout of the inflight head) */
-	uint32_t load_seq;         /* node's load_seq when written: one reload per burst of "not found" */
-	uint16_t slot;
-	uint8_t kind;
-	uint8_t redirects;
-	bool fcall;                /* FCALL/FCALL_RO: retried once after a reload */
-	bool fn_retried;
-	bool asking;               /* prefix ASKING on the next write */
-} cmd_t;
-
-typedef struct cmdq {
-	cmd_t *head, *tail;
-	uint32_t len;
-} cmdq_t;
-
-typedef struct node {
-	uint32_t idx;
-	uint32_t gen;
-	int fd;
-	uint8_t state;
-	uint8_t problem;           /* last problem logged: log once per change */
-	bool wanted;               /* reconnect when down: a master we route to (or a seed before topology) */
-	bool ever_up;
-	bool connect_inflight;
-	bool recv_inflight;
-	uint32_t refs;             /* SQEs in flight */
-	uint32_t backoff_ms;
-	uint32_t hs_left;          /* handshake replies still expected */
-	uint32_t load_seq;
-	uint64_t deadline_ms;      /* connect timeout */
-	uint64_t retry_at_ms;
-	uint64_t down_since_ms;
-	redisReader *rd;
-	uint8_t *rbuf;
-	outq_t out;
-	cmdq_t hs, redo, queued, inflight;
-	struct sockaddr_storage sa;
-	socklen_t salen;
-	char host[64];
-	uint16_t port;
-	char name[80];             /* "host:port" as first seen, for logs */
-} node_t;
-
-static struct {
-	bool active;
-	enum rds_mode mode;
-	bool topo_known;
-	bool slots_inflight;       /* a CLUSTER SLOTS is queued or in flight */
-	bool refresh_wanted;
-	bool timer_armed;
-	char *addrs, *user, *password;
-	int db;
-	uint32_t connect_timeout_ms, command_timeout_ms, max_pending;
-	node_t **nodes;
-	uint32_t n_nodes;
-	uint16_t *slots;           /* slot -> node index, NO_NODE if unknown */
-	cmdq_t unrouted;           /* cluster topology not known yet for their slot */
-	size_t pending;
-	sds *libs;                 /* formatted FUNCTION LOAD REPLACE commands */
-	uint32_t n_libs;
-	uint64_t refresh_at_ms;
-	uint32_t timer_gen;
-	struct __kernel_timespec ts;
-} R;
+rds_state_t rds_st;
 
 /* Process-wide so that completions from an earlier rds_init cycle never match a new node. */
 static uint32_t gen_seq;
@@ -146,39 +73,9 @@ static uint32_t next_gen(void)
 	return gen_seq;
 }
 
-static uint64_t now_ms(void)
-{
-	return W->now_ms;
-}
-
 /* ---- command FIFOs ---- */
 
-static void q_push(cmdq_t *q, cmd_t *c)
-{
-	c->next = NULL;
-	if (q->tail)
-		q->tail->next = c;
-	else
-		q->head = c;
-	q->tail = c;
-	q->len++;
-}
-
-static cmd_t *q_pop(cmdq_t *q)
-{
-	cmd_t *c = q->head;
-
-	if (!c)
-		return NULL;
-	q->head = c->next;
-	if (!q->head)
-		q->tail = NULL;
-	q->len--;
-	c->next = NULL;
-	return c;
-}
-
-static void cmd_free(cmd_t *c)
+void rds_cmd_free(cmd_t *c)
 {
 	if (!c)
 		return;
@@ -186,7 +83,7 @@ static void cmd_free(cmd_t *c)
 	free(c);
 }
 
-static cmd_t *cmd_internal(enum kind kind, int argc, const char **argv, const size_t *lens)
+cmd_t *rds_cmd_internal(enum kind kind, int argc, const char **argv, const size_t *lens)
 {
 	cmd_t *c = calloc(1, sizeof(*c));
 
@@ -218,10 +115,10 @@ static cmd_t *cmd_copy_sds(enum kind kind, sds src)
 /* Deliver the outcome of a user command and free it. */
 static void cmd_done(cmd_t *c, const redisReply *reply, int err)
 {
-	R.pending--;
+	rds_st.pending--;
 	if (c->cb)
 		c->cb(c->ctx, reply, err);
-	cmd_free(c);
+	rds_cmd_free(c);
 }
 
 /* ---- addresses and nodes ---- */
@@ -229,131 +126,6 @@ static void cmd_done(cmd_t *c, const redisReply *reply, int err)
 static uint64_t ud(const node_t *n, enum op op)
 {
 	return ud_make(UD_RDS, n->gen, n->idx * 4 + op);
-}
-
-/* "host:port", "[v6]:port", "host" (port 6379). Returns 0 or -EINVAL. */
-static int parse_addr(const char *s, size_t len, char *host, size_t hostcap, uint16_t *port)
-{
-	const char *h = s, *p = NULL;
-	size_t hl = len;
-	unsigned long v = 6379;
-
-	if (len && s[0] == '[') {
-		const char *e = memchr(s, ']', len);
-
-		if (!e)
-			return -EINVAL;
-		h = s + 1;
-		hl = (size_t)(e - h);
-		if (e + 1 < s + len) {
-			if (e[1] != ':')
-				return -EINVAL;
-			p = e + 2;
-		}
-	} else {
-		const char *c = memchr(s, ':', len);
-
-		/* More than one colon without brackets: a bare IPv6 address. */
-		if (c && !memchr(c + 1, ':', len - (size_t)(c + 1 - s))) {
-			hl = (size_t)(c - s);
-			p = c + 1;
-		}
-	}
-	if (p) {
-		char tmp[8], *end;
-		size_t pl = len - (size_t)(p - s);
-
-		if (!pl || pl >= sizeof(tmp))
-			return -EINVAL;
-		memcpy(tmp, p, pl);
-		tmp[pl] = 0;
-		v = strtoul(tmp, &end, 10);
-		if (*end || !v || v > 65535)
-			return -EINVAL;
-	}
-	if (!hl || hl >= hostcap)
-		return -EINVAL;
-	memcpy(host, h, hl);
-	host[hl] = 0;
-	*port = (uint16_t)v;
-	return 0;
-}
-
-static bool sa_equal(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
-{
-	if (a->ss_family != b->ss_family)
-		return false;
-	if (a->ss_family == AF_INET) {
-		const struct sockaddr_in *x = (const void *)a, *y = (const void *)b;
-
-		return x->sin_port == y->sin_port && x->sin_addr.s_addr == y->sin_addr.s_addr;
-	}
-	if (a->ss_family == AF_INET6) {
-		const struct sockaddr_in6 *x = (const void *)a, *y = (const void *)b;
-
-		return x->sin6_port == y->sin6_port && !memcmp(&x->sin6_addr, &y->sin6_addr, sizeof(x->sin6_addr));
-	}
-	return false;
-}
-
-/*
- * The node for host:port, created if new. numeric_only: addresses from Redis itself (CLUSTER SLOTS, MOVED)
- * must be IPs — resolving a name would block the worker. Returns NULL (err set) on failure.
- */
-static node_t *node_get(const char *host, uint16_t port, bool numeric_only, int *err)
-{
-	struct addrinfo hints, *res = NULL;
-	struct sockaddr_storage sa;
-	socklen_t salen;
-	char portstr[8];
-	node_t *n, **nodes;
-	int rc;
-
-	memset(&hints, 0, sizeof(hints));
-	hints.ai_family = AF_UNSPEC;
-	hints.ai_socktype = SOCK_STREAM;
-	hints.ai_flags = AI_NUMERICSERV | (numeric_only ? AI_NUMERICHOST : 0);
-	snprintf(portstr, sizeof(portstr), "%u", port);
-	rc = getaddrinfo(host, portstr, &hints, &res);
-	if (rc || !res || res->ai_addrlen > sizeof(sa)) {
-		if (res)
-			freeaddrinfo(res);
-		*err = rc == EAI_MEMORY ? -ENOMEM : -EINVAL;
-		return NULL;
-	}
-	memset(&sa, 0, sizeof(sa));
-	memcpy(&sa, res->ai_addr, res->ai_addrlen);
-	salen = res->ai_addrlen;
-	freeaddrinfo(res);
-	for (uint32_t i = 0; i < R.n_nodes; i++)
-		if (sa_equal(&R.nodes[i]->sa, &sa))
-			return R.nodes[i];
-	if (R.n_nodes >= MAX_NODES) {
-		*err = -ENOSPC;
-		return NULL;
-	}
-	n = calloc(1, sizeof(*n));
-	nodes = realloc(R.nodes, (R.n_nodes + 1) * sizeof(*nodes));
-	if (!n || !nodes || !(n->rbuf = malloc(RBUF_SIZE))) {
-		if (nodes)
-			R.nodes = nodes;
-		if (n)
-			free(n->rbuf);
-		free(n);
-		*err = -ENOMEM;
-		return NULL;
-	}
-	R.nodes = nodes;
-	n->idx = R.n_nodes;
-	n->fd = -1;
-	n->backoff_ms = BACKOFF_MIN_MS;
-	n->sa = sa;
-	n->salen = salen;
-	snprintf(n->host, sizeof(n->host), "%s", host);
-	n->port = port;
-	snprintf(n->name, sizeof(n->name), strchr(host, ':') ? "[%s]:%u" : "%s:%u", host, port);
-	R.nodes[R.n_nodes++] = n;
-	return n;
 }
 
 /* ---- logging, once per change of a node's problem ---- */
@@ -365,7 +137,7 @@ static void report(node_t *n, enum problem p, int err, const char *detail)
 	if (n->problem == p)
 		return;
 	if (n->problem == P_NONE)
-		n->down_since_ms = now_ms();
+		n->down_since_ms = rds_now_ms();
 	n->problem = (uint8_t)p;
 	switch (p) {
 	case P_UNREACH:
@@ -378,14 +150,14 @@ static void report(node_t *n, enum problem p, int err, const char *detail)
 		break;
 	case P_TIMEOUT:
 		log_warn(0, "redis %s did not answer within %u ms — connection reset; is the server blocked or "
-			"overloaded (SLOWLOG GET)? raise --redis-command-timeout-ms", n->name, R.command_timeout_ms);
+			"overloaded (SLOWLOG GET)? raise --redis-command-timeout-ms", n->name, rds_st.command_timeout_ms);
 		break;
 	case P_AUTH:
 		log_error(0, "redis %s rejected authentication: %s — set --redis-user/--redis-password", n->name, why);
 		break;
 	case P_SELECT:
 		log_error(0, "redis %s rejected SELECT %d: %s — set --redis-db (Redis Cluster has db 0 only)",
-			n->name, R.db, why);
+			n->name, rds_st.db, why);
 		break;
 	case P_LOADING:
 		log_warn(0, "redis %s is loading its dataset — retrying", n->name);
@@ -403,73 +175,6 @@ static void report(node_t *n, enum problem p, int err, const char *detail)
 static bool node_alive(const node_t *n)
 {
 	return n->state == ST_HANDSHAKE || n->state == ST_UP;
-}
-
-/* Queue a user command on the owner of its slot, or park it until the topology is known. */
-static void route(cmd_t *c, bool redo)
-{
-	uint16_t owner = R.slots[c->slot];
-
-	if (owner == NO_NODE) {
-		q_push(&R.unrouted, c);
-		return;
-	}
-	q_push(redo ? &R.nodes[owner]->redo : &R.nodes[owner]->queued, c);
-}
-
-/* After a topology change: move unsent user commands to their slot's new owner, keeping their order. */
-static void reroute_all(void)
-{
-	cmdq_t old = R.unrouted;
-
-	memset(&R.unrouted, 0, sizeof(R.unrouted));
-	for (uint32_t i = 0; i < R.n_nodes; i++) {
-		node_t *n = R.nodes[i];
-
-		for (int which = 0; which < 2; which++) {
-			cmdq_t *q = which ? &n->queued : &n->redo, keep = { 0 };
-			cmd_t *c;
-
-			while ((c = q_pop(q))) {
-				uint16_t owner = R.slots[c->slot];
-
-				if (c->kind != K_USER || c->asking || owner == i || owner == NO_NODE)
-					q_push(&keep, c);
-				else
-					q_push(which ? &R.nodes[owner]->queued : &R.nodes[owner]->redo, c);
-			}
-			*q = keep;
-		}
-	}
-	for (cmd_t *c; (c = q_pop(&old));)
-		route(c, false);
-}
-
-static void start_connect(node_t *n);
-
-static void topo_refresh(node_t *prefer)
-{
-	node_t *t = NULL;
-	cmd_t *c;
-	static const char *argv[] = { "CLUSTER", "SLOTS" };
-
-	if (R.mode == RDS_STANDALONE || R.slots_inflight)
-		return;
-	if (prefer && prefer->state == ST_UP)
-		t = prefer;
-	for (uint32_t i = 0; !t && i < R.n_nodes; i++)
-		if (R.nodes[i]->state == ST_UP && R.nodes[i]->wanted)
-			t = R.nodes[i];
-	for (uint32_t i = 0; !t && i < R.n_nodes; i++)
-		if (R.nodes[i]->state == ST_UP)
-			t = R.nodes[i];
-	R.refresh_wanted = true;
-	if (!t || !(c = cmd_internal(K_SLOTS, 2, argv, NULL)))
-		return;
-	q_push(&t->redo, c);
-	R.slots_inflight = true;
-	R.refresh_wanted = false;
-	R.refresh_at_ms = now_ms() + REFRESH_MIN_MS;
 }
 
 /* ---- connection life cycle ---- */
@@ -494,10 +199,10 @@ static void try_reset(node_t *n)
 	n->out.off = 0;
 	n->out.inflight = false;
 	n->state = ST_IDLE;
-	n->retry_at_ms = now_ms() + n->backoff_ms;
+	n->retry_at_ms = rds_now_ms() + n->backoff_ms;
 	n->backoff_ms = n->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : n->backoff_ms * 2;
 	if (!n->wanted)
-		reroute_all();
+		rds_reroute_all();
 }
 
 /*
@@ -517,7 +222,7 @@ static void node_fail(node_t *n, int err, enum problem p, const char *detail)
 	lost = n->inflight;
 	memset(&n->inflight, 0, sizeof(n->inflight));
 	while ((c = q_pop(&n->hs)))
-		cmd_free(c);
+		rds_cmd_free(c);
 	n->hs_left = 0;
 	if (n->rd) {
 		redisReaderFree(n->rd);
@@ -541,27 +246,27 @@ static void node_fail(node_t *n, int err, enum problem p, const char *detail)
 			continue;
 		}
 		if (c->kind == K_SLOTS) {
-			R.slots_inflight = false;
-			R.refresh_wanted = true;
+			rds_st.slots_inflight = false;
+			rds_st.refresh_wanted = true;
 		}
-		cmd_free(c);
+		rds_cmd_free(c);
 	}
 	/* An unsent CLUSTER SLOTS must not wait for this node to come back: ask another node instead. */
-	if (R.slots_inflight) {
+	if (rds_st.slots_inflight) {
 		cmdq_t keep = { 0 };
 
 		while ((c = q_pop(&n->redo))) {
 			if (c->kind == K_SLOTS) {
-				R.slots_inflight = false;
-				cmd_free(c);
+				rds_st.slots_inflight = false;
+				rds_cmd_free(c);
 			} else {
 				q_push(&keep, c);
 			}
 		}
 		n->redo = keep;
 	}
-	if (R.mode == RDS_CLUSTER)
-		topo_refresh(NULL);
+	if (rds_st.mode == RDS_CLUSTER)
+		rds_topo_refresh(NULL);
 	try_reset(n);
 }
 
@@ -575,7 +280,7 @@ static void arm_recv(node_t *n)
 	n->refs++;
 }
 
-static void start_connect(node_t *n)
+void rds_start_connect(node_t *n)
 {
 	struct io_uring_sqe *sqe;
 	int fd, one = 1;
@@ -583,7 +288,7 @@ static void start_connect(node_t *n)
 	fd = socket(n->sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0) {
 		report(n, P_UNREACH, errno, NULL);
-		n->retry_at_ms = now_ms() + n->backoff_ms;
+		n->retry_at_ms = rds_now_ms() + n->backoff_ms;
 		n->backoff_ms = n->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : n->backoff_ms * 2;
 		return;
 	}
@@ -592,7 +297,7 @@ static void start_connect(node_t *n)
 	n->fd = fd;
 	n->gen = next_gen();
 	n->state = ST_CONNECTING;
-	n->deadline_ms = now_ms() + R.connect_timeout_ms;
+	n->deadline_ms = rds_now_ms() + rds_st.connect_timeout_ms;
 	sqe = loop_sqe();
 	io_uring_prep_connect(sqe, fd, (struct sockaddr *)&n->sa, n->salen);
 	io_uring_sqe_set_data64(sqe, ud(n, OP_CONNECT));
@@ -605,14 +310,14 @@ static void node_up(node_t *n)
 	n->state = ST_UP;
 	if (n->problem != P_NONE)
 		log_info("redis %s reachable again after %llu ms", n->name,
-			(unsigned long long)(now_ms() - n->down_since_ms));
+			(unsigned long long)(rds_now_ms() - n->down_since_ms));
 	else if (!n->ever_up)
 		log_info("redis %s connected", n->name);
 	n->problem = P_NONE;
 	n->ever_up = true;
 	n->backoff_ms = BACKOFF_MIN_MS;
-	if (R.refresh_wanted && now_ms() >= R.refresh_at_ms)
-		topo_refresh(n);
+	if (rds_st.refresh_wanted && rds_now_ms() >= rds_st.refresh_at_ms)
+		rds_topo_refresh(n);
 }
 
 /* Connected: AUTH, SELECT and the function libraries go first; user commands wait for their replies. */
@@ -620,30 +325,30 @@ static int handshake(node_t *n)
 {
 	cmd_t *c;
 
-	if (R.password && *R.password) {
-		const char *argv[3] = { "AUTH", R.user, R.password };
+	if (rds_st.password && *rds_st.password) {
+		const char *argv[3] = { "AUTH", rds_st.user, rds_st.password };
 		const char **a = argv;
 		int argc = 3;
 
-		if (!R.user || !*R.user) {
-			argv[1] = R.password;
+		if (!rds_st.user || !*rds_st.user) {
+			argv[1] = rds_st.password;
 			argc = 2;
 		}
-		if (!(c = cmd_internal(K_AUTH, argc, a, NULL)))
+		if (!(c = rds_cmd_internal(K_AUTH, argc, a, NULL)))
 			return -ENOMEM;
 		q_push(&n->hs, c);
 	}
-	if (R.db && R.mode != RDS_CLUSTER) {
+	if (rds_st.db && rds_st.mode != RDS_CLUSTER) {
 		char db[16];
 		const char *argv[2] = { "SELECT", db };
 
-		snprintf(db, sizeof(db), "%d", R.db);
-		if (!(c = cmd_internal(K_SELECT, 2, argv, NULL)))
+		snprintf(db, sizeof(db), "%d", rds_st.db);
+		if (!(c = rds_cmd_internal(K_SELECT, 2, argv, NULL)))
 			return -ENOMEM;
 		q_push(&n->hs, c);
 	}
-	for (uint32_t i = 0; i < R.n_libs; i++) {
-		if (!(c = cmd_copy_sds(K_FLOAD_HS, R.libs[i])))
+	for (uint32_t i = 0; i < rds_st.n_libs; i++) {
+		if (!(c = cmd_copy_sds(K_FLOAD_HS, rds_st.libs[i])))
 			return -ENOMEM;
 		q_push(&n->hs, c);
 	}
@@ -685,66 +390,10 @@ static void log_fload_error(const node_t *n, const char *msg)
 		log_error(0, "redis %s refused the function library: %s", n->name, msg);
 }
 
-/* MOVED/ASK: send the command again to the node Redis names. Returns true if c was re-queued. */
-static bool redirect(node_t *n, cmd_t *c, const redisReply *r)
-{
-	char host[64];
-	const char *p, *colon;
-	unsigned long slot, port;
-	bool ask;
-	char *end;
-	node_t *t;
-	int err;
-
-	if (!strncmp(r->str, "MOVED ", 6))
-		ask = false;
-	else if (!strncmp(r->str, "ASK ", 4))
-		ask = true;
-	else
-		return false;
-	if (c->redirects >= MAX_REDIRECTS) {
-		log_warn(0, "redis: slot %u redirected %d times in a row; giving the error to the caller", c->slot,
-			MAX_REDIRECTS);
-		return false;
-	}
-	p = r->str + (ask ? 4 : 6);
-	slot = strtoul(p, &end, 10);
-	if (end == p || *end != ' ' || slot >= SLOT_COUNT)
-		return false;
-	p = end + 1;
-	colon = strrchr(p, ':');    /* IPv6 endpoints come unbracketed: the port follows the last colon */
-	if (!colon || (size_t)(colon - p) >= sizeof(host))
-		return false;
-	port = strtoul(colon + 1, &end, 10);
-	if (*end || !port || port > 65535)
-		return false;
-	memcpy(host, p, (size_t)(colon - p));
-	host[colon - p] = 0;
-	/* An empty or "?" endpoint means "the address you reached me on" (cluster-preferred-endpoint-type). */
-	if (!*host || !strcmp(host, "?"))
-		snprintf(host, sizeof(host), "%s", n->host);
-	t = node_get(host, (uint16_t)port, true, &err);
-	if (!t) {
-		log_warn(-err, "redis: cannot follow %s to %s:%lu", ask ? "ASK" : "MOVED", host, port);
-		return false;
-	}
-	c->redirects++;
-	c->asking = ask;
-	t->wanted = true;
-	if (!ask) {
-		R.slots[slot] = (uint16_t)t->idx;
-		R.refresh_wanted = true;
-	}
-	q_push(&t->redo, c);
-	if (t->state == ST_IDLE && now_ms() >= t->retry_at_ms)
-		start_connect(t);
-	return true;
-}
-
 /* FCALL answered "Function not found": load the libraries again on this node (once per burst) and retry. */
 static bool fn_retry(node_t *n, cmd_t *c, const redisReply *r)
 {
-	if (!c->fcall || c->fn_retried || !R.n_libs)
+	if (!c->fcall || c->fn_retried || !rds_st.n_libs)
 		return false;
 	if (strncmp(r->str, "NOSCRIPT", 8) && !strstr(r->str, "Function not found"))
 		return false;
@@ -753,8 +402,8 @@ static bool fn_retry(node_t *n, cmd_t *c, const redisReply *r)
 		n->load_seq++;
 		log_info("redis %s lost the function library (FUNCTION FLUSH or new master): loading it again",
 			n->name);
-		for (uint32_t i = 0; i < R.n_libs; i++) {
-			cmd_t *l = cmd_copy_sds(K_FLOAD, R.libs[i]);
+		for (uint32_t i = 0; i < rds_st.n_libs; i++) {
+			cmd_t *l = cmd_copy_sds(K_FLOAD, rds_st.libs[i]);
 
 			if (!l)
 				return false;
@@ -765,97 +414,6 @@ static bool fn_retry(node_t *n, cmd_t *c, const redisReply *r)
 	return true;
 }
 
-static void on_slots(node_t *n, const redisReply *r)
-{
-	uint16_t *map;
-	uint32_t covered = 0, masters = 0;
-
-	R.slots_inflight = false;
-	R.refresh_at_ms = now_ms() + REFRESH_MIN_MS;
-	if (r->type == REDIS_REPLY_ERROR) {
-		if (strstr(r->str, "cluster support disabled") && R.mode == RDS_AUTO) {
-			R.mode = RDS_STANDALONE;
-			for (uint32_t s = 0; s < SLOT_COUNT; s++)
-				R.slots[s] = (uint16_t)n->idx;
-			for (uint32_t i = 0; i < R.n_nodes; i++)
-				R.nodes[i]->wanted = R.nodes[i] == n;
-			R.topo_known = true;
-			R.refresh_wanted = false;
-			log_info("redis %s is a standalone server (no cluster)", n->name);
-			reroute_all();
-			return;
-		}
-		log_warn(0, "redis %s refused CLUSTER SLOTS: %s — retrying", n->name, r->str);
-		R.refresh_wanted = true;
-		return;
-	}
-	if (r->type != REDIS_REPLY_ARRAY || !(map = malloc(SLOT_COUNT * sizeof(*map)))) {
-		R.refresh_wanted = true;
-		return;
-	}
-	for (uint32_t s = 0; s < SLOT_COUNT; s++)
-		map[s] = NO_NODE;
-	for (size_t i = 0; i < r->elements; i++) {
-		const redisReply *e = r->element[i], *m;
-		char host[64];
-		node_t *t;
-		int err;
-
-		if (e->type != REDIS_REPLY_ARRAY || e->elements < 3 || e->element[0]->type != REDIS_REPLY_INTEGER ||
-			e->element[1]->type != REDIS_REPLY_INTEGER || e->element[2]->type != REDIS_REPLY_ARRAY)
-			continue;
-		m = e->element[2];
-		if (m->elements < 2 || m->element[0]->type != REDIS_REPLY_STRING ||
-			m->element[1]->type != REDIS_REPLY_INTEGER || m->element[1]->integer <= 0 ||
-			m->element[1]->integer > 65535 || m->element[0]->len >= sizeof(host))
-			continue;
-		memcpy(host, m->element[0]->str, m->element[0]->len);
-		host[m->element[0]->len] = 0;
-		if (!*host || !strcmp(host, "?"))
-			snprintf(host, sizeof(host), "%s", n->host);
-		t = node_get(host, (uint16_t)m->element[1]->integer, true, &err);
-		if (!t) {
-			log_warn(-err, "redis: CLUSTER SLOTS names %s:%lld, which cannot be used (IP addresses only)",
-				host, m->element[1]->integer);
-			continue;
-		}
-		for (long long s = e->element[0]->integer; s <= e->element[1]->integer && s < SLOT_COUNT; s++) {
-			if (s < 0)
-				continue;
-			map[s] = (uint16_t)t->idx;
-			covered++;
-		}
-	}
-	if (!covered) {
-		log_warn(0, "redis %s: the cluster has no slots assigned yet — retrying", n->name);
-		free(map);
-		R.refresh_wanted = true;
-		return;
-	}
-	if (R.mode == RDS_AUTO)
-		R.mode = RDS_CLUSTER;
-	memcpy(R.slots, map, SLOT_COUNT * sizeof(*map));
-	free(map);
-	for (uint32_t i = 0; i < R.n_nodes; i++)
-		R.nodes[i]->wanted = false;
-	for (uint32_t s = 0; s < SLOT_COUNT; s++)
-		if (R.slots[s] != NO_NODE && !R.nodes[R.slots[s]]->wanted) {
-			R.nodes[R.slots[s]]->wanted = true;
-			masters++;
-		}
-	if (!R.topo_known)
-		log_info("redis cluster: %u masters, %u of %u slots assigned", masters, covered, SLOT_COUNT);
-	R.topo_known = true;
-	R.refresh_wanted = covered < SLOT_COUNT;
-	for (uint32_t i = 0; i < R.n_nodes; i++) {
-		node_t *t = R.nodes[i];
-
-		if (t->wanted && t->state == ST_IDLE && now_ms() >= t->retry_at_ms)
-			start_connect(t);
-	}
-	reroute_all();
-}
-
 /* One reply for the head of n's inflight FIFO. */
 static void on_reply(node_t *n, cmd_t *c, const redisReply *r)
 {
@@ -863,7 +421,7 @@ static void on_reply(node_t *n, cmd_t *c, const redisReply *r)
 
 	switch (c->kind) {
 	case K_USER:
-		if (err && (redirect(n, c, r) || fn_retry(n, c, r)))
+		if (err && (rds_redirect(n, c, r) || fn_retry(n, c, r)))
 			return;
 		cmd_done(c, r, 0);
 		return;
@@ -871,20 +429,20 @@ static void on_reply(node_t *n, cmd_t *c, const redisReply *r)
 	case K_SELECT:
 	case K_FLOAD_HS:
 		if (err && !strncmp(r->str, "LOADING", 7)) {
-			cmd_free(c);
+			rds_cmd_free(c);
 			node_fail(n, 0, P_LOADING, r->str);
 			return;
 		}
 		if (err && c->kind != K_FLOAD_HS) {
 			enum problem p = c->kind == K_AUTH ? P_AUTH : P_SELECT;
 
-			cmd_free(c);
+			rds_cmd_free(c);
 			node_fail(n, 0, p, r->str);
 			return;
 		}
 		if (err)
 			log_fload_error(n, r->str);
-		cmd_free(c);
+		rds_cmd_free(c);
 		if (n->hs_left && !--n->hs_left)
 			node_up(n);
 		return;
@@ -893,13 +451,13 @@ static void on_reply(node_t *n, cmd_t *c, const redisReply *r)
 			log_fload_error(n, r->str);
 		break;
 	case K_SLOTS:
-		on_slots(n, r);
+		rds_on_slots(n, r);
 		break;
 	case K_ASKING:
 	default:
 		break;
 	}
-	cmd_free(c);
+	rds_cmd_free(c);
 }
 
 static void on_recv(node_t *n, int res)
@@ -963,31 +521,31 @@ static void on_send(node_t *n, int res)
 
 static void tick(void)
 {
-	uint64_t now = now_ms();
+	uint64_t now = rds_now_ms();
 
-	for (uint32_t i = 0; i < R.n_nodes; i++) {
-		node_t *n = R.nodes[i];
+	for (uint32_t i = 0; i < rds_st.n_nodes; i++) {
+		node_t *n = rds_st.nodes[i];
 
 		if (n->state == ST_CONNECTING && now >= n->deadline_ms)
 			node_fail(n, ETIMEDOUT, P_UNREACH, NULL);
-		else if (node_alive(n) && n->inflight.head && now - n->inflight.head->sent_ms >= R.command_timeout_ms)
+		else if (node_alive(n) && n->inflight.head && now - n->inflight.head->sent_ms >= rds_st.command_timeout_ms)
 			node_fail(n, ETIMEDOUT, P_TIMEOUT, NULL);
 		else if (n->state == ST_IDLE && n->wanted && now >= n->retry_at_ms)
-			start_connect(n);
+			rds_start_connect(n);
 		/* A master that stays down may have been replaced by a failover: look again (rate-limited). */
-		if (R.mode == RDS_CLUSTER && n->wanted && n->state != ST_UP)
-			R.refresh_wanted = true;
+		if (rds_st.mode == RDS_CLUSTER && n->wanted && n->state != ST_UP)
+			rds_st.refresh_wanted = true;
 	}
-	if (R.refresh_wanted && now >= R.refresh_at_ms)
-		topo_refresh(NULL);
+	if (rds_st.refresh_wanted && now >= rds_st.refresh_at_ms)
+		rds_topo_refresh(NULL);
 }
 
 static bool need_timer(void)
 {
-	if (R.refresh_wanted || !R.topo_known)
+	if (rds_st.refresh_wanted || !rds_st.topo_known)
 		return true;
-	for (uint32_t i = 0; i < R.n_nodes; i++) {
-		const node_t *n = R.nodes[i];
+	for (uint32_t i = 0; i < rds_st.n_nodes; i++) {
+		const node_t *n = rds_st.nodes[i];
 
 		if (n->state == ST_CONNECTING || n->state == ST_HANDSHAKE || n->inflight.len ||
 			(n->state == ST_IDLE && n->wanted))
@@ -1022,26 +580,26 @@ int rds_init(const rds_config_t *cfg)
 	const char *p;
 	int err = 0;
 
-	if (R.active || !cfg || !cfg->addrs)
+	if (rds_st.active || !cfg || !cfg->addrs)
 		return -EINVAL;
-	memset(&R, 0, sizeof(R));
-	R.mode = cfg->mode;
-	R.db = cfg->db;
-	R.connect_timeout_ms = cfg->connect_timeout_ms ? cfg->connect_timeout_ms : 2000;
-	R.command_timeout_ms = cfg->command_timeout_ms ? cfg->command_timeout_ms : 5000;
-	R.max_pending = cfg->max_pending ? cfg->max_pending : 100000;
-	R.addrs = strdup(cfg->addrs);
-	R.user = dup_opt(cfg->user);
-	R.password = dup_opt(cfg->password);
-	R.slots = malloc(SLOT_COUNT * sizeof(*R.slots));
-	if (!R.addrs || (cfg->user && *cfg->user && !R.user) || (cfg->password && *cfg->password && !R.password) ||
-		!R.slots) {
+	memset(&rds_st, 0, sizeof(rds_st));
+	rds_st.mode = cfg->mode;
+	rds_st.db = cfg->db;
+	rds_st.connect_timeout_ms = cfg->connect_timeout_ms ? cfg->connect_timeout_ms : 2000;
+	rds_st.command_timeout_ms = cfg->command_timeout_ms ? cfg->command_timeout_ms : 5000;
+	rds_st.max_pending = cfg->max_pending ? cfg->max_pending : 100000;
+	rds_st.addrs = strdup(cfg->addrs);
+	rds_st.user = dup_opt(cfg->user);
+	rds_st.password = dup_opt(cfg->password);
+	rds_st.slots = malloc(SLOT_COUNT * sizeof(*rds_st.slots));
+	if (!rds_st.addrs || (cfg->user && *cfg->user && !rds_st.user) ||
+		(cfg->password && *cfg->password && !rds_st.password) || !rds_st.slots) {
 		err = -ENOMEM;
 		goto err_free;
 	}
 	for (uint32_t s = 0; s < SLOT_COUNT; s++)
-		R.slots[s] = NO_NODE;
-	for (p = R.addrs; *p;) {
+		rds_st.slots[s] = NO_NODE;
+	for (p = rds_st.addrs; *p;) {
 		size_t len = strcspn(p, ",");
 		const char *a = p;
 		char host[64];
@@ -1054,50 +612,50 @@ int rds_init(const rds_config_t *cfg)
 			len--;
 		if (!len)
 			continue;
-		if (parse_addr(a, len, host, sizeof(host), &port) < 0 || !node_get(host, port, false, &err)) {
+		if (rds_parse_addr(a, len, host, sizeof(host), &port) < 0 || !rds_node_get(host, port, false, &err)) {
 			log_error(0, "redis address '%.*s' %s — set --redis-addrs to host:port[,host:port...]", (int)len, a,
 				err == -ENOMEM ? ": out of memory" : "cannot be parsed or resolved");
 			err = err == -ENOMEM ? err : -EINVAL;
 			goto err_free;
 		}
 	}
-	if (!R.n_nodes) {
+	if (!rds_st.n_nodes) {
 		log_error(0, "redis: no address given — set --redis-addrs to host:port[,host:port...]");
 		err = -EINVAL;
 		goto err_free;
 	}
-	if (R.mode == RDS_STANDALONE) {
-		if (R.n_nodes > 1)
-			log_warn(0, "redis: standalone mode uses only the first of %u addresses", R.n_nodes);
+	if (rds_st.mode == RDS_STANDALONE) {
+		if (rds_st.n_nodes > 1)
+			log_warn(0, "redis: standalone mode uses only the first of %u addresses", rds_st.n_nodes);
 		for (uint32_t s = 0; s < SLOT_COUNT; s++)
-			R.slots[s] = 0;
-		R.nodes[0]->wanted = true;
-		R.topo_known = true;
+			rds_st.slots[s] = 0;
+		rds_st.nodes[0]->wanted = true;
+		rds_st.topo_known = true;
 	} else {
-		if (R.mode == RDS_CLUSTER && R.db)
-			log_warn(0, "redis: Redis Cluster has db 0 only; --redis-db %d ignored", R.db);
-		for (uint32_t i = 0; i < R.n_nodes; i++)
-			R.nodes[i]->wanted = true;
-		R.refresh_wanted = true;
+		if (rds_st.mode == RDS_CLUSTER && rds_st.db)
+			log_warn(0, "redis: Redis Cluster has db 0 only; --redis-db %d ignored", rds_st.db);
+		for (uint32_t i = 0; i < rds_st.n_nodes; i++)
+			rds_st.nodes[i]->wanted = true;
+		rds_st.refresh_wanted = true;
 	}
-	R.timer_gen = next_gen();
-	R.active = true;
-	for (uint32_t i = 0; i < R.n_nodes; i++)
-		if (R.nodes[i]->wanted)
-			start_connect(R.nodes[i]);
+	rds_st.timer_gen = next_gen();
+	rds_st.active = true;
+	for (uint32_t i = 0; i < rds_st.n_nodes; i++)
+		if (rds_st.nodes[i]->wanted)
+			rds_start_connect(rds_st.nodes[i]);
 	return 0;
 
 err_free:
-	for (uint32_t i = 0; i < R.n_nodes; i++) {
-		free(R.nodes[i]->rbuf);
-		free(R.nodes[i]);
+	for (uint32_t i = 0; i < rds_st.n_nodes; i++) {
+		free(rds_st.nodes[i]->rbuf);
+		free(rds_st.nodes[i]);
 	}
-	free(R.nodes);
-	free(R.slots);
-	free(R.addrs);
-	free(R.user);
-	free(R.password);
-	memset(&R, 0, sizeof(R));
+	free(rds_st.nodes);
+	free(rds_st.slots);
+	free(rds_st.addrs);
+	free(rds_st.user);
+	free(rds_st.password);
+	memset(&rds_st, 0, sizeof(rds_st));
 	return err;
 }
 
@@ -1118,18 +676,18 @@ static void fail_queue(cmdq_t *q, int err)
 		if (c->kind == K_USER)
 			cmd_done(c, NULL, err);
 		else
-			cmd_free(c);
+			rds_cmd_free(c);
 	}
 }
 
 void rds_finish(void)
 {
-	if (!R.active)
+	if (!rds_st.active)
 		return;
 	/* Everything queued must reach the kernel first, or it would be submitted after we free its buffers. */
 	io_uring_submit(&W->ring);
-	for (uint32_t i = 0; i < R.n_nodes; i++) {
-		node_t *n = R.nodes[i];
+	for (uint32_t i = 0; i < rds_st.n_nodes; i++) {
+		node_t *n = rds_st.nodes[i];
 
 		if (n->fd < 0)
 			continue;
@@ -1141,21 +699,21 @@ void rds_finish(void)
 		if (n->out.inflight)
 			sync_cancel(ud(n, OP_SEND));
 	}
-	if (R.timer_armed)
-		sync_cancel(ud_make(UD_RDS, R.timer_gen, TIMER_IDX));
+	if (rds_st.timer_armed)
+		sync_cancel(ud_make(UD_RDS, rds_st.timer_gen, TIMER_IDX));
 	/* Callbacks may try to issue commands: they get -EINVAL from here on. */
-	R.active = false;
-	for (uint32_t i = 0; i < R.n_nodes; i++) {
-		node_t *n = R.nodes[i];
+	rds_st.active = false;
+	for (uint32_t i = 0; i < rds_st.n_nodes; i++) {
+		node_t *n = rds_st.nodes[i];
 
 		fail_queue(&n->inflight, -ECANCELED);
 		fail_queue(&n->hs, -ECANCELED);
 		fail_queue(&n->redo, -ECANCELED);
 		fail_queue(&n->queued, -ECANCELED);
 	}
-	fail_queue(&R.unrouted, -ECANCELED);
-	for (uint32_t i = 0; i < R.n_nodes; i++) {
-		node_t *n = R.nodes[i];
+	fail_queue(&rds_st.unrouted, -ECANCELED);
+	for (uint32_t i = 0; i < rds_st.n_nodes; i++) {
+		node_t *n = rds_st.nodes[i];
 
 		if (n->fd >= 0)
 			close(n->fd);
@@ -1165,24 +723,24 @@ void rds_finish(void)
 		free(n->rbuf);
 		free(n);
 	}
-	for (uint32_t i = 0; i < R.n_libs; i++)
-		sdsfree(R.libs[i]);
-	free(R.libs);
-	free(R.nodes);
-	free(R.slots);
-	free(R.addrs);
-	free(R.user);
-	free(R.password);
-	memset(&R, 0, sizeof(R));
+	for (uint32_t i = 0; i < rds_st.n_libs; i++)
+		sdsfree(rds_st.libs[i]);
+	free(rds_st.libs);
+	free(rds_st.nodes);
+	free(rds_st.slots);
+	free(rds_st.addrs);
+	free(rds_st.user);
+	free(rds_st.password);
+	memset(&rds_st, 0, sizeof(rds_st));
 }
 
 int rds_command(uint16_t slot, int argc, const char **argv, const size_t *lens, rds_cb cb, void *ctx)
 {
 	cmd_t *c;
 
-	if (!R.active || argc < 1 || !argv)
+	if (!rds_st.active || argc < 1 || !argv)
 		return -EINVAL;
-	if (R.pending >= R.max_pending)
+	if (rds_st.pending >= rds_st.max_pending)
 		return -EAGAIN;
 	c = calloc(1, sizeof(*c));
 	if (!c)
@@ -1196,8 +754,8 @@ int rds_command(uint16_t slot, int argc, const char **argv, const size_t *lens, 
 	c->ctx = ctx;
 	c->slot = slot % SLOT_COUNT;
 	c->fcall = !strcasecmp(argv[0], "FCALL") || !strcasecmp(argv[0], "FCALL_RO");
-	R.pending++;
-	route(c, false);
+	rds_st.pending++;
+	rds_route(c, false);
 	return 0;
 }
 
@@ -1207,18 +765,18 @@ int rds_function_register(const char *src, size_t len)
 	size_t lens[4] = { 8, 4, 7, len };
 	sds *libs, f = NULL;
 
-	if (!R.active || !src)
+	if (!rds_st.active || !src)
 		return -EINVAL;
-	libs = realloc(R.libs, (R.n_libs + 1) * sizeof(*libs));
+	libs = realloc(rds_st.libs, (rds_st.n_libs + 1) * sizeof(*libs));
 	if (!libs)
 		return -ENOMEM;
-	R.libs = libs;
+	rds_st.libs = libs;
 	if (redisFormatSdsCommandArgv(&f, 4, argv, lens) < 0)
 		return -ENOMEM;
-	R.libs[R.n_libs++] = f;
+	rds_st.libs[rds_st.n_libs++] = f;
 	/* Connections past AUTH get it now, ahead of any command not written yet; new ones in their handshake. */
-	for (uint32_t i = 0; i < R.n_nodes; i++) {
-		node_t *n = R.nodes[i];
+	for (uint32_t i = 0; i < rds_st.n_nodes; i++) {
+		node_t *n = rds_st.nodes[i];
 		cmd_t *c;
 
 		if (!node_alive(n))
@@ -1232,17 +790,17 @@ int rds_function_register(const char *src, size_t len)
 
 bool rds_ready(void)
 {
-	if (!R.active || !R.topo_known)
+	if (!rds_st.active || !rds_st.topo_known)
 		return false;
-	for (uint32_t i = 0; i < R.n_nodes; i++)
-		if (R.nodes[i]->wanted && R.nodes[i]->state != ST_UP)
+	for (uint32_t i = 0; i < rds_st.n_nodes; i++)
+		if (rds_st.nodes[i]->wanted && rds_st.nodes[i]->state != ST_UP)
 			return false;
 	return true;
 }
 
 size_t rds_pending(void)
 {
-	return R.pending;
+	return rds_st.pending;
 }
 
 void rds_on_cqe(uint64_t ud_, struct io_uring_cqe *cqe)
@@ -1250,18 +808,18 @@ void rds_on_cqe(uint64_t ud_, struct io_uring_cqe *cqe)
 	uint32_t idx = ud_idx(ud_);
 	node_t *n;
 
-	if (!R.active)
+	if (!rds_st.active)
 		return;
 	if (idx == TIMER_IDX) {
-		if (ud_gen(ud_) != R.timer_gen)
+		if (ud_gen(ud_) != rds_st.timer_gen)
 			return;
-		R.timer_armed = false;
+		rds_st.timer_armed = false;
 		tick();
 		return;
 	}
-	if (idx / 4 >= R.n_nodes)
+	if (idx / 4 >= rds_st.n_nodes)
 		return;
-	n = R.nodes[idx / 4];
+	n = rds_st.nodes[idx / 4];
 	if (ud_gen(ud_) != n->gen)
 		return;
 	switch (idx % 4) {
@@ -1289,20 +847,20 @@ static void write_list(node_t *n, cmdq_t *q)
 		uint8_t *dst = outq_reserve(&n->out, ask_len + len);
 		cmd_t *ask = NULL;
 
-		if (!dst || (c->asking && !(ask = cmd_internal(K_ASKING, 0, NULL, NULL)))) {
+		if (!dst || (c->asking && !(ask = rds_cmd_internal(K_ASKING, 0, NULL, NULL)))) {
 			log_warn(ENOMEM, "redis %s: cannot queue commands; retrying next turn", n->name);
 			return;
 		}
 		q_pop(q);
 		if (ask) {
 			memcpy(dst, ASKING_CMD, ask_len);
-			ask->sent_ms = now_ms();
+			ask->sent_ms = rds_now_ms();
 			q_push(&n->inflight, ask);
 			c->asking = false;
 		}
 		memcpy(dst + ask_len, c->buf, len);
 		n->out.pending.len += (uint32_t)(ask_len + len);
-		c->sent_ms = now_ms();
+		c->sent_ms = rds_now_ms();
 		c->load_seq = n->load_seq;
 		q_push(&n->inflight, c);
 	}
@@ -1310,10 +868,10 @@ static void write_list(node_t *n, cmdq_t *q)
 
 void rds_flush_all(void)
 {
-	if (!R.active)
+	if (!rds_st.active)
 		return;
-	for (uint32_t i = 0; i < R.n_nodes; i++) {
-		node_t *n = R.nodes[i];
+	for (uint32_t i = 0; i < rds_st.n_nodes; i++) {
+		node_t *n = rds_st.nodes[i];
 
 		if (!node_alive(n))
 			continue;
@@ -1325,13 +883,13 @@ void rds_flush_all(void)
 		if (outq_start(&n->out, n->fd, ud(n, OP_SEND)))
 			n->refs++;
 	}
-	if (!R.timer_armed && need_timer()) {
+	if (!rds_st.timer_armed && need_timer()) {
 		struct io_uring_sqe *sqe = loop_sqe();
 
-		R.ts.tv_sec = 0;
-		R.ts.tv_nsec = TICK_MS * 1000000LL;
-		io_uring_prep_timeout(sqe, &R.ts, 0, 0);
-		io_uring_sqe_set_data64(sqe, ud_make(UD_RDS, R.timer_gen, TIMER_IDX));
-		R.timer_armed = true;
+		rds_st.ts.tv_sec = 0;
+		rds_st.ts.tv_nsec = TICK_MS * 1000000LL;
+		io_uring_prep_timeout(sqe, &rds_st.ts, 0, 0);
+		io_uring_sqe_set_data64(sqe, ud_make(UD_RDS, rds_st.timer_gen, TIMER_IDX));
+		rds_st.timer_armed = true;
 	}
 }
