@@ -23,7 +23,7 @@
 enum key_type { T_STR, T_U16, T_U32, T_INT };
 
 /* Extra checks beyond the numeric range. */
-enum key_check { C_NONE, C_POW2, C_LOGLEVEL };
+enum key_check { C_NONE, C_POW2, C_LOGLEVEL, C_STORE };
 
 typedef struct config_key {
 	const char *name;
@@ -62,6 +62,20 @@ static const config_key_t keys[] = {
 	    "provided receive buffers per worker (power of two)"),
 	KEY(buf_size, T_U32, 64, 16777216, C_NONE, "4096", "bytes per provided receive buffer"),
 	KEY(ring_entries, T_U32, 1, 32768, C_NONE, "4096", "io_uring submission queue size"),
+	KEY(store, T_STR, 0, 0, C_STORE, "memory", "session store: memory (embedded) or redis"),
+	KEY(redis_addrs, T_STR, 0, 0, C_NONE, "127.0.0.1:6379",
+	    "Redis master(s) or cluster seed nodes, host:port[,host:port...]"),
+	KEY(redis_user, T_STR, 0, 0, C_NONE, "", "Redis ACL user (empty: default user)"),
+	KEY(redis_password, T_STR, 0, 0, C_NONE, "", "Redis password (empty: no AUTH)"),
+	KEY(redis_db, T_INT, 0, 65535, C_NONE, "0", "Redis database number (standalone only)"),
+	KEY(redis_timeout_ms, T_U32, 10, 600000, C_NONE, "5000", "Redis connect and command timeout"),
+	KEY(redis_buckets, T_U32, 1, 16384, C_NONE, "1024",
+	    "session buckets: clients of one bucket share a Redis hash tag and one script call per flush"),
+	KEY(redis_batching, T_U32, 0, 1, C_NONE, "1", "1: one script call per bucket per flush; 0: one per client"),
+	KEY(redis_max_pending, T_U32, 1, 100000000, C_NONE, "200000",
+	    "store operations in flight per worker before clients stop being read"),
+	KEY(message_ttl, T_U32, 1, UINT32_MAX, C_NONE, "604800",
+	    "seconds a stored message lives when it carries no message expiry (default 7 days)"),
 };
 
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
@@ -189,6 +203,10 @@ key_set(config_t *cfg, const config_key_t *k, const char *val, const char *src, 
 		if (len >= k->size) {
 			set_err(err, errlen, "config: %s: '%s' is too long (at most %zu bytes) (from %s)",
 			        k->name, val, k->size - 1, src);
+			return -1;
+		}
+		if (k->check == C_STORE && strcmp(val, "memory") != 0 && strcmp(val, "redis") != 0) {
+			set_err(err, errlen, "config: %s: '%s' is not one of memory, redis (from %s)", k->name, val, src);
 			return -1;
 		}
 		if (k->check == C_LOGLEVEL && log_level_parse(val) < 0) {

@@ -36,6 +36,16 @@ typedef struct config {
 	uint32_t buf_ring_entries;   /* "buf_ring_entries": 2048 — provided receive buffers per worker (power of 2) */
 	uint32_t buf_size;           /* "buf_size": 4096 — bytes per provided buffer */
 	uint32_t ring_entries;       /* "ring_entries": 4096 — io_uring SQ size */
+	char store[16];              /* "store": "memory" | "redis" */
+	char redis_addrs[512];       /* "redis_addrs": "127.0.0.1:6379" — masters or cluster seeds */
+	char redis_user[64];         /* "redis_user": "" */
+	char redis_password[128];    /* "redis_password": "" */
+	int redis_db;                /* "redis_db": 0 */
+	uint32_t redis_timeout_ms;   /* "redis_timeout_ms": 5000 */
+	uint32_t redis_buckets;      /* "redis_buckets": 1024 — clients per hash tag group */
+	uint32_t redis_batching;     /* "redis_batching": 1 — 0 = one script call per client (for comparison) */
+	uint32_t redis_max_pending;  /* "redis_max_pending": 200000 — store ops in flight before reading pauses */
+	uint32_t message_ttl;        /* "message_ttl": 604800 — stored message lifetime without message expiry */
 } config_t;
 
 /* Fill *cfg with defaults (control_socket depends on the uid and XDG_RUNTIME_DIR). */
