@@ -28,8 +28,11 @@ uint8_t *buf_reserve(buf_t *b, size_t n)
 
 int buf_append(buf_t *b, const void *p, size_t n)
 {
-	uint8_t *dst = buf_reserve(b, n);
+	uint8_t *dst;
 
+	if (n == 0)
+		return 0;
+	dst = buf_reserve(b, n);
 	if (!dst)
 		return -ENOMEM;
 	memcpy(dst, p, n);

@@ -18,6 +18,7 @@
 #include "loop.h"
 #include "route.h"
 #include "sess.h"
+#include "store.h"
 
 /* A closing connection whose peer does not read gets this long to take its last bytes. */
 #define CLOSE_LINGER_MS 2000
@@ -43,8 +44,9 @@ void conn_on_accept(struct io_uring_cqe *cqe)
 			log_warn(-cqe->res, "accept failed");
 	} else if (W->stopping) {
 		close(cqe->res);
-	} else if (W->cfg->max_connections && W->n_conns >= W->cfg->max_connections) {
-		/* Over the limit before CONNECT: nothing can be said in MQTT yet, so just close. */
+	} else if (W->cfg->max_connections && W->n_conns >= 2 * (uint64_t)W->cfg->max_connections + 64) {
+		/* The limit proper is checked at CONNECT by the owner worker (sessions it serves); sockets are capped
+		 * here only against floods of connections that never send CONNECT. Nothing can be said in MQTT yet. */
 		W->st.rejected_max_conn++;
 		close(cqe->res);
 	} else {
@@ -117,7 +119,7 @@ static void mark_dirty(conn_t *c)
 
 static void arm_recv(conn_t *c)
 {
-	if (c->recv_armed || c->state == CONN_CLOSING || c->state == CONN_HANDOFF)
+	if (c->recv_armed || c->paused || c->state == CONN_CLOSING || c->state == CONN_HANDOFF)
 		return;
 	loop_arm_recv(c->fd, ud_make(UD_RECV, c->gen, c->idx));
 	c->recv_armed = true;
@@ -246,6 +248,14 @@ void conn_on_recv(uint32_t idx, uint32_t gen, struct io_uring_cqe *cqe)
 	}
 	if (bid >= 0)
 		loop_buf_return((uint16_t)bid);
+	if (more && !c->paused && c->state == CONN_ACTIVE && store_busy()) {
+		/* Flow control: the store is behind, so stop reading; TCP pushes back on the client. */
+		struct io_uring_sqe *sqe = loop_sqe();
+
+		c->paused = true;
+		io_uring_prep_cancel64(sqe, ud_make(UD_RECV, c->gen, c->idx), 0);
+		io_uring_sqe_set_data64(sqe, ud_make(UD_IGNORE, 0, 0));
+	}
 	if (!more) {
 		c->recv_armed = false;
 		c->refs--;
@@ -351,6 +361,8 @@ static uint8_t err_reason(int err)
 	case CONN_E_SESSION_EXPIRY:
 	case CONN_E_UNEXPECTED: return MQTT_RC_PROTOCOL_ERROR;
 	case CONN_E_AUTH: return MQTT_RC_BAD_AUTH_METHOD;
+	case CONN_E_UNAVAILABLE: return MQTT_RC_SERVER_UNAVAILABLE;
+	case CONN_E_BUSY: return MQTT_RC_QUOTA_EXCEEDED;
 	default: return mqtt_err_reason(err);
 	}
 }
@@ -376,6 +388,8 @@ void conn_fail(conn_t *c, int err)
 		memset(&ack, 0, sizeof(ack));
 		if (c->version == MQTT_V5) {
 			ack.reason = reason;
+		} else if (c->version && (err == CONN_E_UNAVAILABLE || err == CONN_E_BUSY)) {
+			ack.reason = MQTT_V3_SERVER_UNAVAILABLE;
 		} else if (c->version && (v3 = mqtt_err_connack_v3(err)) > 0) {
 			ack.reason = (uint8_t)v3;
 		} else {
@@ -400,6 +414,8 @@ void conn_close(conn_t *c, uint8_t reason)
 		return;
 	if (c->state != CONN_HANDOFF)
 		W->st.disconnects += c->sess != NULL;
+	if (c->state == CONN_ACTIVE)
+		W->n_active--;
 	c->state = CONN_CLOSING;
 	c->created_ms = W->now_ms; /* reused as the linger start */
 	if (c->sess)
@@ -543,6 +559,30 @@ void conn_tick(void)
 			if (now - c->created_ms > CLOSE_LINGER_MS)
 				shutdown(c->fd, SHUT_RDWR);
 			break;
+		}
+	}
+}
+
+void conn_drain(conn_t *c)
+{
+	uint8_t buf[16384];
+	ssize_t n;
+
+	/* Our single thread is the only reader right now: io_uring's multishot recv runs only inside
+	 * io_uring_enter, so these bytes are the next ones in the stream. */
+	while (c->state == CONN_ACTIVE && (n = recv(c->fd, buf, sizeof(buf), MSG_DONTWAIT)) > 0) {
+		c->last_rx_ms = W->now_ms;
+		W->st.bytes_in += (uint64_t)n;
+		process(c, buf, (size_t)n);
+	}
+}
+
+void conn_resume_all(void)
+{
+	for (conn_t *c = W->live; c; c = c->next) {
+		if (c->paused) {
+			c->paused = false;
+			arm_recv(c);
 		}
 	}
 }

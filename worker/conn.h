@@ -19,6 +19,8 @@ enum conn_err {
 	CONN_E_SESSION_EXPIRY = -104,/* DISCONNECT sets expiry after CONNECT had 0: protocol error */
 	CONN_E_UNEXPECTED = -105,    /* packet not allowed in this state: protocol error */
 	CONN_E_AUTH = -106,          /* AUTH not supported: 0x8C bad authentication method */
+	CONN_E_UNAVAILABLE = -107,   /* not ready to serve sessions yet: 0x88 server unavailable */
+	CONN_E_BUSY = -108,          /* connection limit: 0x97 quota exceeded / 3.1.1 server unavailable */
 };
 
 void conn_on_accept(struct io_uring_cqe *cqe);
@@ -44,6 +46,11 @@ void conn_start_accepting(void);
 void conn_flush_all(void);
 void conn_tick(void);
 bool conn_all_closed(void);
+/* Process what the client already sent and we have not read yet (before a takeover closes c: its last
+ * PUBACKs and DISCONNECT must count). */
+void conn_drain(conn_t *c);
+/* The store drained: read paused connections again. */
+void conn_resume_all(void);
 /* Graceful stop: stop accepting; DISCONNECT 0x8B to MQTT 5 clients; close everything. */
 void conn_stop_all(void);
 /* Resolve the head of the pending-reply FIFO: writes every reply whose acks are complete. */

@@ -131,6 +131,13 @@ int handle_connect(conn_t *c, const mqtt_frame_t *f)
 	c->handoff_to = (int16_t)slot_owner(slot_of(id, id_len), W->n);
 	if (c->handoff_to != W->id)
 		return CONN_HANDOFF_NEEDED;
+	if (!W->store_ready)
+		return CONN_E_UNAVAILABLE; /* handed over while our sessions are still being restored */
+	if (W->cfg->max_connections && W->n_active >= W->cfg->max_connections) {
+		/* The limit counts the sessions this worker serves, wherever their sockets were accepted. */
+		W->st.rejected_max_conn++;
+		return CONN_E_BUSY;
+	}
 
 	set_client_limits(c, &cn);
 	c->keepalive = cn.keep_alive;
@@ -148,6 +155,9 @@ int handle_connect(conn_t *c, const mqtt_frame_t *f)
 	}
 
 	s = sess_find(id, id_len);
+	if (s && s->conn)
+		conn_drain(s->conn);
+	s = sess_find(id, id_len); /* a drained DISCONNECT may have ended it */
 	if (s && s->conn) {
 		conn_t *old = s->conn;
 
@@ -186,6 +196,7 @@ int handle_connect(conn_t *c, const mqtt_frame_t *f)
 	if (err < 0)
 		return err;
 	c->state = CONN_ACTIVE;
+	W->n_active++;
 	W->st.connects++;
 	log_conn(LOG_DEBUG, c->id, 0, "client '%.*s' connected from %s (v%u, clean %d, expiry %u, present %d)",
 		(int)id_len, id, c->addr, c->version, cn.clean_start, expiry, present);

@@ -90,14 +90,20 @@ int handle_publish(conn_t *c, const mqtt_frame_t *f)
 		msg_unref(m);
 		return CONN_E_NOMEM;
 	}
+	/* Store writes made while routing (subscriber copies, the QoS 2 id) hold this reply back too. */
+	W->wait = (waiter_t){ .kind = WAIT_CONN, .idx = c->idx, .gen = c->gen, .seq = (uint64_t)seq };
+	W->wait_count = 0;
 	if (p.qos == 1)
 		c->inflight_in++;
 	else if (sess_rx_add(c->sess, p.packet_id) < 0) {
+		W->wait.kind = WAIT_NONE;
 		msg_unref(m);
 		return CONN_E_NOMEM;
 	}
 	pe = handle_pend_get(c, (uint64_t)seq);
 	pe->waiting = route_publish(m, c, (uint64_t)seq);
+	pe->waiting += W->wait_count;
+	W->wait.kind = WAIT_NONE;
 	msg_unref(m);
 	conn_pend_flush(c);
 	return 0;

@@ -74,6 +74,8 @@ int handle_subscribe(conn_t *c, const mqtt_frame_t *f)
 	if (pseq < 0)
 		return CONN_E_NOMEM;
 	seq = (uint64_t)pseq;
+	W->wait = (waiter_t){ .kind = WAIT_CONN, .idx = c->idx, .gen = c->gen, .seq = seq };
+	W->wait_count = 0;
 	mqtt_sub_iter(&s, &it);
 	while (mqtt_sub_next(&it, &filter, &opts)) {
 		uint32_t w = 0;
@@ -86,12 +88,15 @@ int handle_subscribe(conn_t *c, const mqtt_frame_t *f)
 		if (c->version != MQTT_V5 && reasons[n] >= 0x80)
 			reasons[n] = 0x80;
 		if (retained && remember_retained(&rbuf, filter) < 0) {
+			W->wait.kind = WAIT_NONE;
 			buf_finish(&rbuf);
 			return CONN_E_NOMEM;
 		}
 		waiting += w;
 		n++;
 	}
+	waiting += W->wait_count;
+	W->wait.kind = WAIT_NONE;
 	pe = handle_pend_get(c, seq);
 	/* Retained messages go after the SUBACK, which may still wait for other workers. */
 	pe->retained = rbuf.data;

@@ -12,6 +12,7 @@
 #include "mesh.h"
 #include "rds.h"
 #include "sess.h"
+#include "store.h"
 
 uint64_t loop_now_ms(void)
 {
@@ -179,9 +180,12 @@ int loop_run(void)
 
 		conn_flush_all();
 		mesh_flush_all();
+		store_flush();
 		rds_flush_all();
 		ctl_flush();
-		if (W->stopping && conn_all_closed())
+		/* Stop once every client is gone and every store write is acknowledged (the supervisor's shutdown
+		 * timeout bounds this if the store is unreachable). */
+		if (W->stopping && conn_all_closed() && !store_pending())
 			break;
 		ret = io_uring_submit_and_wait(&W->ring, 1);
 		if (ret < 0 && ret != -EINTR && ret != -EAGAIN && ret != -EBUSY) {

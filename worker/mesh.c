@@ -57,6 +57,7 @@ void mesh_finish(void)
 		buf_finish(&p->rbuf);
 		outq_finish(&p->out);
 		ring_finish(&p->toks);
+		ring_finish(&p->inwait);
 		strmap_finish(&p->interest);
 	}
 }
@@ -111,6 +112,8 @@ void mesh_peer_down(int k)
 	p->out.pending.len = 0;
 	p->rbuf.len = 0;
 	p->acks_owed = 0;
+	p->inwait_seq += p->inwait.len;
+	p->inwait.len = 0;
 	/* The peer's sessions died with it (memory store): whatever waited for it is answered now. */
 	resolve(p, UINT32_MAX);
 	route_peer_down(k);
@@ -220,6 +223,14 @@ static int on_frame(int k, const frame_hdr_t *h, const uint8_t *body, size_t len
 {
 	peer_t *p = &W->peers[k];
 
+	bool want = h->flags & MF_ACK_WANTED;
+
+	/* Store writes made for this frame delay its ack; frames behind an unfinished one wait in line. */
+	if (want) {
+		W->wait = (waiter_t){ .kind = WAIT_PEER, .idx = (uint32_t)k, .gen = p->gen,
+			.seq = p->inwait_seq + p->inwait.len };
+		W->wait_count = 0;
+	}
 	switch (h->type) {
 	case MF_PUB: {
 		msg_t hdr;
@@ -231,8 +242,10 @@ static int on_frame(int k, const frame_hdr_t *h, const uint8_t *body, size_t len
 		if (sizeof(msg_t) + msg_data_len(&hdr) + h->group_len != len)
 			return -EPROTO;
 		m = msg_create_raw(&hdr, body + sizeof(msg_t));
-		if (!m)
+		if (!m) {
+			W->wait.kind = WAIT_NONE;
 			return -ENOMEM;
+		}
 		if (h->flags & MESH_RETAIN_STORE)
 			route_retain_store(m);
 		if (h->flags & MESH_DELIVER)
@@ -253,13 +266,43 @@ static int on_frame(int k, const frame_hdr_t *h, const uint8_t *body, size_t len
 		resolve(p, h->a);
 		break;
 	default:
+		W->wait.kind = WAIT_NONE;
 		return -EPROTO;
 	}
-	if (h->flags & MF_ACK_WANTED) {
+	W->wait.kind = WAIT_NONE;
+	if (want) {
+		if (!W->wait_count && !p->inwait.len) {
+			p->acks_owed++;
+			mark_dirty(p);
+		} else {
+			uint32_t *n = ring_push(&p->inwait, sizeof(uint32_t));
+
+			if (n)
+				*n = W->wait_count;
+			else
+				p->acks_owed++; /* cannot track it: ack now rather than never */
+		}
+	}
+	return 0;
+}
+
+void mesh_inwait_done(int k, uint32_t gen, uint64_t seq)
+{
+	peer_t *p = &W->peers[k];
+	uint32_t *n;
+
+	if (gen != p->gen || seq < p->inwait_seq || seq - p->inwait_seq >= p->inwait.len)
+		return;
+	n = ring_at(&p->inwait, sizeof(uint32_t), (uint32_t)(seq - p->inwait_seq));
+	if (*n)
+		(*n)--;
+	/* Acks go back in frame order: only a finished head may be acknowledged. */
+	while (p->inwait.len && *(uint32_t *)ring_at(&p->inwait, sizeof(uint32_t), 0) == 0) {
+		ring_pop(&p->inwait);
+		p->inwait_seq++;
 		p->acks_owed++;
 		mark_dirty(p);
 	}
-	return 0;
 }
 
 static void process(int k, const uint8_t *data, size_t len)

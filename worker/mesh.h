@@ -24,6 +24,8 @@ static inline bool mesh_up(int k) { return W->peers[k].up; }
 void mesh_on_recv(uint32_t k, uint32_t gen, struct io_uring_cqe *cqe);
 void mesh_on_send(uint32_t k, uint32_t gen, struct io_uring_cqe *cqe);
 void mesh_flush_all(void);
+/* A store write for in-frame `seq` of peer k (generation gen) completed. */
+void mesh_inwait_done(int k, uint32_t gen, uint64_t seq);
 /* Frames. With c != NULL the frame asks for an ack that resolves reply `seq` of c. */
 void mesh_send_pub(int k, const msg_t *m, uint8_t flags, const char *group, size_t group_len, conn_t *c,
 	uint64_t seq);

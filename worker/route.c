@@ -9,6 +9,7 @@
 #include "mesh.h"
 #include "msg.h"
 #include "sess.h"
+#include "store.h"
 
 /* Trie values are tagged by their low bits: every real pointer stored is at least 4-byte aligned. */
 #define TAG_PEER 1u
@@ -485,6 +486,7 @@ uint8_t route_subscribe(sess_t *s, mqtt_str_t filter, const mqtt_subopts_t *opts
 	}
 	/* Retained messages: not for shared subscriptions; retain handling 1 only for a new subscription. */
 	*retained = !shared && (opts->retain_handling == 0 || (opts->retain_handling == 1 && !existed));
+	store_sub_put(s, sub); /* durable before the SUBACK (W->wait) */
 	return opts->qos;
 
 err_sub:
@@ -520,6 +522,7 @@ uint8_t route_unsubscribe(sess_t *s, mqtt_str_t filter)
 
 		if (sub->filter_len == filter.len && memcmp(sub->filter, filter.p, filter.len) == 0) {
 			*pp = sub->next;
+			store_sub_del(s, sub->filter, sub->filter_len);
 			sub_remove(s, sub);
 			return 0;
 		}

@@ -29,6 +29,15 @@ uint8_t sess_on_pubcomp(sess_t *s, uint16_t pid);
 bool sess_rx_has(const sess_t *s, uint16_t pid);
 int sess_rx_add(sess_t *s, uint16_t pid);
 bool sess_rx_del(sess_t *s, uint16_t pid);
+struct store_entry;
+/* The store finished loading s (after sess_attach of a cold session): entries in sequence order (sent ones
+ * become the window, resent with DUP), then what was queued meanwhile. Takes the entries' references. */
+void sess_loaded(sess_t *s, struct store_entry *e, size_t n, const uint16_t *rx, size_t nrx);
+/* Start-up: re-create an offline persistent session and its subscriptions from the store's record. */
+struct redisReply;
+void sess_restore(const char *id, size_t len, const struct redisReply *meta, const struct redisReply *subs);
+/* Add a QoS 2 id without writing it to the store (it came from there). */
+int sess_rx_add_loaded(sess_t *s, uint16_t pid);
 /* Once per tick: due wills, expired sessions. */
 void sess_tick(void);
 uint64_t sess_queued_total(void);

@@ -66,6 +66,7 @@ typedef struct msg {
 /* An outbound message waiting in a session queue. */
 typedef struct qent {
 	msg_t *m;
+	uint64_t qseq;             /* the session's message sequence number: its id in the store */
 	uint32_t subid;            /* 0 = none */
 	uint8_t qos;
 	uint8_t retain;
@@ -80,6 +81,7 @@ enum ifl_state {
 /* An outbound QoS 1/2 message sent and not yet acknowledged. */
 typedef struct ifl {
 	msg_t *m;                  /* NULL once in IFL_PUBCOMP */
+	uint64_t qseq;
 	uint32_t subid;
 	uint16_t pid;
 	uint8_t qos;
@@ -132,6 +134,11 @@ typedef struct sess {
 	uint64_t expired;          /* message-expiry drops */
 	uint32_t match_epoch;      /* routing scratch: set when matched in the current publish */
 	uint32_t match_slot;
+	uint64_t next_qseq;        /* next message sequence number (store id) */
+	bool cold;                 /* durable store: queue and window live only in the store (offline) */
+	bool loading;              /* durable store: queue being loaded after reconnect */
+	bool stored;               /* written to the durable store at least once */
+	uint32_t load_gen;
 } sess_t;
 
 /* One reply that must wait for other workers before it may be written (PUBACK, PUBREC, SUBACK...). */
@@ -171,6 +178,7 @@ typedef struct conn {
 	bool graceful;             /* DISCONNECT 0x00 received: no will */
 	bool problem_info;         /* client's request problem information */
 	bool in_list;
+	bool paused;               /* reading stopped while the store drains */
 	uint16_t keepalive;        /* seconds, after server override */
 	uint32_t refs;             /* SQEs in flight */
 	uint64_t last_rx_ms;
@@ -193,6 +201,20 @@ typedef struct conn {
 	char addr[64];
 } conn_t;
 
+/* Who waits for a store write: a reply of a connection, or an in-frame of a peer. */
+enum waiter_kind {
+	WAIT_NONE = 0,
+	WAIT_CONN,
+	WAIT_PEER,
+};
+
+typedef struct waiter {
+	uint8_t kind;
+	uint32_t idx;              /* conn slot, or peer worker id */
+	uint32_t gen;
+	uint64_t seq;              /* reply or in-frame sequence number */
+} waiter_t;
+
 /* A token for one forwarded frame that expects an ack, in the order it was sent to a peer. */
 typedef struct tok {
 	uint32_t conn_idx;
@@ -211,6 +233,8 @@ typedef struct peer {
 	outq_t out;
 	ring_t toks;               /* tok_t, in send order */
 	uint32_t acks_owed;        /* acks to send back at the next flush */
+	ring_t inwait;             /* uint32_t: store writes still pending per received frame that wants an ack */
+	uint64_t inwait_seq;       /* sequence number of inwait's head */
 	strmap_t interest;         /* filters this peer has local subscribers for */
 	struct peer *next_dirty;
 } peer_t;
@@ -243,6 +267,12 @@ typedef struct stats {
 	uint64_t disconnects;
 	uint64_t protocol_errors;
 	uint64_t rejected_max_conn;
+	uint64_t store_batches;
+	uint64_t store_ops;
+	uint64_t store_errors;
+	uint64_t store_dropped;    /* dropped by the store's queue bound */
+	uint64_t store_quarantined;
+	uint64_t paused_reads;
 } stats_t;
 
 typedef struct wk {
@@ -266,6 +296,7 @@ typedef struct wk {
 	uint32_t *free_idx;
 	uint32_t n_free;
 	uint32_t n_conns;
+	uint32_t n_active;         /* connections past CONNACK (their sessions are ours) */
 	conn_t *live;              /* list of all connections */
 	conn_t *dirty;             /* connections with output to flush */
 	peer_t *dirty_peers;
@@ -279,6 +310,10 @@ typedef struct wk {
 	uint64_t next_conn_id;
 	uint32_t match_epoch;
 	uint32_t handoff_pending;
+	waiter_t wait;             /* who the store writes issued right now are for (WAIT_NONE: nobody) */
+	uint32_t wait_count;       /* store writes issued for `wait` */
+	bool restoring;            /* loading sessions from the store at start-up: no writes back */
+	bool store_ready;          /* sessions restored: clients may connect */
 	struct __kernel_timespec tick;
 	stats_t st;
 } wk_t;

@@ -16,6 +16,7 @@
 #include "route.h"
 #include "sess.h"
 #include "slot.h"
+#include "store.h"
 #include "wk-t.h"
 
 wk_t *W;
@@ -31,6 +32,7 @@ static void teardown(void)
 		pos = 0;
 	}
 	strmap_finish(&W->sessions);
+	store_finish();
 	route_finish();
 	mesh_finish();
 	loop_finish();
@@ -39,6 +41,12 @@ static void teardown(void)
 	free(W->free_idx);
 	close(W->listen_fd);
 	close(W->ctl_fd);
+}
+
+void worker_serve(void)
+{
+	conn_start_accepting();
+	ctl_send_ready();
 }
 
 int worker_run(const worker_args_t *args)
@@ -64,8 +72,12 @@ int worker_run(const worker_args_t *args)
 	}
 	mesh_init(args);
 	ctl_init();
-	conn_start_accepting();
-	ctl_send_ready();
+	if (store_init() < 0)
+		return 1;
+	/* With a durable store, clients wait in the accept queue until this worker's sessions are restored,
+	 * so a CONNECT never sees a half-restored session (store.c starts accepting then). */
+	if (W->store_ready)
+		worker_serve();
 	log_info("worker %d up: slots %u..%u%s", W->id, slot_first(W->id, W->n),
 		slot_first(W->id + 1, W->n) - 1, args->restart_count ? " (restarted: sessions start empty)" : "");
 	rc = loop_run();

@@ -23,6 +23,8 @@ typedef struct worker_args {
 	unsigned restart_count;      /* 0 at first start: peers need no state dump */
 } worker_args_t;
 
+/* Start taking clients and tell the supervisor (once sessions are restored). Worker process only. */
+void worker_serve(void);
 /* Returns the process exit status (0 after a graceful shutdown). */
 int worker_run(const worker_args_t *args);
 
