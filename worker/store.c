@@ -630,7 +630,7 @@ void store_flush(void)
 	}
 	*keep_tail = NULL;
 	st.ready = keep;
-	st.ready_tail = keep_tail;
+	st.ready_tail = keep ? keep_tail : &st.ready;
 	if (store_busy() && !st.paused) {
 		st.paused = true;
 		W->st.paused_reads++;
