@@ -466,8 +466,14 @@ static void process(conn_t *c, const uint8_t *data, size_t len)
 	}
 	while (off < n && c->state != CONN_CLOSING) {
 		mqtt_frame_t f;
-		int64_t r = mqtt_frame(p + off, n - off, W->cfg->max_packet_size, &f);
+		int64_t r;
 		int err;
+
+		/* A session still loading from the store cannot judge a resent QoS 2 PUBLISH or an ack: hold the
+		 * client's next packets until sess_loaded() calls conn_resume_input(). */
+		if (c->state == CONN_ACTIVE && c->sess && c->sess->loading)
+			break;
+		r = mqtt_frame(p + off, n - off, W->cfg->max_packet_size, &f);
 
 		if (r == 0)
 			break;
@@ -561,6 +567,12 @@ void conn_tick(void)
 			break;
 		}
 	}
+}
+
+void conn_resume_input(conn_t *c)
+{
+	if (c->rbuf.len && c->state == CONN_ACTIVE)
+		process(c, NULL, 0);
 }
 
 void conn_drain(conn_t *c)

@@ -49,6 +49,8 @@ bool conn_all_closed(void);
 /* Process what the client already sent and we have not read yet (before a takeover closes c: its last
  * PUBACKs and DISCONNECT must count). */
 void conn_drain(conn_t *c);
+/* Parse input held back while the session was loading. */
+void conn_resume_input(conn_t *c);
 /* The store drained: read paused connections again. */
 void conn_resume_all(void);
 /* Graceful stop: stop accepting; DISCONNECT 0x8B to MQTT 5 clients; close everything. */

@@ -308,6 +308,7 @@ void sess_loaded(sess_t *s, store_entry_t *e, size_t n, const uint16_t *rx, size
 	if (c && c->state == CONN_ACTIVE) {
 		resend_window(s, c);
 		sess_pump(s);
+		conn_resume_input(c);
 	}
 }
 

@@ -748,3 +748,91 @@ class BrokerTest(unittest.TestCase):
 
 def main():
     unittest.main(verbosity=2)
+
+
+# --- redis (for the redis session store) ----------------------------------------------------------------
+
+REDIS_SERVER = os.environ.get('REDIS_SERVER') or shutil.which('redis-server') or '/usr/bin/redis-server'
+
+
+class RedisServer:
+    """A redis-server on a free loopback port, append-only file in its own temporary directory (no RDB
+    snapshots). kill() + start() restarts it on the same port and directory, so it reloads its AOF."""
+
+    def __init__(self, appendonly=True):
+        self.appendonly = appendonly
+        self.port = None
+        self.dir = None
+        self.proc = None
+        self._log = None
+
+    @property
+    def addr(self):
+        return '%s:%d' % (HOST, self.port)
+
+    def start(self, timeout=20.0):
+        if self.dir is None:
+            self.dir = tempfile.mkdtemp(prefix='ringmq-redis-')
+        if self.port is None:
+            self.port = free_port()
+        self._log = open(os.path.join(self.dir, 'redis.log'), 'ab')
+        argv = [REDIS_SERVER, '--port', str(self.port), '--bind', HOST, '--save', '',
+                '--appendonly', 'yes' if self.appendonly else 'no', '--dir', self.dir, '--daemonize', 'no',
+                '--protected-mode', 'no']
+        self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT,
+                                     cwd=self.dir)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError('redis-server exited early with %s\n%s' % (self.proc.returncode,
+                                                                               self.log_tail()))
+            try:
+                if self.ping():
+                    return self
+            except OSError:
+                pass
+            time.sleep(0.02)
+        raise AssertionError('redis-server not ready within %.0fs\n%s' % (timeout, self.log_tail()))
+
+    def command(self, *args, timeout=5.0):
+        """One command in RESP; returns the raw reply bytes (enough for PING/DBSIZE-style checks)."""
+        out = b'*%d\r\n' % len(args)
+        for a in args:
+            a = a if isinstance(a, bytes) else str(a).encode()
+            out += b'$%d\r\n%s\r\n' % (len(a), a)
+        with socket.create_connection((HOST, self.port), timeout=timeout) as s:
+            s.sendall(out)
+            data = b''
+            while not data.endswith(b'\r\n'):
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+            return data
+
+    def ping(self):
+        return self.command('PING', timeout=0.5).startswith(b'+PONG')
+
+    def kill(self, sig=signal.SIGKILL):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            self.proc.wait(10)
+        if self._log:
+            self._log.close()
+            self._log = None
+
+    def log_tail(self, n=30):
+        try:
+            with open(os.path.join(self.dir, 'redis.log'), 'rb') as f:
+                return '--- redis log ---\n' + '\n'.join(f.read().decode(errors='replace').splitlines()[-n:])
+        except (OSError, TypeError):
+            return ''
+
+    def stop(self):
+        try:
+            self.kill(signal.SIGTERM)
+        except subprocess.TimeoutExpired:
+            self.kill(signal.SIGKILL)
+        if self.dir and os.environ.get('RINGMQ_KEEP_TMP') is None:
+            shutil.rmtree(self.dir, ignore_errors=True)
+            self.dir = None
