@@ -496,7 +496,8 @@ static void on_load(batch_t *b, const opinfo_t *oi, const redisReply *r)
 			}
 		}
 	}
-	qsort(e, n, sizeof(*e), cmp_entry);
+	if (n > 1)
+		qsort(e, n, sizeof(*e), cmp_entry);
 	if (rx->type == REDIS_REPLY_ARRAY && rx->elements)
 		pids = calloc(rx->elements, sizeof(*pids));
 	for (size_t i = 0; pids && i < rx->elements; i++)
