@@ -296,6 +296,35 @@ sub_header(const mqtt_frame_t *f, uint8_t type, uint8_t version, rd_t *r, mqtt_s
 	return MQTT_OK;
 }
 
+/* One topic-filter entry of SUBSCRIBE/UNSUBSCRIBE: an invalid filter is answered per entry by the broker
+ * (counted in n_invalid); a bad string is a malformed packet. */
+static int
+sub_entry(rd_t *r, mqtt_subscribe_t *out, bool *shared)
+{
+	mqtt_str_t filter;
+	int rc;
+
+	if (!rd_bin(r, &filter))
+		return MQTT_E_MALFORMED;
+	if ((rc = mqtt_filter_check(&filter, shared)) == MQTT_E_TOPIC_FILTER)
+		out->n_invalid++;
+	else if (rc < 0)
+		return rc;
+	out->count++;
+	return MQTT_OK;
+}
+
+/* [MQTT-3.8.3-3], [MQTT-3.10.3-2]: at least one entry; then a packet identifier is required. */
+static int
+sub_trailer(const mqtt_subscribe_t *out)
+{
+	if (out->count == 0)
+		return MQTT_E_PROTOCOL;
+	if (out->packet_id == 0)
+		return MQTT_E_PACKET_ID;
+	return MQTT_OK;
+}
+
 int
 mqtt_decode_subscribe(const mqtt_frame_t *f, uint8_t version, mqtt_subscribe_t *out)
 {
@@ -305,17 +334,13 @@ mqtt_decode_subscribe(const mqtt_frame_t *f, uint8_t version, mqtt_subscribe_t *
 	if ((rc = sub_header(f, MQTT_SUBSCRIBE, version, &r, out)) < 0)
 		return rc;
 	while (r.pos < r.end) {
-		mqtt_str_t filter;
 		uint8_t o;
 		bool shared;
 
-		if (!rd_bin(&r, &filter) || !rd_u8(&r, &o))
-			return MQTT_E_MALFORMED;
-		/* An invalid filter is answered per entry by the broker; a bad string is a malformed packet. */
-		if ((rc = mqtt_filter_check(&filter, &shared)) == MQTT_E_TOPIC_FILTER)
-			out->n_invalid++;
-		else if (rc < 0)
+		if ((rc = sub_entry(&r, out, &shared)) < 0)
 			return rc;
+		if (!rd_u8(&r, &o))
+			return MQTT_E_MALFORMED;
 		/* [MQTT-3.8.3-5] (v5 bits 7..6), [MQTT-3-8.3-4] (3.1.1 bits 7..2) */
 		if (version == MQTT_V5 ? (o & 0xC0) != 0 : (o & 0xFC) != 0)
 			return MQTT_E_MALFORMED;
@@ -328,14 +353,8 @@ mqtt_decode_subscribe(const mqtt_frame_t *f, uint8_t version, mqtt_subscribe_t *
 			if ((o & 0x04) && shared)
 				return MQTT_E_PROTOCOL;
 		}
-		out->count++;
 	}
-	/* [MQTT-3.8.3-2] / [MQTT-3.8.3-3] */
-	if (out->count == 0)
-		return MQTT_E_PROTOCOL;
-	if (out->packet_id == 0)
-		return MQTT_E_PACKET_ID;
-	return MQTT_OK;
+	return sub_trailer(out);
 }
 
 int
@@ -347,23 +366,12 @@ mqtt_decode_unsubscribe(const mqtt_frame_t *f, uint8_t version, mqtt_subscribe_t
 	if ((rc = sub_header(f, MQTT_UNSUBSCRIBE, version, &r, out)) < 0)
 		return rc;
 	while (r.pos < r.end) {
-		mqtt_str_t filter;
 		bool shared;
 
-		if (!rd_bin(&r, &filter))
-			return MQTT_E_MALFORMED;
-		if ((rc = mqtt_filter_check(&filter, &shared)) == MQTT_E_TOPIC_FILTER)
-			out->n_invalid++;
-		else if (rc < 0)
+		if ((rc = sub_entry(&r, out, &shared)) < 0)
 			return rc;
-		out->count++;
 	}
-	/* [MQTT-3.10.3-2] */
-	if (out->count == 0)
-		return MQTT_E_PROTOCOL;
-	if (out->packet_id == 0)
-		return MQTT_E_PACKET_ID;
-	return MQTT_OK;
+	return sub_trailer(out);
 }
 
 int
