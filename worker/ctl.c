@@ -15,6 +15,7 @@
 #include "mesh.h"
 #include "route.h"
 #include "sess.h"
+#include "store.h"
 
 static uint8_t payload[CHAN_MAX_PAYLOAD];
 
@@ -88,7 +89,7 @@ static json_t *stats_json(void)
 		online += s->conn != NULL;
 		subs += s->n_subs;
 	}
-	return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I,"
+	json_t *o = json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I,"
 		" s:I, s:I, s:I}",
 		"connections", (json_int_t)online,
 		"sockets", (json_int_t)W->n_conns,
@@ -109,6 +110,18 @@ static json_t *stats_json(void)
 		"connects", (json_int_t)W->st.connects,
 		"protocol_errors", (json_int_t)W->st.protocol_errors,
 		"rejected_max_conn", (json_int_t)W->st.rejected_max_conn);
+
+	/* The store's own counters: a bound hit or a failing Redis must be visible, not silent. */
+	if (o) {
+		json_object_set_new(o, "store_ops", json_integer((json_int_t)W->st.store_ops));
+		json_object_set_new(o, "store_batches", json_integer((json_int_t)W->st.store_batches));
+		json_object_set_new(o, "store_errors", json_integer((json_int_t)W->st.store_errors));
+		json_object_set_new(o, "store_dropped", json_integer((json_int_t)W->st.store_dropped));
+		json_object_set_new(o, "store_quarantined", json_integer((json_int_t)W->st.store_quarantined));
+		json_object_set_new(o, "store_pending", json_integer((json_int_t)store_pending()));
+		json_object_set_new(o, "paused_reads", json_integer((json_int_t)W->st.paused_reads));
+	}
+	return o;
 }
 
 static json_t *answer(const char *req, size_t len)
