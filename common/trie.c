@@ -21,10 +21,9 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
-#include <time.h>
 
 #include "trie.h"
+#include "siphash.h"
 
 typedef struct node node_t;
 
@@ -52,7 +51,7 @@ struct trie {
 	size_t nalloc;              /* all allocated nodes, '+'/'#' included; root excluded */
 	size_t count;               /* (filter, value) pairs */
 	size_t max_len;             /* longest filter ever inserted: sizes trie_walk's buffer */
-	uint64_t k0, k1;            /* SipHash key */
+	siphash_key_t key;          /* per-trie: filter levels are client-chosen */
 };
 
 #define MIN_BUCKETS 64
@@ -60,47 +59,10 @@ struct trie {
 
 /* ---- hashing ---- */
 
-#define ROTL(x, b) (uint64_t)(((x) << (b)) | ((x) >> (64 - (b))))
-#define SIPROUND do { \
-	v0 += v1; v1 = ROTL(v1, 13); v1 ^= v0; v0 = ROTL(v0, 32); \
-	v2 += v3; v3 = ROTL(v3, 16); v3 ^= v2; \
-	v0 += v3; v3 = ROTL(v3, 21); v3 ^= v0; \
-	v2 += v1; v1 = ROTL(v1, 17); v1 ^= v2; v2 = ROTL(v2, 32); \
-} while (0)
-
-/* SipHash-1-3: one compression round per 8-byte word, three finalisation rounds. */
-static uint64_t
-siphash13(uint64_t k0, uint64_t k1, const unsigned char *p, size_t len)
-{
-	uint64_t v0 = k0 ^ 0x736f6d6570736575ULL, v1 = k1 ^ 0x646f72616e646f6dULL;
-	uint64_t v2 = k0 ^ 0x6c7967656e657261ULL, v3 = k1 ^ 0x7465646279746573ULL;
-	uint64_t b = (uint64_t)len << 56, m;
-	size_t i, left = len & 7;
-
-	for (i = 0; i + 8 <= len; i += 8) {
-		m = 0;
-		for (int j = 7; j >= 0; j--)
-			m = (m << 8) | p[i + (size_t)j];
-		v3 ^= m;
-		SIPROUND;
-		v0 ^= m;
-	}
-	for (size_t j = 0; j < left; j++)
-		b |= (uint64_t)p[i + j] << (8 * j);
-	v3 ^= b;
-	SIPROUND;
-	v0 ^= b;
-	v2 ^= 0xff;
-	SIPROUND;
-	SIPROUND;
-	SIPROUND;
-	return v0 ^ v1 ^ v2 ^ v3;
-}
-
 static uint32_t
 level_hash(const trie_t *t, const node_t *parent, const char *seg, size_t len)
 {
-	uint64_t h = siphash13(t->k0, t->k1, (const unsigned char *)seg, len);
+	uint64_t h = siphash13(&t->key, seg, len);
 
 	/* The parent pointer is not attacker-chosen; a multiplicative mix spreads it over the high bits. */
 	h ^= (uint64_t)(uintptr_t)parent * 0x9e3779b97f4a7c15ULL;
@@ -434,8 +396,6 @@ trie_t *
 trie_create(void)
 {
 	trie_t *t = calloc(1, sizeof(*t));
-	uint64_t key[2];
-
 	if (t == NULL)
 		return NULL;
 	t->nbuckets = MIN_BUCKETS;
@@ -444,16 +404,7 @@ trie_create(void)
 		free(t);
 		return NULL;
 	}
-	/* Without entropy the seed is still per-process; it only has to be unknown to clients. */
-	if (getrandom(key, sizeof(key), GRND_NONBLOCK) != (ssize_t)sizeof(key)) {
-		struct timespec ts;
-
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		key[0] = (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 32) ^ (uint64_t)(uintptr_t)t;
-		key[1] = (uint64_t)(uintptr_t)&key ^ 0x5bd1e9955bd1e995ULL;
-	}
-	t->k0 = key[0];
-	t->k1 = key[1];
+	siphash_key_random(&t->key);
 	return t;
 }
 
