@@ -11,6 +11,8 @@
  *   W->S CHAN_HANDOFF      + fd: move this client connection to worker hdr.worker (the target). Payload:
  *                          chan_handoff_t then the bytes already read from the socket (starting with CONNECT).
  *   S->W CHAN_HANDOFF      + fd: the same record, forwarded unchanged to the target worker.
+ *   W->S->W CHAN_HANDOFF_MORE  the rest of those bytes when they exceed one record (a CONNECT may be as
+ *                          large as max_packet_size): same header, no fd, forwarded in order behind it.
  *   S->W CHAN_MESH_FD      + fd: new worker<->worker mesh socket to peer hdr.worker (after that peer restarted).
  *   S->W CHAN_PEER_DOWN    peer hdr.worker died: forget its subscriptions, fail what was in flight to it.
  *   S->W CHAN_SHUTDOWN     graceful stop: stop accepting, DISCONNECT 0x8B to MQTT 5 clients, close, exit 0.
@@ -35,6 +37,7 @@ enum chan_type {
 	CHAN_SHUTDOWN = 5,
 	CHAN_CTL_REQ = 6,
 	CHAN_CTL_REPLY = 7,
+	CHAN_HANDOFF_MORE = 8,
 };
 
 typedef struct chan_hdr {
@@ -46,10 +49,12 @@ typedef struct chan_hdr {
 } chan_hdr_t;
 
 typedef struct chan_handoff {
-	uint64_t conn_id;   /* the accepting worker's connection id, for logs */
+	uint64_t conn_id;   /* the accepting worker's connection id: unique across workers, joins the chunks */
 	uint16_t slot;      /* client-ID hash slot */
 	uint16_t reserved;
-	uint32_t data_len;  /* bytes following this struct */
+	uint32_t data_len;  /* bytes following this struct in this record */
+	uint32_t total_len; /* bytes of the whole handoff (CONNECT and what followed it) */
+	uint32_t offset;    /* where this record's bytes go in the whole */
 } chan_handoff_t;
 
 /* Create a SEQPACKET socketpair for a control channel: sv[0] supervisor end, sv[1] worker end. 0 or -errno. */

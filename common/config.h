@@ -26,6 +26,11 @@ typedef struct config {
 	uint16_t max_inflight;       /* "max_inflight": 100 — outbound window per client (also capped by the
 	                                client's receive maximum) */
 	uint32_t max_queued;         /* "max_queued": 10000 — per-session offline queue; oldest dropped, counted */
+	uint32_t max_subscriptions;  /* "max_subscriptions": 1000 per session; 0 = unlimited */
+	uint32_t max_outbuf;         /* "max_outbuf": 8 MiB — output queued for one client before it is disconnected */
+	uint32_t max_outbuf_qos0;    /* "max_outbuf_qos0": 1 MiB — above it QoS 0 to that client is dropped, counted */
+	uint32_t max_pending_replies;/* "max_pending_replies": 1024 — unanswered replies before input is held */
+	uint32_t write_timeout_ms;   /* "write_timeout_ms": 60000 — no output taken for this long: disconnected */
 	uint16_t max_keepalive;      /* "max_keepalive": 65535 — larger client keepalives are lowered (MQTT 5
 	                                server keep alive) */
 	uint32_t max_session_expiry; /* "max_session_expiry": 4294967295 (never); caps the client's request */

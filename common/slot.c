@@ -5,6 +5,8 @@
  * crc16("123456789") = 0x31C3. Slot numbers must stay identical to Redis Cluster's so operators can reason
  * about placement with the same tools, hence the exact variant and the modulus 16384.
  */
+#include <string.h>
+
 #include "slot.h"
 
 /* crc_table[b] is the CRC of the single byte b shifted into the top of a zero register: one table step
@@ -82,4 +84,19 @@ slot_first(int k, int n_workers)
 	if (k >= n_workers)
 		return SLOT_COUNT;
 	return (uint16_t)((uint32_t)k * SLOT_COUNT / (uint32_t)n_workers);
+}
+
+uint16_t
+slot_of_key(const void *key, size_t len)
+{
+	const char *k = key, *open = memchr(k, '{', len);
+
+	if (open) {
+		size_t rest = len - (size_t)(open + 1 - k);
+		const char *close = memchr(open + 1, '}', rest);
+
+		if (close && close > open + 1)
+			return slot_crc16(open + 1, (size_t)(close - open - 1)) % SLOT_COUNT;
+	}
+	return slot_crc16(k, len) % SLOT_COUNT;
 }

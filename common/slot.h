@@ -15,6 +15,9 @@
 uint16_t slot_crc16(const void *buf, size_t len);
 /* Slot of a client ID (the whole ID, bytes as given): slot_crc16 % SLOT_COUNT. */
 uint16_t slot_of(const void *id, size_t len);
+/* Redis Cluster key slot with the {hash tag} rule: if the key has a '{' followed later by a '}' with at
+ * least one byte between them, only those bytes are hashed (Redis keys of the store, not client IDs). */
+uint16_t slot_of_key(const void *key, size_t len);
 /* Owner worker of a slot when SLOT_COUNT slots are split evenly into n_workers contiguous ranges
  * (worker k owns [k*16384/n, (k+1)*16384/n)). Returns -1 when n_workers < 1 or slot >= SLOT_COUNT. */
 int slot_owner(uint16_t slot, int n_workers);

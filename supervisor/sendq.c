@@ -32,6 +32,7 @@ type_name(uint16_t type)
 {
 	switch (type) {
 	case CHAN_HANDOFF: return "client handoff";
+	case CHAN_HANDOFF_MORE: return "client handoff data";
 	case CHAN_MESH_FD: return "mesh socket";
 	case CHAN_PEER_DOWN: return "peer-down notice";
 	case CHAN_SHUTDOWN: return "shutdown request";
@@ -151,7 +152,8 @@ sendq_drop(sendq_t *q, int target, bool keep_handoffs)
 
 	for (it = q->head; it && q->per_target[target]; it = next) {
 		next = it->next;
-		if (it->target != target || (keep_handoffs && it->type == CHAN_HANDOFF))
+		if (it->target != target || (keep_handoffs && (it->type == CHAN_HANDOFF ||
+		    it->type == CHAN_HANDOFF_MORE)))
 			continue;
 		unlink_item(q, it);
 		free_item(it);

@@ -141,7 +141,7 @@ sup_send(sup_t *s, int k, uint16_t type, int32_t worker, uint32_t seq, const voi
 				close(fd);
 			return rc;
 		}
-	} else if (w->ctl_fd < 0 && !(queue_if_down && type == CHAN_HANDOFF)) {
+	} else if (w->ctl_fd < 0 && !(queue_if_down && (type == CHAN_HANDOFF || type == CHAN_HANDOFF_MORE))) {
 		if (fd >= 0)
 			close(fd);
 		return -ENOTCONN;
@@ -512,6 +512,14 @@ on_record(sup_t *s, int k, const chan_hdr_t *h, int fd)
 		s->w[k].state = SUP_W_UP;
 		flush(s, k);
 		check_all_ready(s);
+		return;
+	case CHAN_HANDOFF_MORE:
+		if (fd >= 0)
+			close(fd);
+		if (h->worker < 0 || h->worker >= s->n_workers || h->len < sizeof(chan_handoff_t))
+			return;
+		/* Behind its CHAN_HANDOFF in the same per-target queue, so the chunks arrive in order. */
+		sup_send(s, h->worker, CHAN_HANDOFF_MORE, h->worker, h->seq, chan_buf, h->len, -1, !s->stopping);
 		return;
 	case CHAN_HANDOFF:
 		if (fd < 0 || h->worker < 0 || h->worker >= s->n_workers || h->len < sizeof(chan_handoff_t)) {

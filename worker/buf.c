@@ -5,7 +5,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "loop.h"
+/* A buffer that grew past these for one burst is given back rather than kept per connection forever; the
+ * output bound is larger so a busy mesh channel does not reallocate every turn. */
+#define KEEP_MAX (64u << 10)
+#define KEEP_OUT_MAX (256u << 10)
 
 uint8_t *buf_reserve(buf_t *b, size_t n)
 {
@@ -46,47 +49,73 @@ void buf_finish(buf_t *b)
 	memset(b, 0, sizeof(*b));
 }
 
-static void submit_send(outq_t *q, int fd, uint64_t ud)
+const uint8_t *buf_carry_view(buf_t *carry, const uint8_t *data, size_t len, size_t *n)
 {
-	struct io_uring_sqe *sqe = loop_sqe();
-
-	io_uring_prep_send(sqe, fd, q->sending.data + q->off, q->sending.len - q->off, MSG_NOSIGNAL);
-	io_uring_sqe_set_data64(sqe, ud);
-	q->inflight = true;
+	if (!carry->len) {
+		*n = len;
+		return data;
+	}
+	if (buf_append(carry, data, len) < 0)
+		return NULL;
+	*n = carry->len;
+	return carry->data;
 }
 
-bool outq_start(outq_t *q, int fd, uint64_t ud)
+int buf_carry_keep(buf_t *carry, const uint8_t *view, size_t n, size_t used)
 {
-	buf_t tmp;
-
-	if (q->inflight || !q->pending.len)
-		return false;
-	tmp = q->sending;
-	q->sending = q->pending;
-	q->pending = tmp;
-	q->pending.len = 0;
-	q->off = 0;
-	/* A buffer that grew huge for one burst is given back rather than kept per connection forever. */
-	if (q->pending.cap > 1u << 20) {
-		buf_finish(&q->pending);
+	if (view == carry->data && carry->len) {
+		memmove(carry->data, carry->data + used, n - used);
+		carry->len = (uint32_t)(n - used);
+		if (!carry->len && carry->cap > KEEP_MAX)
+			buf_finish(carry);
+		return 0;
 	}
-	submit_send(q, fd, ud);
+	return used < n ? buf_append(carry, view + used, n - used) : 0;
+}
+
+bool outq_next(outq_t *q, const uint8_t **p, size_t *len)
+{
+	if (q->inflight)
+		return false;
+	if (q->off >= q->sending.len) {
+		buf_t tmp;
+
+		if (!q->pending.len)
+			return false;
+		tmp = q->sending;
+		q->sending = q->pending;
+		q->pending = tmp;
+		q->pending.len = 0;
+		q->off = 0;
+		if (q->pending.cap > KEEP_OUT_MAX)
+			buf_finish(&q->pending);
+	}
+	*p = q->sending.data + q->off;
+	*len = q->sending.len - q->off;
+	q->inflight = true;
 	return true;
 }
 
-bool outq_sent(outq_t *q, int fd, uint64_t ud, int res)
+bool outq_sent(outq_t *q, int res)
 {
 	q->inflight = false;
 	if (res <= 0)
 		return false;
 	q->off += (uint32_t)res;
-	if (q->off < q->sending.len) {
-		submit_send(q, fd, ud);
+	if (q->off < q->sending.len)
 		return true;
-	}
 	q->sending.len = 0;
 	q->off = 0;
+	if (q->sending.cap > KEEP_OUT_MAX)
+		buf_finish(&q->sending);
 	return false;
+}
+
+void outq_reset(outq_t *q)
+{
+	q->sending.len = 0;
+	q->off = 0;
+	q->pending.len = 0;
 }
 
 void outq_finish(outq_t *q)
@@ -115,17 +144,6 @@ void *ring_push(ring_t *r, size_t size)
 	}
 	r->len++;
 	return ring_at(r, size, r->len - 1);
-}
-
-void ring_remove(ring_t *r, size_t size, uint32_t i)
-{
-	if (i == 0) {
-		ring_pop(r);
-		return;
-	}
-	for (uint32_t k = i; k + 1 < r->len; k++)
-		memcpy(ring_at(r, size, k), ring_at(r, size, k + 1), size);
-	r->len--;
 }
 
 void ring_finish(ring_t *r)

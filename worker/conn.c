@@ -1,4 +1,4 @@
-/* conn.c — client connections: accept, receive, parse, output, close, timers (see conn.h). */
+/* conn.c — client connections: accept, input framing, output with bounds, close, timeouts (see conn.h). */
 #include "conn.h"
 
 #include <arpa/inet.h>
@@ -11,40 +11,62 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "buf.h"
 #include "ctl.h"
 #include "handle.h"
 #include "log.h"
 #include "loop.h"
-#include "route.h"
+#include "mesh.h"
 #include "sess.h"
 #include "store.h"
+#include "worker.h"
 
-/* A closing connection whose peer does not read gets this long to take its last bytes. */
-#define CLOSE_LINGER_MS 2000
+/* Input held longer than this (bytes) stops receiving until it is parsed. */
+#define HOLD_MAX (64u << 10)
+
+static struct {
+	uint8_t kind_accept;
+	bool accept_armed;
+	bool accepting;
+	conn_t *live;
+	conn_t *aborts;
+	uint32_t n_conns;
+	uint32_t n_active;
+	uint64_t next_id;
+	uint64_t last_sweep_ms;
+} C;
+
+static const sock_ops_t conn_ops;
+
+static inline conn_t *of_sock(sock_t *s)
+{
+	return (conn_t *)s; /* sk is the first member */
+}
+
+/* --- accept ---------------------------------------------------------------------------------------------- */
 
 static void arm_accept(void)
 {
 	struct io_uring_sqe *sqe;
 
-	if (W->stopping || W->accept_armed)
+	if (!C.accepting || C.accept_armed)
 		return;
 	sqe = loop_sqe();
-	io_uring_prep_multishot_accept(sqe, W->listen_fd, NULL, NULL, SOCK_CLOEXEC);
-	io_uring_sqe_set_data64(sqe, ud_make(UD_ACCEPT, 0, 0));
-	W->accept_armed = true;
+	io_uring_prep_multishot_accept(sqe, W->listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+	io_uring_sqe_set_data64(sqe, ud_make(C.kind_accept, 0, 0));
+	C.accept_armed = true;
 }
 
-void conn_on_accept(struct io_uring_cqe *cqe)
+static void on_accept(uint64_t ud, struct io_uring_cqe *cqe)
 {
+	(void)ud;
 	if (!(cqe->flags & IORING_CQE_F_MORE))
-		W->accept_armed = false;
+		C.accept_armed = false;
 	if (cqe->res < 0) {
 		if (cqe->res != -ECANCELED)
 			log_warn(-cqe->res, "accept failed");
-	} else if (W->stopping) {
+	} else if (!C.accepting) {
 		close(cqe->res);
-	} else if (W->cfg->max_connections && W->n_conns >= 2 * (uint64_t)W->cfg->max_connections + 64) {
+	} else if (W->cfg->max_connections && C.n_conns >= 2 * (uint64_t)W->cfg->max_connections + 64) {
 		/* The limit proper is checked at CONNECT by the owner worker (sessions it serves); sockets are capped
 		 * here only against floods of connections that never send CONNECT. Nothing can be said in MQTT yet. */
 		W->st.rejected_max_conn++;
@@ -52,38 +74,26 @@ void conn_on_accept(struct io_uring_cqe *cqe)
 	} else {
 		conn_adopt(cqe->res, NULL, 0);
 	}
-	if (!W->accept_armed)
-		arm_accept();
+	arm_accept();
 }
 
-static int alloc_idx(uint32_t *idx)
+void conn_start_accepting(void)
 {
-	if (!W->n_free) {
-		uint32_t cap = W->conns_cap ? W->conns_cap * 2 : 1024;
-		conn_t **conns = realloc(W->conns, cap * sizeof(*conns));
-		uint32_t *gen, *fr;
-
-		if (!conns)
-			return -ENOMEM;
-		W->conns = conns;
-		gen = realloc(W->conn_gen, cap * sizeof(*gen));
-		if (!gen)
-			return -ENOMEM;
-		W->conn_gen = gen;
-		fr = realloc(W->free_idx, cap * sizeof(*fr));
-		if (!fr)
-			return -ENOMEM;
-		W->free_idx = fr;
-		for (uint32_t i = cap; i > W->conns_cap; i--) {
-			W->conns[i - 1] = NULL;
-			W->conn_gen[i - 1] = 0;
-			W->free_idx[W->n_free++] = i - 1;
-		}
-		W->conns_cap = cap;
-	}
-	*idx = W->free_idx[--W->n_free];
-	return 0;
+	C.accepting = true;
+	arm_accept();
 }
+
+void conn_stop_accepting(void)
+{
+	C.accepting = false;
+	/* The multishot accept holds the listener: the loop does not end before its last completion (busy()),
+	 * so once this process exits nothing keeps accepting on the port behind the kernel's asynchronous ring
+	 * teardown. */
+	if (C.accept_armed)
+		loop_cancel(ud_make(C.kind_accept, 0, 0));
+}
+
+/* --- adoption -------------------------------------------------------------------------------------------- */
 
 static void set_addr(conn_t *c)
 {
@@ -92,7 +102,7 @@ static void set_addr(conn_t *c)
 	char host[INET6_ADDRSTRLEN] = "?";
 	int port = 0;
 
-	if (getpeername(c->fd, (struct sockaddr *)&ss, &len) == 0) {
+	if (getpeername(c->sk.fd, (struct sockaddr *)&ss, &len) == 0) {
 		if (ss.ss_family == AF_INET) {
 			struct sockaddr_in *a = (struct sockaddr_in *)&ss;
 
@@ -108,85 +118,49 @@ static void set_addr(conn_t *c)
 	snprintf(c->addr, sizeof(c->addr), "%s:%d", host, port);
 }
 
-static void mark_dirty(conn_t *c)
-{
-	if (c->dirty)
-		return;
-	c->dirty = true;
-	c->next_dirty = W->dirty;
-	W->dirty = c;
-}
-
-static void arm_recv(conn_t *c)
-{
-	if (c->recv_armed || c->paused || c->state == CONN_CLOSING || c->state == CONN_HANDOFF)
-		return;
-	loop_arm_recv(c->fd, ud_make(UD_RECV, c->gen, c->idx));
-	c->recv_armed = true;
-	c->refs++;
-}
-
 static void process(conn_t *c, const uint8_t *data, size_t len);
 
 conn_t *conn_adopt(int fd, const uint8_t *data, size_t len)
 {
 	int one = 1;
-	uint32_t idx;
-	conn_t *c;
+	conn_t *c = calloc(1, sizeof(*c));
 
-	c = calloc(1, sizeof(*c));
-	if (!c || alloc_idx(&idx) < 0) {
+	if (!c || sock_open(&c->sk, fd, &conn_ops) < 0) {
 		log_error(ENOMEM, "cannot take a new connection");
 		free(c);
 		close(fd);
 		return NULL;
 	}
 	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	c->fd = fd;
-	c->idx = idx;
-	c->gen = ++W->conn_gen[idx] & 0xffffff;
-	c->id = ((uint64_t)W->id << 48) | ++W->next_conn_id;
-	c->created_ms = W->now_ms;
-	c->last_rx_ms = W->now_ms;
+	c->id = ((uint64_t)W->id << 48) | ++C.next_id;
+	c->created_ms = loop_now();
+	c->last_rx_ms = loop_now();
+	c->last_tx_ms = loop_now();
 	c->recv_max_out = 65535;
-	W->conns[idx] = c;
-	W->n_conns++;
-	c->next = W->live;
-	if (W->live)
-		W->live->prev = c;
-	W->live = c;
+	c->next = C.live;
+	if (C.live)
+		C.live->prev = c;
+	C.live = c;
+	C.n_conns++;
 	set_addr(c);
 	log_conn(LOG_DEBUG, c->id, 0, "accepted from %s", c->addr);
 	if (len)
 		process(c, data, len);
-	arm_recv(c);
 	return c;
 }
 
 conn_t *conn_get(uint32_t idx, uint32_t gen)
 {
-	conn_t *c;
+	sock_t *s = sock_get(idx, gen);
 
-	if (idx >= W->conns_cap)
-		return NULL;
-	c = W->conns[idx];
-	if (!c || c->gen != gen)
-		return NULL;
-	return c;
+	return s && s->ops == &conn_ops ? of_sock(s) : NULL;
 }
 
-static void conn_free(conn_t *c)
+static void on_free(sock_t *s)
 {
-	pend_t *p;
+	conn_t *c = of_sock(s);
 
-	close(c->fd);
-	while (c->pend.len) {
-		p = ring_at(&c->pend, sizeof(pend_t), 0);
-		free(p->packet);
-		free(p->retained);
-		ring_pop(&c->pend);
-	}
-	ring_finish(&c->pend);
+	reply_finish(&c->replies);
 	if (c->alias_in) {
 		for (uint32_t i = 0; i <= W->cfg->topic_alias_maximum; i++)
 			free(c->alias_in[i].topic);
@@ -198,248 +172,132 @@ static void conn_free(conn_t *c)
 		free(c->alias_out);
 	}
 	buf_finish(&c->rbuf);
-	outq_finish(&c->out);
+	if (c->in_abort_list) {
+		for (conn_t **pp = &C.aborts; *pp; pp = &(*pp)->next_abort) {
+			if (*pp == c) {
+				*pp = c->next_abort;
+				break;
+			}
+		}
+	}
 	if (c->prev)
 		c->prev->next = c->next;
 	else
-		W->live = c->next;
+		C.live = c->next;
 	if (c->next)
 		c->next->prev = c->prev;
-	W->conns[c->idx] = NULL;
-	W->free_idx[W->n_free++] = c->idx;
-	W->n_conns--;
+	C.n_conns--;
 	free(c);
 }
 
-/* Free once closed, idle and out of the flush list. Returns true if freed. */
-static bool try_free(conn_t *c)
+/* --- input ----------------------------------------------------------------------------------------------- */
+
+/* Why c's input may not be parsed now. */
+static bool must_hold(const conn_t *c)
 {
-	if (c->state != CONN_CLOSING || c->refs || c->dirty)
-		return false;
-	if (outq_size(&c->out) && !c->out.inflight) {
-		mark_dirty(c);
-		return false;
-	}
-	if (outq_size(&c->out))
-		return false;
-	conn_free(c);
-	return true;
+	return c->state == CONN_ACTIVE && ((c->sess && sess_loading(c->sess)) ||
+		reply_pending(&c->replies) >= W->cfg->max_pending_replies);
 }
 
-void conn_on_recv(uint32_t idx, uint32_t gen, struct io_uring_cqe *cqe)
+static bool pressure;
+
+/* Receive unless something says not to: a handoff in progress, too much held input, or the store / the
+ * mesh being behind (then every client stops being read as its next bytes arrive: TCP pushes back). */
+static void update_recv(conn_t *c)
 {
-	conn_t *c = conn_get(idx, gen);
-	bool more = cqe->flags & IORING_CQE_F_MORE;
-	int bid = -1;
-
-	if (cqe->flags & IORING_CQE_F_BUFFER)
-		bid = (int)(cqe->flags >> IORING_CQE_BUFFER_SHIFT);
-	if (!c) {
-		if (bid >= 0)
-			loop_buf_return((uint16_t)bid);
-		return;
-	}
-	if (cqe->res > 0 && bid >= 0) {
-		if (c->state != CONN_CLOSING) {
-			c->last_rx_ms = W->now_ms;
-			W->st.bytes_in += (uint64_t)cqe->res;
-			process(c, loop_buf((uint16_t)bid), (size_t)cqe->res);
-		}
-	}
-	if (bid >= 0)
-		loop_buf_return((uint16_t)bid);
-	if (more && !c->paused && c->state == CONN_ACTIVE && store_busy()) {
-		/* Flow control: the store is behind, so stop reading; TCP pushes back on the client. */
-		struct io_uring_sqe *sqe = loop_sqe();
-
-		c->paused = true;
-		io_uring_prep_cancel64(sqe, ud_make(UD_RECV, c->gen, c->idx), 0);
-		io_uring_sqe_set_data64(sqe, ud_make(UD_IGNORE, 0, 0));
-	}
-	if (!more) {
-		c->recv_armed = false;
-		c->refs--;
-		if (cqe->res == 0 || (cqe->res < 0 && cqe->res != -ENOBUFS && cqe->res != -ECANCELED)) {
-			if (c->state == CONN_HANDOFF) {
-				/* The client went away before we could move it: nothing to hand over. */
-				c->state = CONN_NEW;
-			}
-			log_conn(LOG_DEBUG, c->id, cqe->res < 0 ? -cqe->res : 0, "connection closed by peer");
-			conn_close(c, MQTT_RC_SUCCESS);
-		} else if (c->state == CONN_HANDOFF) {
-			mark_dirty(c);
-		} else {
-			/* -ENOBUFS ends a multishot recv: buffers are back by now, so re-arm. */
-			arm_recv(c);
-		}
-	}
-	try_free(c);
-}
-
-void conn_on_send(uint32_t idx, uint32_t gen, struct io_uring_cqe *cqe)
-{
-	conn_t *c = conn_get(idx, gen);
-
-	if (!c)
-		return;
-	c->refs--;
-	if (cqe->res < 0) {
-		log_conn(LOG_DEBUG, c->id, -cqe->res, "send failed");
-		/* Nothing more can be written: drop what is queued so the connection can go. */
-		c->out.inflight = false;
-		c->out.sending.len = 0;
-		c->out.off = 0;
-		c->out.pending.len = 0;
-		conn_close(c, MQTT_RC_SUCCESS);
-	} else {
-		W->st.bytes_out += (uint64_t)cqe->res;
-		if (outq_sent(&c->out, c->fd, ud_make(UD_SEND, c->gen, c->idx), cqe->res))
-			c->refs++;
-		else if (c->out.pending.len)
-			mark_dirty(c);
-	}
-	try_free(c);
-}
-
-uint8_t *conn_reserve(conn_t *c, size_t n)
-{
-	return outq_reserve(&c->out, n);
-}
-
-void conn_commit(conn_t *c, size_t n)
-{
-	c->out.pending.len += (uint32_t)n;
-	mark_dirty(c);
-}
-
-void conn_send_ack(conn_t *c, uint8_t type, uint16_t pid, uint8_t reason)
-{
-	mqtt_ack_t a;
-	uint8_t *p;
-	size_t n;
-
-	memset(&a, 0, sizeof(a));
-	a.packet_id = pid;
-	a.reason = reason;
-	n = mqtt_ack_size(c->version, &a);
-	p = conn_reserve(c, n);
-	if (!p)
-		return;
-	conn_commit(c, mqtt_encode_ack(p, n, type, c->version, &a));
-}
-
-void conn_send_disconnect(conn_t *c, uint8_t reason, const char *reason_string)
-{
-	mqtt_ack_t d;
-	uint8_t *p;
-	size_t n;
-
-	/* MQTT 3.1.1 has no server-to-client DISCONNECT. */
-	if (c->version != MQTT_V5)
-		return;
-	memset(&d, 0, sizeof(d));
-	d.reason = reason;
-	if (reason_string && c->problem_info) {
-		d.props.present |= MQTT_PROP_BIT(MQTT_PROP_REASON_STRING);
-		d.props.reason_string.p = (const uint8_t *)reason_string;
-		d.props.reason_string.len = (uint32_t)strlen(reason_string);
-	}
-	n = mqtt_disconnect_size(c->version, &d);
-	p = conn_reserve(c, n);
-	if (!p)
-		return;
-	conn_commit(c, mqtt_encode_disconnect(p, n, c->version, &d));
-	c->close_reason = reason;
-}
-
-static uint8_t err_reason(int err)
-{
-	switch (err) {
-	case CONN_E_RECV_MAX: return MQTT_RC_RECEIVE_MAX_EXCEEDED;
-	case CONN_E_ALIAS: return MQTT_RC_TOPIC_ALIAS_INVALID;
-	case CONN_E_NOMEM: return MQTT_RC_QUOTA_EXCEEDED;
-	case CONN_E_SESSION_EXPIRY:
-	case CONN_E_UNEXPECTED: return MQTT_RC_PROTOCOL_ERROR;
-	case CONN_E_AUTH: return MQTT_RC_BAD_AUTH_METHOD;
-	case CONN_E_UNAVAILABLE: return MQTT_RC_SERVER_UNAVAILABLE;
-	case CONN_E_BUSY: return MQTT_RC_QUOTA_EXCEEDED;
-	default: return mqtt_err_reason(err);
-	}
-}
-
-void conn_fail(conn_t *c, int err)
-{
-	uint8_t reason = err_reason(err);
-
-	W->st.protocol_errors++;
-	log_conn(LOG_INFO, c->id, 0, "%s: %s (reason 0x%02x)", c->addr,
-		err <= CONN_E_CLOSE ? "protocol violation" : mqtt_err_str(err), reason);
-	if (err == CONN_E_CLOSE) {
-		conn_close(c, MQTT_RC_SUCCESS);
-		return;
-	}
-	if (c->state == CONN_NEW) {
-		/* Errors before CONNACK are answered with a CONNACK where the version allows it. */
-		mqtt_connack_t ack;
-		uint8_t *p;
-		size_t n;
-		int v3;
-
-		memset(&ack, 0, sizeof(ack));
-		if (c->version == MQTT_V5) {
-			ack.reason = reason;
-		} else if (c->version && (err == CONN_E_UNAVAILABLE || err == CONN_E_BUSY)) {
-			ack.reason = MQTT_V3_SERVER_UNAVAILABLE;
-		} else if (c->version && (v3 = mqtt_err_connack_v3(err)) > 0) {
-			ack.reason = (uint8_t)v3;
-		} else {
-			conn_close(c, reason);
-			return;
-		}
-		n = mqtt_connack_size(c->version, &ack);
-		p = conn_reserve(c, n);
-		if (p)
-			conn_commit(c, mqtt_encode_connack(p, n, c->version, &ack));
-	} else {
-		conn_send_disconnect(c, reason, mqtt_err_str(err));
-	}
-	conn_close(c, reason);
-}
-
-void conn_close(conn_t *c, uint8_t reason)
-{
-	struct io_uring_sqe *sqe;
-
 	if (c->state == CONN_CLOSING)
 		return;
-	if (c->state != CONN_HANDOFF)
-		W->st.disconnects += c->sess != NULL;
-	if (c->state == CONN_ACTIVE)
-		W->n_active--;
-	c->state = CONN_CLOSING;
-	c->created_ms = W->now_ms; /* reused as the linger start */
-	if (c->sess)
-		sess_detach(c);
-	if (c->recv_armed) {
-		sqe = loop_sqe();
-		io_uring_prep_cancel64(sqe, ud_make(UD_RECV, c->gen, c->idx), 0);
-		io_uring_sqe_set_data64(sqe, ud_make(UD_IGNORE, 0, 0));
+	if (c->state == CONN_HANDOFF || (c->held && c->rbuf.len > HOLD_MAX) ||
+	    (pressure && c->state == CONN_ACTIVE)) {
+		if (!c->sk.paused)
+			W->st.paused_input += !pressure;
+		sock_pause(&c->sk);
+	} else {
+		sock_resume(&c->sk);
 	}
-	mark_dirty(c);
 }
+
+static void on_data(sock_t *s, const uint8_t *p, size_t n)
+{
+	conn_t *c = of_sock(s);
+
+	c->last_rx_ms = loop_now();
+	W->st.bytes_in += n;
+	process(c, p, n);
+	update_recv(c);
+}
+
+static void on_eof(sock_t *s, int err)
+{
+	conn_t *c = of_sock(s);
+
+	log_conn(LOG_DEBUG, c->id, err < 0 ? -err : 0, "connection closed by peer");
+	if (c->state == CONN_HANDOFF)
+		c->state = CONN_NEW; /* gone before it could move: nothing to hand over */
+	if (err < 0 && c->state == CONN_ACTIVE) {
+		/* A send or receive error: nothing more can be written, the rest of the output goes. */
+		c->aborted = true;
+	}
+	conn_close(c, MQTT_RC_SUCCESS);
+}
+
+static void on_sent(sock_t *s, size_t n)
+{
+	conn_t *c = of_sock(s);
+
+	W->st.bytes_out += n;
+	c->last_tx_ms = loop_now();
+}
+
+static void handoff_step(conn_t *c);
+
+static void on_recv_stopped(sock_t *s)
+{
+	conn_t *c = of_sock(s);
+
+	if (c->state == CONN_HANDOFF)
+		handoff_step(c);
+}
+
+static const sock_ops_t conn_ops = {
+	.on_data = on_data,
+	.on_eof = on_eof,
+	.on_sent = on_sent,
+	.on_recv_stopped = on_recv_stopped,
+	.on_free = on_free,
+};
 
 static void start_handoff(conn_t *c)
 {
-	struct io_uring_sqe *sqe;
-
 	c->state = CONN_HANDOFF;
-	if (c->recv_armed) {
-		sqe = loop_sqe();
-		io_uring_prep_cancel64(sqe, ud_make(UD_RECV, c->gen, c->idx), 0);
-		io_uring_sqe_set_data64(sqe, ud_make(UD_IGNORE, 0, 0));
-	} else {
-		mark_dirty(c);
+	c->handoff_sent = 0;
+	if (c->sk.recv_armed)
+		sock_pause(&c->sk); /* on_recv_stopped continues once no byte can be in flight */
+	else
+		handoff_step(c);
+}
+
+/* Move the connection to its owner: fd and bytes through the control channel, in chunks. */
+static void handoff_step(conn_t *c)
+{
+	int ret = ctl_handoff(c);
+
+	if (ret == -EAGAIN)
+		return; /* the channel is full: the sweep retries */
+	if (ret < 0) {
+		W->st.handoffs_failed++;
+		log_conn(LOG_WARN, c->id, -ret, "%s: cannot hand the connection to worker %d: closing", c->addr,
+			c->handoff_to);
+		c->state = CONN_NEW;
+		c->aborted = true;
+		conn_close(c, MQTT_RC_SUCCESS);
+		return;
 	}
+	if (c->handoff_sent < c->rbuf.len)
+		return;
+	/* Everything is on its way with the fd: our copy of the socket goes, without a byte written. */
+	c->state = CONN_CLOSING;
+	sock_close(&c->sk, false);
 }
 
 static void process(conn_t *c, const uint8_t *data, size_t len)
@@ -448,33 +306,29 @@ static void process(conn_t *c, const uint8_t *data, size_t len)
 	size_t n, off = 0;
 	bool handoff = false;
 
+	if (c->state == CONN_CLOSING || c->aborted)
+		return;
 	if (c->state == CONN_HANDOFF) {
+		/* Bytes that were in flight while receiving stopped: they travel with the CONNECT. */
 		if (buf_append(&c->rbuf, data, len) < 0)
-			conn_close(c, MQTT_RC_SUCCESS);
+			conn_fail(c, MQTT_E_NOMEM);
 		return;
 	}
-	if (c->rbuf.len) {
-		if (buf_append(&c->rbuf, data, len) < 0) {
-			conn_fail(c, CONN_E_NOMEM);
-			return;
-		}
-		p = c->rbuf.data;
-		n = c->rbuf.len;
-	} else {
-		p = data;
-		n = len;
+	p = buf_carry_view(&c->rbuf, data, len, &n);
+	if (!p) {
+		conn_fail(c, MQTT_E_NOMEM);
+		return;
 	}
-	while (off < n && c->state != CONN_CLOSING) {
+	while (off < n && c->state != CONN_CLOSING && !c->aborted) {
 		mqtt_frame_t f;
 		int64_t r;
 		int err;
 
-		/* A session still loading from the store cannot judge a resent QoS 2 PUBLISH or an ack: hold the
-		 * client's next packets until sess_loaded() calls conn_resume_input(). */
-		if (c->state == CONN_ACTIVE && c->sess && c->sess->loading)
+		if (must_hold(c)) {
+			conn_hold(c);
 			break;
+		}
 		r = mqtt_frame(p + off, n - off, W->cfg->max_packet_size, &f);
-
 		if (r == 0)
 			break;
 		if (r < 0) {
@@ -482,7 +336,7 @@ static void process(conn_t *c, const uint8_t *data, size_t len)
 			return;
 		}
 		err = handle_packet(c, &f);
-		if (err == CONN_HANDOFF_NEEDED) {
+		if (err == HANDLE_HANDOFF) {
 			/* Keep CONNECT and everything after it: the owner worker parses them again. */
 			handoff = true;
 			break;
@@ -495,52 +349,284 @@ static void process(conn_t *c, const uint8_t *data, size_t len)
 	}
 	if (c->state == CONN_CLOSING)
 		return;
-	if (p == c->rbuf.data) {
-		memmove(c->rbuf.data, c->rbuf.data + off, n - off);
-		c->rbuf.len = (uint32_t)(n - off);
-		if (!c->rbuf.len && c->rbuf.cap > 65536)
-			buf_finish(&c->rbuf);
-	} else if (off < n && buf_append(&c->rbuf, p + off, n - off) < 0) {
-		conn_fail(c, CONN_E_NOMEM);
+	if (buf_carry_keep(&c->rbuf, p, n, off) < 0) {
+		conn_fail(c, MQTT_E_NOMEM);
 		return;
 	}
 	if (handoff)
 		start_handoff(c);
 }
 
-void conn_flush_all(void)
+void conn_hold(conn_t *c)
 {
-	while (W->dirty) {
-		conn_t *c = W->dirty;
+	c->held = true;
+}
 
-		W->dirty = c->next_dirty;
-		c->dirty = false;
-		if (c->state == CONN_HANDOFF) {
-			if (!c->recv_armed && ctl_handoff(c) == 0) {
-				c->state = CONN_CLOSING;
-				c->out.pending.len = 0;
-				try_free(c);
-			}
-			continue;
-		}
-		if (outq_start(&c->out, c->fd, ud_make(UD_SEND, c->gen, c->idx)))
-			c->refs++;
-		try_free(c);
+void conn_release(conn_t *c)
+{
+	if (!c->held || must_hold(c) || c->state != CONN_ACTIVE)
+		return;
+	c->held = false;
+	if (c->rbuf.len)
+		process(c, NULL, 0);
+	update_recv(c);
+}
+
+void conn_drain(conn_t *c)
+{
+	uint8_t buf[16384];
+	ssize_t n;
+
+	/* Our single thread is the only reader right now: io_uring's multishot recv runs only inside
+	 * io_uring_enter, so these bytes are the next ones in the stream. */
+	while (conn_usable(c) && !c->held && (n = recv(c->sk.fd, buf, sizeof(buf), MSG_DONTWAIT)) > 0) {
+		c->last_rx_ms = loop_now();
+		W->st.bytes_in += (uint64_t)n;
+		process(c, buf, (size_t)n);
 	}
 }
 
-void conn_tick(void)
+/* --- output ---------------------------------------------------------------------------------------------- */
+
+static uint32_t outbuf_limit(void)
 {
-	static uint64_t last;
-	uint64_t now = W->now_ms;
+	uint64_t min = 2 * (uint64_t)W->cfg->max_packet_size + 65536;
 
-	/* Keepalive and CONNECT timeouts have 1 s resolution: walk the connections once a second, not per tick
-	 * (100k idle devices would otherwise cost 400k visits a second). */
-	if (now - last < 1000 && !W->stopping)
+	return W->cfg->max_outbuf > min ? W->cfg->max_outbuf : (uint32_t)(min > UINT32_MAX ? UINT32_MAX : min);
+}
+
+uint8_t *conn_reserve(conn_t *c, size_t n)
+{
+	uint8_t *p;
+
+	if (c->aborted || c->state == CONN_CLOSING)
+		return NULL;
+	if (sock_outq(&c->sk) + n > outbuf_limit()) {
+		W->st.closed_outbuf++;
+		log_conn(LOG_INFO, c->id, 0, "%s takes its output too slowly (%zu bytes queued): disconnecting",
+			c->addr, sock_outq(&c->sk));
+		conn_abort(c, MQTT_E_QUOTA);
+		return NULL;
+	}
+	p = sock_reserve(&c->sk, n);
+	if (!p) {
+		W->st.closed_nomem++;
+		log_conn(LOG_ERR, c->id, ENOMEM, "%s: no memory for %zu output bytes: disconnecting", c->addr, n);
+		conn_abort(c, MQTT_E_NOMEM);
+	}
+	return p;
+}
+
+void conn_commit(conn_t *c, size_t n)
+{
+	sock_commit(&c->sk, n);
+}
+
+bool conn_qos0_room(conn_t *c, size_t n)
+{
+	if (sock_outq(&c->sk) + n <= W->cfg->max_outbuf_qos0)
+		return true;
+	W->st.dropped_qos0_outbuf++;
+	return false;
+}
+
+/*
+ * Encode one packet whose properties may be trimmed: try with everything, then without the Reason String and
+ * User Properties ([MQTT-3.1.2-25]: never more than the client's Maximum Packet Size); if even that does not
+ * fit, the connection cannot be answered and is closed.
+ */
+typedef uint32_t (*size_fn)(const void *pkt, uint8_t version, uint8_t type);
+typedef size_t (*enc_fn)(uint8_t *buf, size_t cap, const void *pkt, uint8_t version, uint8_t type);
+
+static int send_trimmed(conn_t *c, mqtt_props_t *props, const void *pkt, uint8_t type, size_fn sz, enc_fn enc)
+{
+	uint32_t n = sz(pkt, c->version, type);
+	uint8_t *p;
+
+	if (n > conn_max_packet(c) && props) {
+		props->present &= ~(MQTT_PROP_BIT(MQTT_PROP_REASON_STRING) | MQTT_PROP_BIT(MQTT_PROP_USER_PROPERTY));
+		props->user.len = 0;
+		n = sz(pkt, c->version, type);
+	}
+	if (n > conn_max_packet(c)) {
+		log_conn(LOG_INFO, c->id, 0, "%s: a %s of %u bytes exceeds the client's maximum packet size %u: "
+			"closing", c->addr, mqtt_type_name(type), n, c->max_packet_out);
+		conn_abort(c, MQTT_E_CLOSE);
+		return MQTT_E_CLOSE;
+	}
+	p = conn_reserve(c, n);
+	if (!p)
+		return MQTT_E_QUOTA;
+	conn_commit(c, enc(p, n, pkt, c->version, type));
+	return 0;
+}
+
+static uint32_t ack_size(const void *a, uint8_t v, uint8_t t) { (void)t; return mqtt_ack_size(v, a); }
+static size_t ack_enc(uint8_t *b, size_t cap, const void *a, uint8_t v, uint8_t t)
+{
+	return mqtt_encode_ack(b, cap, t, v, a);
+}
+static uint32_t connack_size(const void *a, uint8_t v, uint8_t t) { (void)t; return mqtt_connack_size(v, a); }
+static size_t connack_enc(uint8_t *b, size_t cap, const void *a, uint8_t v, uint8_t t)
+{
+	(void)t;
+	return mqtt_encode_connack(b, cap, v, a);
+}
+static uint32_t disc_size(const void *a, uint8_t v, uint8_t t) { (void)t; return mqtt_disconnect_size(v, a); }
+static size_t disc_enc(uint8_t *b, size_t cap, const void *a, uint8_t v, uint8_t t)
+{
+	(void)t;
+	return mqtt_encode_disconnect(b, cap, v, a);
+}
+static uint32_t suback_size(const void *a, uint8_t v, uint8_t t) { (void)t; return mqtt_suback_size(v, a); }
+static size_t suback_enc(uint8_t *b, size_t cap, const void *a, uint8_t v, uint8_t t)
+{
+	return mqtt_encode_suback(b, cap, t, v, a);
+}
+
+static void set_reason_string(const conn_t *c, mqtt_props_t *props, const char *text)
+{
+	if (!text || c->version != MQTT_V5 || !c->problem_info)
 		return;
-	last = now;
+	props->present |= MQTT_PROP_BIT(MQTT_PROP_REASON_STRING);
+	props->reason_string.p = (const uint8_t *)text;
+	props->reason_string.len = (uint32_t)strlen(text);
+}
 
-	for (conn_t *c = W->live, *next; c; c = next) {
+int conn_send_ack(conn_t *c, uint8_t type, uint16_t pid, uint8_t reason, const char *reason_string)
+{
+	mqtt_ack_t a;
+
+	memset(&a, 0, sizeof(a));
+	a.packet_id = pid;
+	a.reason = reason;
+	set_reason_string(c, &a.props, reason_string);
+	return send_trimmed(c, &a.props, &a, type, ack_size, ack_enc);
+}
+
+int conn_send_connack(conn_t *c, mqtt_connack_t *ack)
+{
+	return send_trimmed(c, &ack->props, ack, MQTT_CONNACK, connack_size, connack_enc);
+}
+
+int conn_send_disconnect(conn_t *c, uint8_t reason, const char *reason_string)
+{
+	mqtt_ack_t d;
+	int ret;
+
+	/* MQTT 3.1.1 has no server-to-client DISCONNECT. */
+	if (c->version != MQTT_V5 || c->aborted)
+		return 0;
+	memset(&d, 0, sizeof(d));
+	d.reason = reason;
+	set_reason_string(c, &d.props, reason_string);
+	ret = send_trimmed(c, &d.props, &d, MQTT_DISCONNECT, disc_size, disc_enc);
+	if (ret == 0)
+		c->close_reason = reason;
+	return ret;
+}
+
+int conn_send_suback(conn_t *c, uint8_t type, uint16_t pid, const uint8_t *reasons, uint32_t n)
+{
+	mqtt_suback_t s;
+	const char *why = NULL;
+
+	memset(&s, 0, sizeof(s));
+	s.packet_id = pid;
+	s.reasons = reasons;
+	s.count = n;
+	for (uint32_t i = 0; i < n && !why; i++) {
+		if (reasons[i] == MQTT_RC_QUOTA_EXCEEDED)
+			why = "too many subscriptions for this session";
+		else if (reasons[i] == MQTT_RC_TOPIC_FILTER_INVALID)
+			why = "invalid topic filter";
+		else if (reasons[i] == MQTT_RC_UNSPECIFIED)
+			why = "the subscription could not be stored";
+	}
+	set_reason_string(c, &s.props, why);
+	return send_trimmed(c, &s.props, &s, type, suback_size, suback_enc);
+}
+
+/* --- failure and close ----------------------------------------------------------------------------------- */
+
+void conn_fail(conn_t *c, int err)
+{
+	mqtt_answer_t a = mqtt_err_answer(err, c->version, c->state == CONN_NEW);
+
+	if (c->state == CONN_CLOSING)
+		return;
+	W->st.protocol_errors += err != MQTT_E_NOMEM && err != MQTT_E_QUOTA;
+	log_conn(LOG_INFO, c->id, 0, "%s: %s (reason 0x%02x)", c->addr, a.text, a.code);
+	if (!c->aborted) {
+		if (a.action == MQTT_ACT_CONNACK) {
+			mqtt_connack_t ack;
+
+			memset(&ack, 0, sizeof(ack));
+			ack.reason = a.code;
+			if (c->version == MQTT_V5)
+				set_reason_string(c, &ack.props, a.text);
+			conn_send_connack(c, &ack);
+		} else if (a.action == MQTT_ACT_DISCONNECT) {
+			conn_send_disconnect(c, a.code, a.text);
+		}
+	}
+	conn_close(c, a.code);
+}
+
+void conn_abort(conn_t *c, int err)
+{
+	if (c->aborted || c->state == CONN_CLOSING)
+		return;
+	c->aborted = true;
+	c->close_reason = (uint8_t)(err == MQTT_E_QUOTA ? MQTT_RC_QUOTA_EXCEEDED : MQTT_RC_UNSPECIFIED);
+	/* What is queued is dropped: a client that does not read, or that we cannot answer, gets no more. */
+	sock_close(&c->sk, false);
+	if (!c->in_abort_list) {
+		c->in_abort_list = true;
+		c->next_abort = C.aborts;
+		C.aborts = c;
+	}
+}
+
+void conn_close(conn_t *c, uint8_t reason)
+{
+	if (c->state == CONN_CLOSING)
+		return;
+	if (c->state == CONN_ACTIVE) {
+		C.n_active--;
+		W->st.disconnects++;
+	}
+	if (!c->close_reason)
+		c->close_reason = reason;
+	c->state = CONN_CLOSING;
+	if (c->sess)
+		sess_detach(c);
+	sock_close(&c->sk, !c->aborted);
+}
+
+/* Aborted connections are closed here, at the start of the flush, where no handler is running. */
+static void flush_aborts(void)
+{
+	while (C.aborts) {
+		conn_t *c = C.aborts;
+
+		C.aborts = c->next_abort;
+		c->in_abort_list = false;
+		conn_close(c, c->close_reason);
+	}
+}
+
+/* --- timeouts -------------------------------------------------------------------------------------------- */
+
+static void sweep(void)
+{
+	uint64_t now = loop_now();
+
+	/* Keepalive and CONNECT timeouts have 1 s resolution: walk the connections once a second, not per tick. */
+	if (now - C.last_sweep_ms < 1000)
+		return;
+	C.last_sweep_ms = now;
+	for (conn_t *c = C.live, *next; c; c = next) {
 		next = c->next;
 		switch (c->state) {
 		case CONN_NEW:
@@ -556,64 +642,28 @@ void conn_tick(void)
 				log_conn(LOG_INFO, c->id, 0, "keep alive timeout (%us)", c->keepalive);
 				conn_send_disconnect(c, MQTT_RC_KEEP_ALIVE_TIMEOUT, NULL);
 				conn_close(c, MQTT_RC_KEEP_ALIVE_TIMEOUT);
+			} else if (sock_outq(&c->sk) && now - c->last_tx_ms > W->cfg->write_timeout_ms) {
+				W->st.closed_outbuf++;
+				log_conn(LOG_INFO, c->id, 0, "%s took no output for %u ms (%zu bytes queued): disconnecting",
+					c->addr, W->cfg->write_timeout_ms, sock_outq(&c->sk));
+				conn_abort(c, MQTT_E_QUOTA);
 			}
 			break;
 		case CONN_HANDOFF:
-			mark_dirty(c); /* retry a handoff the control channel refused */
+			if (!c->sk.recv_armed)
+				handoff_step(c); /* the control channel was full: try again */
 			break;
-		case CONN_CLOSING:
-			if (now - c->created_ms > CLOSE_LINGER_MS)
-				shutdown(c->fd, SHUT_RDWR);
+		default:
 			break;
 		}
 	}
-}
-
-void conn_resume_input(conn_t *c)
-{
-	if (c->rbuf.len && c->state == CONN_ACTIVE)
-		process(c, NULL, 0);
-}
-
-void conn_drain(conn_t *c)
-{
-	uint8_t buf[16384];
-	ssize_t n;
-
-	/* Our single thread is the only reader right now: io_uring's multishot recv runs only inside
-	 * io_uring_enter, so these bytes are the next ones in the stream. */
-	while (c->state == CONN_ACTIVE && (n = recv(c->fd, buf, sizeof(buf), MSG_DONTWAIT)) > 0) {
-		c->last_rx_ms = W->now_ms;
-		W->st.bytes_in += (uint64_t)n;
-		process(c, buf, (size_t)n);
-	}
-}
-
-void conn_resume_all(void)
-{
-	for (conn_t *c = W->live; c; c = c->next) {
-		if (c->paused) {
-			c->paused = false;
-			arm_recv(c);
-		}
-	}
-}
-
-bool conn_all_closed(void)
-{
-	return W->n_conns == 0;
+	flush_aborts();
 }
 
 void conn_stop_all(void)
 {
-	struct io_uring_sqe *sqe;
-
-	if (W->accept_armed) {
-		sqe = loop_sqe();
-		io_uring_prep_cancel64(sqe, ud_make(UD_ACCEPT, 0, 0), 0);
-		io_uring_sqe_set_data64(sqe, ud_make(UD_IGNORE, 0, 0));
-	}
-	for (conn_t *c = W->live; c; c = c->next) {
+	conn_stop_accepting();
+	for (conn_t *c = C.live; c; c = c->next) {
 		if (c->state == CONN_ACTIVE)
 			conn_send_disconnect(c, MQTT_RC_SERVER_SHUTTING_DOWN, "server shutting down");
 		if (c->state != CONN_HANDOFF)
@@ -621,43 +671,55 @@ void conn_stop_all(void)
 	}
 }
 
-
-void conn_start_accepting(void)
+uint32_t conn_count(void)
 {
-	arm_accept();
+	return C.n_conns;
 }
 
-void conn_pend_flush(conn_t *c)
+uint32_t conn_active_count(void)
 {
-	while (c->pend.len) {
-		pend_t *p = ring_at(&c->pend, sizeof(pend_t), 0);
+	return C.n_active;
+}
 
-		if (p->waiting)
-			break;
-		if (c->state == CONN_ACTIVE) {
-			if (p->packet) {
-				uint8_t *dst = conn_reserve(c, p->packet_len);
+void conn_activated(conn_t *c)
+{
+	c->state = CONN_ACTIVE;
+	C.n_active++;
+	W->st.connects++;
+}
 
-				if (dst) {
-					memcpy(dst, p->packet, p->packet_len);
-					conn_commit(c, p->packet_len);
-				}
-			} else {
-				conn_send_ack(c, p->type, p->pid, p->reason);
-			}
-			for (uint32_t off = 0; off + 2 <= p->retained_len;) {
-				uint16_t len;
+/* --- back-pressure --------------------------------------------------------------------------------------- */
 
-				memcpy(&len, p->retained + off, 2);
-				route_send_retained(c->sess, (const char *)p->retained + off + 2, len);
-				off += 2u + len;
-			}
-		}
-		free(p->retained);
-		if (p->type == MQTT_PUBACK && c->inflight_in)
-			c->inflight_in--;
-		free(p->packet);
-		ring_pop(&c->pend);
-		c->pend_seq++;
+static void check_pressure(void)
+{
+	bool now = store_busy() || mesh_busy();
+
+	if (now == pressure)
+		return;
+	pressure = now;
+	if (pressure)
+		return; /* each connection stops as its next bytes arrive (update_recv) */
+	for (conn_t *c = C.live; c; c = c->next) {
+		if (c->sk.paused)
+			update_recv(c);
 	}
+}
+
+static bool busy(void)
+{
+	return C.n_conns > 0 || C.accept_armed;
+}
+
+static void flush(void)
+{
+	flush_aborts();
+	check_pressure();
+}
+
+void conn_module_init(void)
+{
+	C.kind_accept = loop_register("accept", on_accept);
+	loop_on_flush(flush, LOOP_ORDER_CONN);
+	loop_on_tick(sweep);
+	loop_on_drain(busy);
 }

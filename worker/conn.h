@@ -1,61 +1,123 @@
 /*
- * conn.h — client connections: accept, receive and parse, output, close, timers.
+ * conn.h — client connections: adoption of accepted or handed-over sockets, framing of their input, the
+ * packet dispatch's view of a client (limits, aliases, output), closing, timeouts, and the bounds that keep
+ * one client from holding more than its share of memory.
  *
- * A conn_t is freed only after it is closed and its last SQE has completed (refs == 0); completions carry the
- * slot's generation and are dropped when the slot was reused. Worker thread only.
+ * A conn_t embeds its socket (sock.h) and is freed only when the socket is released (its last SQE done).
+ * Replies that must wait (PUBACK until copies are durable...) go through the ordered reply FIFO (reply.h).
+ * Worker thread only.
  */
 #ifndef RINGMQ_WORKER_CONN_H
 #define RINGMQ_WORKER_CONN_H
 
-#include "wk-t.h"
+#include <stdbool.h>
+#include <stdint.h>
 
-/* Handler results beyond enum mqtt_err (which are all >= -12). */
-enum conn_err {
-	CONN_HANDOFF_NEEDED = 100,   /* not an error: CONNECT belongs to another worker */
-	CONN_E_CLOSE = -100,         /* close without a DISCONNECT (3.1.1 rules, or already answered) */
-	CONN_E_RECV_MAX = -101,      /* receive maximum exceeded: 0x93 */
-	CONN_E_ALIAS = -102,         /* topic alias invalid: 0x94 */
-	CONN_E_NOMEM = -103,         /* 0x97 quota exceeded / unspecified */
-	CONN_E_SESSION_EXPIRY = -104,/* DISCONNECT sets expiry after CONNECT had 0: protocol error */
-	CONN_E_UNEXPECTED = -105,    /* packet not allowed in this state: protocol error */
-	CONN_E_AUTH = -106,          /* AUTH not supported: 0x8C bad authentication method */
-	CONN_E_UNAVAILABLE = -107,   /* not ready to serve sessions yet: 0x88 server unavailable */
-	CONN_E_BUSY = -108,          /* connection limit: 0x97 quota exceeded / 3.1.1 server unavailable */
+#include "buf.h"
+#include "err.h"
+#include "mqtt.h"
+#include "reply.h"
+#include "sock.h"
+
+struct sess;
+
+enum conn_state {
+	CONN_NEW = 0,              /* accepted, waiting for CONNECT */
+	CONN_HANDOFF,              /* CONNECT names another worker's client: stop receiving, then move */
+	CONN_ACTIVE,               /* CONNACK sent */
+	CONN_CLOSING,              /* closed; the socket goes once its last SQE completed */
 };
 
-void conn_on_accept(struct io_uring_cqe *cqe);
-void conn_on_recv(uint32_t idx, uint32_t gen, struct io_uring_cqe *cqe);
-void conn_on_send(uint32_t idx, uint32_t gen, struct io_uring_cqe *cqe);
-/* Adopt a socket (accepted here or handed over by another worker) with bytes already read. NULL on error
+typedef struct alias {
+	char *topic;
+	uint16_t len;
+} alias_t;
+
+typedef struct conn {
+	sock_t sk;                 /* the socket: references, generation, output queue */
+	uint64_t id;               /* worker-unique (worker id in the top 16 bits), for logs and no-local */
+	uint8_t state;
+	uint8_t version;
+	uint8_t close_reason;      /* DISCONNECT reason sent, for logs */
+	bool graceful;             /* DISCONNECT 0x00 received, or taken over with the session continuing: no will */
+	bool problem_info;         /* the client's Request Problem Information */
+	bool held;                 /* input held: the session is loading, or the reply FIFO is full */
+	bool aborted;              /* must close, but from inside someone else's call: done at the flush */
+	bool in_abort_list;
+	uint16_t keepalive;        /* seconds, after the server's override */
+	uint16_t recv_max_out;     /* the client's Receive Maximum */
+	uint16_t alias_max_out;    /* the client's Topic Alias Maximum (capped) */
+	uint16_t n_alias_out;
+	uint16_t inflight_in;      /* inbound QoS 1 PUBLISHes not yet answered */
+	int16_t handoff_to;        /* owner worker while CONN_HANDOFF */
+	uint32_t max_packet_out;   /* the client's Maximum Packet Size (0 = none) */
+	uint32_t handoff_sent;     /* CONN_HANDOFF: bytes of rbuf already on their way */
+	uint64_t last_rx_ms;
+	uint64_t created_ms;
+	buf_t rbuf;                /* input not parsed yet (a partial packet, or held input) */
+	struct sess *sess;
+	alias_t *alias_in;         /* [cfg.topic_alias_maximum + 1] */
+	alias_t *alias_out;        /* [alias_max_out + 1] */
+	replyq_t replies;
+	uint64_t last_tx_ms;       /* last time the client took output bytes */
+	struct conn *prev, *next;  /* every live connection, for the timeouts */
+	struct conn *next_abort;
+	char addr[64];
+} conn_t;
+
+/* Register with the loop (accept, ticks, flush). Call once after loop_init and sock_module_init. */
+void conn_module_init(void);
+/* Start / stop the multishot accept on the worker's listener (stop also waits for its last completion,
+ * so the listener is no longer referenced by the ring when the worker exits). */
+void conn_start_accepting(void);
+void conn_stop_accepting(void);
+/* Adopt a socket (accepted here, or handed over by another worker with the bytes it read). NULL on error
  * (fd closed). */
 conn_t *conn_adopt(int fd, const uint8_t *data, size_t len);
-/* Room for n output bytes, or NULL (connection is then closed by the caller). Commit with conn_commit. */
+/* The live connection in socket slot idx with generation gen (for waiters and tokens), or NULL. */
+conn_t *conn_get(uint32_t idx, uint32_t gen);
+
+/*
+ * Output. conn_reserve/conn_commit queue bytes for this turn's flush; conn_reserve returns NULL when the
+ * connection may not queue n more bytes (allocation failure, or max_outbuf reached) and has then already
+ * closed it: the caller stops using c's output. conn_send_* encode one packet (dropping the Reason String
+ * and User Properties when the packet would exceed the client's Maximum Packet Size; closing when even the
+ * bare packet does not fit) and return 0 or a negative enum mqtt_err (the connection is then closing).
+ */
 uint8_t *conn_reserve(conn_t *c, size_t n);
 void conn_commit(conn_t *c, size_t n);
-/* Encode-and-queue helpers used by handlers. */
-void conn_send_ack(conn_t *c, uint8_t type, uint16_t pid, uint8_t reason);
-void conn_send_disconnect(conn_t *c, uint8_t reason, const char *reason_string);
-/* The one place that maps a handler error to the MQTT answer (CONNACK / DISCONNECT / close). */
+int conn_send_ack(conn_t *c, uint8_t type, uint16_t pid, uint8_t reason, const char *reason_string);
+int conn_send_connack(conn_t *c, mqtt_connack_t *ack);
+int conn_send_disconnect(conn_t *c, uint8_t reason, const char *reason_string);
+/* SUBACK / UNSUBACK (type) with one reason per filter; a Reason String explains 0x8F/0x97 when wanted. */
+int conn_send_suback(conn_t *c, uint8_t type, uint16_t pid, const uint8_t *reasons, uint32_t n);
+/* May a QoS 0 PUBLISH of n bytes still be queued? (output under the QoS 0 bound; counted when not) */
+bool conn_qos0_room(conn_t *c, size_t n);
+/* The largest packet the client accepts (its Maximum Packet Size, or no limit). */
+static inline uint32_t conn_max_packet(const conn_t *c) { return c->max_packet_out ? c->max_packet_out : UINT32_MAX; }
+
+/* The one place a handler error becomes the MQTT answer (CONNACK / DISCONNECT / close). */
 void conn_fail(conn_t *c, int err);
-/* Close: stop reading, send what is queued, then release the socket. Detaches the session (will, expiry). */
+/* Close: stop reading, write what is queued, then release. Detaches the session (will, expiry). */
 void conn_close(conn_t *c, uint8_t reason);
-/* Look up a live connection by slot and generation (for tokens coming back from peers). */
-conn_t *conn_get(uint32_t idx, uint32_t gen);
-/* Arm the multishot accept (at start-up). */
-void conn_start_accepting(void);
-void conn_flush_all(void);
-void conn_tick(void);
-bool conn_all_closed(void);
+/* Close c at this turn's flush, not now: for failures found while another connection's packet is being
+ * handled (its session must not change under the caller). Output to c is dropped from now on. */
+void conn_abort(conn_t *c, int err);
+/* Is c past CONNACK and not closing or aborted? */
+static inline bool conn_usable(const conn_t *c) { return c->state == CONN_ACTIVE && !c->aborted; }
 /* Process what the client already sent and we have not read yet (before a takeover closes c: its last
  * PUBACKs and DISCONNECT must count). */
 void conn_drain(conn_t *c);
-/* Parse input held back while the session was loading. */
-void conn_resume_input(conn_t *c);
-/* The store drained: read paused connections again. */
-void conn_resume_all(void);
+/* Hold / release c's input (session loading, reply FIFO full): held input is not parsed, and receiving
+ * stops once the held bytes pass a bound, so a client cannot make us buffer without limit. */
+void conn_hold(conn_t *c);
+void conn_release(conn_t *c);
 /* Graceful stop: stop accepting; DISCONNECT 0x8B to MQTT 5 clients; close everything. */
 void conn_stop_all(void);
-/* Resolve the head of the pending-reply FIFO: writes every reply whose acks are complete. */
-void conn_pend_flush(conn_t *c);
+/* CONNACK was sent: c serves its session now. */
+void conn_activated(conn_t *c);
+/* Sockets and connections past CONNACK on this worker. */
+uint32_t conn_count(void);
+uint32_t conn_active_count(void);
 
 #endif

@@ -16,21 +16,73 @@
 #include "route.h"
 #include "sess.h"
 #include "store.h"
+#include "worker.h"
 
-static uint8_t payload[CHAN_MAX_PAYLOAD];
+/* A handoff whose bytes come in several records: held until the last one is here. */
+typedef struct inbound {
+	struct inbound *next;
+	uint64_t conn_id;
+	int fd;
+	uint32_t total;
+	uint64_t deadline_ms;
+	buf_t data;
+} inbound_t;
+
+static struct {
+	uint8_t kind;
+	bool armed;
+	inbound_t *inbound;
+	uint8_t payload[CHAN_MAX_PAYLOAD];
+} K;
+
+static void on_poll(uint64_t ud, struct io_uring_cqe *cqe);
 
 static void arm(void)
 {
 	struct io_uring_sqe *sqe = loop_sqe();
 
 	io_uring_prep_poll_multishot(sqe, W->ctl_fd, POLLIN);
-	io_uring_sqe_set_data64(sqe, ud_make(UD_CTL, 0, 0));
-	W->ctl_armed = true;
+	io_uring_sqe_set_data64(sqe, ud_make(K.kind, 0, 0));
+	K.armed = true;
+}
+
+static void tick(void)
+{
+	/* A handoff whose remaining bytes never came (the sender died): the client reconnects. */
+	for (inbound_t **pp = &K.inbound; *pp;) {
+		inbound_t *in = *pp;
+
+		if (loop_now() < in->deadline_ms) {
+			pp = &in->next;
+			continue;
+		}
+		log_warn(0, "handoff of connection c%llu incomplete (%u of %u bytes): closing it",
+			(unsigned long long)in->conn_id, in->data.len, in->total);
+		W->st.handoffs_failed++;
+		*pp = in->next;
+		close(in->fd);
+		buf_finish(&in->data);
+		free(in);
+	}
 }
 
 void ctl_init(void)
 {
+	K.kind = loop_register("ctl", on_poll);
+	loop_on_tick(tick);
 	arm();
+}
+
+void ctl_finish(void)
+{
+	while (K.inbound) {
+		inbound_t *in = K.inbound;
+
+		K.inbound = in->next;
+		close(in->fd);
+		buf_finish(&in->data);
+		free(in);
+	}
 }
 
 void ctl_send_ready(void)
@@ -41,23 +93,32 @@ void ctl_send_ready(void)
 
 int ctl_handoff(conn_t *c)
 {
-	chan_handoff_t h = { .conn_id = c->id, .data_len = c->rbuf.len };
-	size_t len = sizeof(h) + c->rbuf.len;
-	int ret;
+	const size_t room = CHAN_MAX_PAYLOAD - sizeof(chan_handoff_t);
 
-	if (len > CHAN_MAX_PAYLOAD) {
-		log_conn(LOG_WARN, c->id, 0, "CONNECT of %u bytes too large to hand over: closing", c->rbuf.len);
-		return -EMSGSIZE;
-	}
-	memcpy(payload, &h, sizeof(h));
-	memcpy(payload + sizeof(h), c->rbuf.data, c->rbuf.len);
-	ret = chan_send(W->ctl_fd, CHAN_HANDOFF, c->handoff_to, 0, payload, (uint32_t)len, c->fd);
-	if (ret == 0) {
-		W->st.handoffs_out++;
-		log_conn(LOG_DEBUG, c->id, 0, "handed over to worker %d", c->handoff_to);
-	}
-	return ret;
+	/* The first record carries the fd; the rest follow in order through the same supervisor queue. */
+	do {
+		size_t n = c->rbuf.len - c->handoff_sent < room ? c->rbuf.len - c->handoff_sent : room;
+		chan_handoff_t h = { .conn_id = c->id, .data_len = (uint32_t)n, .total_len = c->rbuf.len,
+			.offset = c->handoff_sent };
+		bool first = c->handoff_sent == 0;
+		int ret;
+
+		memcpy(K.payload, &h, sizeof(h));
+		memcpy(K.payload + sizeof(h), c->rbuf.data + c->handoff_sent, n);
+		ret = chan_send(W->ctl_fd, first ? CHAN_HANDOFF : CHAN_HANDOFF_MORE, c->handoff_to, 0, K.payload,
+			(uint32_t)(sizeof(h) + n), first ? c->sk.fd : -1);
+		if (ret < 0)
+			return ret;
+		if (first) {
+			W->st.handoffs_out++;
+			log_conn(LOG_DEBUG, c->id, 0, "handed over to worker %d (%u bytes)", c->handoff_to, c->rbuf.len);
+		}
+		c->handoff_sent += (uint32_t)n;
+	} while (c->handoff_sent < c->rbuf.len);
+	return 0;
 }
+
+/* --- requests -------------------------------------------------------------------------------------------- */
 
 static json_t *client_json(const sess_t *s)
 {
@@ -72,55 +133,43 @@ static json_t *client_json(const sess_t *s)
 		"expiry", (json_int_t)s->expiry_s,
 		"subscriptions", (int)s->n_subs,
 		"queued", (int)s->queue.len,
-		"inflight", (int)s->ifl.len,
+		"inflight", (int)win_count(&s->win),
 		"dropped", (json_int_t)s->dropped,
 		"expired", (json_int_t)s->expired);
 }
 
 static json_t *stats_json(void)
 {
-	uint64_t online = 0, subs = 0;
+	uint64_t online = 0, subs = 0, queued, held = 0;
+	uint32_t largest;
 	size_t pos = 0;
-	strmap_entry_t *e;
+	sess_t *s;
+	json_t *o = json_object();
 
-	while ((e = strmap_next(&W->sessions, &pos))) {
-		sess_t *s = e->value;
-
+	if (!o)
+		return NULL;
+	while ((s = sess_next(&pos))) {
 		online += s->conn != NULL;
 		subs += s->n_subs;
 	}
-	json_t *o = json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I,"
-		" s:I, s:I, s:I}",
-		"connections", (json_int_t)online,
-		"sockets", (json_int_t)W->n_conns,
-		"sessions", (json_int_t)W->sessions.count,
-		"subscriptions", (json_int_t)subs,
-		"retained", (json_int_t)route_retained_count(),
-		"queued", (json_int_t)sess_queued_total(),
-		"msgs_in", (json_int_t)W->st.msgs_in,
-		"msgs_out", (json_int_t)W->st.msgs_out,
-		"bytes_in", (json_int_t)W->st.bytes_in,
-		"bytes_out", (json_int_t)W->st.bytes_out,
-		"dropped_queue_full", (json_int_t)W->st.dropped_queue_full,
-		"dropped_expired", (json_int_t)W->st.dropped_expired,
-		"dropped_too_large", (json_int_t)W->st.dropped_too_large,
-		"dropped_no_subscriber", (json_int_t)W->st.dropped_no_peer,
-		"handoffs_out", (json_int_t)W->st.handoffs_out,
-		"handoffs_in", (json_int_t)W->st.handoffs_in,
-		"connects", (json_int_t)W->st.connects,
-		"protocol_errors", (json_int_t)W->st.protocol_errors,
-		"rejected_max_conn", (json_int_t)W->st.rejected_max_conn);
-
-	/* The store's own counters: a bound hit or a failing Redis must be visible, not silent. */
-	if (o) {
-		json_object_set_new(o, "store_ops", json_integer((json_int_t)W->st.store_ops));
-		json_object_set_new(o, "store_batches", json_integer((json_int_t)W->st.store_batches));
-		json_object_set_new(o, "store_errors", json_integer((json_int_t)W->st.store_errors));
-		json_object_set_new(o, "store_dropped", json_integer((json_int_t)W->st.store_dropped));
-		json_object_set_new(o, "store_quarantined", json_integer((json_int_t)W->st.store_quarantined));
-		json_object_set_new(o, "store_pending", json_integer((json_int_t)store_pending()));
-		json_object_set_new(o, "paused_reads", json_integer((json_int_t)W->st.paused_reads));
-	}
+	queued = sess_queued_total(&largest);
+	for (int k = 0; k < W->n; k++)
+		held += k == W->id ? 0 : mesh_outstanding(k);
+#define GAUGE(name, v) json_object_set_new(o, name, json_integer((json_int_t)(v)))
+	GAUGE("connections", online);
+	GAUGE("sockets", conn_count());
+	GAUGE("sessions", sess_count());
+	GAUGE("subscriptions", subs);
+	GAUGE("retained", route_retained_count());
+	GAUGE("queued", queued);
+	GAUGE("queued_largest_session", largest);
+	GAUGE("store_pending", store_pending());
+	GAUGE("mesh_outstanding", held);
+#undef GAUGE
+	/* Every counter of wk_stats_t, by its own name: a counter added there is reported here. */
+#define COUNTER(name) json_object_set_new(o, #name, json_integer((json_int_t)W->st.name));
+	WK_STATS(COUNTER)
+#undef COUNTER
 	return o;
 }
 
@@ -136,10 +185,10 @@ static json_t *answer(const char *req, size_t len)
 	} else if (strcmp(cmd, "clients") == 0) {
 		json_t *arr = json_array();
 		size_t pos = 0;
-		strmap_entry_t *e;
+		sess_t *s;
 
-		while ((e = strmap_next(&W->sessions, &pos)))
-			json_array_append_new(arr, client_json(e->value));
+		while ((s = sess_next(&pos)))
+			json_array_append_new(arr, client_json(s));
 		json_object_set_new(out, "clients", arr);
 	} else if (strcmp(cmd, "client") == 0 || strcmp(cmd, "kick") == 0) {
 		sess_t *s = id ? sess_find((const uint8_t *)id, strlen(id)) : NULL;
@@ -197,48 +246,93 @@ static void reply(uint32_t seq, json_t *obj)
 	json_decref(obj);
 }
 
+/* --- records --------------------------------------------------------------------------------------------- */
+
+static void on_handoff(const chan_hdr_t *h, int fd)
+{
+	chan_handoff_t ho;
+	inbound_t *in, **pp;
+
+	if (h->len < sizeof(ho)) {
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
+	memcpy(&ho, K.payload, sizeof(ho));
+	if (ho.data_len != h->len - sizeof(ho) || (uint64_t)ho.offset + ho.data_len > ho.total_len ||
+	    (h->type == CHAN_HANDOFF) != (fd >= 0) || (h->type == CHAN_HANDOFF && ho.offset != 0)) {
+		log_warn(0, "malformed handoff record dropped");
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
+	if (h->type == CHAN_HANDOFF) {
+		if (loop_stopping()) {
+			close(fd);
+			return;
+		}
+		W->st.handoffs_in++;
+		if (ho.data_len == ho.total_len) {
+			conn_adopt(fd, K.payload + sizeof(ho), ho.data_len);
+			return;
+		}
+		in = calloc(1, sizeof(*in));
+		if (!in || buf_append(&in->data, K.payload + sizeof(ho), ho.data_len) < 0) {
+			log_error(ENOMEM, "cannot take a handoff of %u bytes", ho.total_len);
+			free(in);
+			close(fd);
+			return;
+		}
+		in->conn_id = ho.conn_id;
+		in->fd = fd;
+		in->total = ho.total_len;
+		in->deadline_ms = loop_now() + W->cfg->connect_timeout_ms;
+		in->next = K.inbound;
+		K.inbound = in;
+		return;
+	}
+	for (pp = &K.inbound; *pp && (*pp)->conn_id != ho.conn_id; pp = &(*pp)->next)
+		;
+	in = *pp;
+	if (!in || ho.offset != in->data.len || ho.total_len != in->total)
+		return; /* its first part was dropped (or this one is out of place): the fd is closed or will be */
+	if (buf_append(&in->data, K.payload + sizeof(ho), ho.data_len) < 0) {
+		log_error(ENOMEM, "cannot take a handoff of %u bytes", ho.total_len);
+		in->deadline_ms = 0; /* the tick closes it */
+		return;
+	}
+	if (in->data.len < in->total)
+		return;
+	*pp = in->next;
+	conn_adopt(in->fd, in->data.data, in->data.len);
+	buf_finish(&in->data);
+	free(in);
+}
+
 static void on_record(const chan_hdr_t *h, int fd)
 {
 	switch (h->type) {
-	case CHAN_HANDOFF: {
-		chan_handoff_t ho;
-
-		if (fd < 0 || h->len < sizeof(ho)) {
-			if (fd >= 0)
-				close(fd);
-			break;
-		}
-		memcpy(&ho, payload, sizeof(ho));
-		if (ho.data_len != h->len - sizeof(ho) || W->stopping) {
-			close(fd);
-			break;
-		}
-		W->st.handoffs_in++;
-		conn_adopt(fd, payload + sizeof(ho), ho.data_len);
+	case CHAN_HANDOFF:
+	case CHAN_HANDOFF_MORE:
+		on_handoff(h, fd);
 		break;
-	}
 	case CHAN_MESH_FD:
 		if (fd < 0 || h->worker < 0 || h->worker >= W->n || h->worker == W->id) {
 			if (fd >= 0)
 				close(fd);
 			break;
 		}
-		log_info("new channel to worker %d", h->worker);
-		mesh_set_fd(h->worker, fd, true);
+		mesh_set_fd(h->worker, fd);
 		break;
 	case CHAN_PEER_DOWN:
 		if (h->worker >= 0 && h->worker < W->n && h->worker != W->id)
 			mesh_peer_down(h->worker);
 		break;
 	case CHAN_SHUTDOWN:
-		if (!W->stopping) {
-			log_info("shutting down: %u connections to close", W->n_conns);
-			W->stopping = true;
-			conn_stop_all();
-		}
+		worker_stop("shutting down");
 		break;
 	case CHAN_CTL_REQ:
-		reply(h->seq, answer((const char *)payload, h->len));
+		reply(h->seq, answer((const char *)K.payload, h->len));
 		break;
 	default:
 		if (fd >= 0)
@@ -247,24 +341,21 @@ static void on_record(const chan_hdr_t *h, int fd)
 	}
 }
 
-void ctl_on_poll(struct io_uring_cqe *cqe)
+static void on_poll(uint64_t ud, struct io_uring_cqe *cqe)
 {
 	chan_hdr_t h;
 	int fd, ret;
 
+	(void)ud;
 	if (!(cqe->flags & IORING_CQE_F_MORE))
-		W->ctl_armed = false;
+		K.armed = false;
 	for (;;) {
-		ret = chan_recv(W->ctl_fd, &h, payload, &fd);
+		ret = chan_recv(W->ctl_fd, &h, K.payload, &fd);
 		if (ret == -EAGAIN)
 			break;
 		if (ret == -EPIPE) {
 			/* The supervisor is gone: nobody can restart or reach us; stop like a shutdown. */
-			if (!W->stopping) {
-				log_warn(0, "control channel closed: supervisor gone, stopping");
-				W->stopping = true;
-				conn_stop_all();
-			}
+			worker_stop("control channel closed: supervisor gone");
 			return;
 		}
 		if (ret < 0) {
@@ -273,10 +364,6 @@ void ctl_on_poll(struct io_uring_cqe *cqe)
 		}
 		on_record(&h, fd);
 	}
-	if (!W->ctl_armed)
+	if (!K.armed && !loop_stopping())
 		arm();
-}
-
-void ctl_flush(void)
-{
 }

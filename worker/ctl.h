@@ -5,14 +5,19 @@
 #ifndef RINGMQ_WORKER_CTL_H
 #define RINGMQ_WORKER_CTL_H
 
-#include "wk-t.h"
+struct conn;
 
+/* Register with the loop and start reading the channel. */
 void ctl_init(void);
-void ctl_on_poll(struct io_uring_cqe *cqe);
-/* Move c (state CONN_HANDOFF, recv drained) to its owner worker. 0 when sent (caller frees c), -EAGAIN to retry
- * later, other -errno when it cannot be moved (caller closes c). */
-int ctl_handoff(conn_t *c);
-void ctl_flush(void);
+/* Close what is half received (partial handoffs). */
+void ctl_finish(void);
+/*
+ * Move c (state CONN_HANDOFF, receiving stopped) to its owner worker: the fd with the first record, the
+ * bytes read so far (CONNECT and what followed) in as many records as they need; c->handoff_sent tracks
+ * the progress. 0 when everything is sent (the caller releases its copy of the socket), -EAGAIN to go on
+ * later (channel full), other -errno when it cannot be moved (the caller closes c).
+ */
+int ctl_handoff(struct conn *c);
 void ctl_send_ready(void);
 
 #endif

@@ -1,11 +1,16 @@
 /*
- * handle.h — one handler per MQTT packet type. Each returns 0, CONN_HANDOFF_NEEDED (CONNECT only), or an
- * error (enum mqtt_err / enum conn_err) that conn_fail() turns into the MQTT answer. Worker thread only.
+ * handle.h — one handler per MQTT packet type. Each returns 0, HANDLE_HANDOFF (CONNECT only: the client
+ * belongs to another worker), or a negative enum mqtt_err that conn_fail() — the one place errors become
+ * MQTT answers — turns into a CONNACK, a DISCONNECT or a close. Worker thread only.
  */
 #ifndef RINGMQ_WORKER_HANDLE_H
 #define RINGMQ_WORKER_HANDLE_H
 
-#include "wk-t.h"
+#include "conn.h"
+#include "mqtt.h"
+
+/* Not an error: CONNECT names a client of another worker; the connection moves there. */
+#define HANDLE_HANDOFF 1
 
 /* Dispatch one framed packet by type and connection state. */
 int handle_packet(conn_t *c, const mqtt_frame_t *f);
@@ -16,15 +21,8 @@ int handle_publish(conn_t *c, const mqtt_frame_t *f);
 int handle_ack(conn_t *c, const mqtt_frame_t *f);
 int handle_subscribe(conn_t *c, const mqtt_frame_t *f);
 int handle_unsubscribe(conn_t *c, const mqtt_frame_t *f);
-/* PINGREQ, DISCONNECT, AUTH. */
-int handle_disconnect(conn_t *c, const mqtt_frame_t *f);
 int handle_pingreq(conn_t *c, const mqtt_frame_t *f);
+int handle_disconnect(conn_t *c, const mqtt_frame_t *f);
 int handle_auth(conn_t *c, const mqtt_frame_t *f);
-
-/* Append a reply to c's ordered reply FIFO; returns its sequence number (for peer tokens) or -1. */
-int64_t handle_pend_push(conn_t *c, uint8_t type, uint16_t pid, uint8_t reason, uint8_t *packet,
-	uint32_t packet_len);
-/* The pend entry with sequence seq, or NULL if it was already written. */
-pend_t *handle_pend_get(conn_t *c, uint64_t seq);
 
 #endif

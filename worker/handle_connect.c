@@ -5,11 +5,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "conn.h"
 #include "log.h"
+#include "loop.h"
 #include "msg.h"
 #include "sess.h"
 #include "slot.h"
+#include "store.h"
+#include "worker.h"
 
 /* A generated ID must land on this worker, so the connection never has to move. */
 static size_t generate_id(char *out, size_t cap)
@@ -18,7 +20,7 @@ static size_t generate_id(char *out, size_t cap)
 	size_t n;
 
 	do {
-		n = (size_t)snprintf(out, cap, "ringmq-%d-%llx-%llx", W->id, (unsigned long long)W->now_ms,
+		n = (size_t)snprintf(out, cap, "ringmq-%d-%llx-%llx", W->id, (unsigned long long)loop_now(),
 			(unsigned long long)++counter);
 	} while (slot_owner(slot_of(out, n), W->n) != W->id);
 	return n;
@@ -57,11 +59,10 @@ static int send_connack(conn_t *c, bool present, const mqtt_connect_t *cn, const
 	size_t assigned_len, uint32_t expiry, bool expiry_changed)
 {
 	mqtt_connack_t ack;
-	uint8_t *p;
-	size_t n;
 
 	memset(&ack, 0, sizeof(ack));
-	ack.session_present = present;
+	/* MQTT 3.1 has no Session Present flag: its CONNACK's first byte is always 0. */
+	ack.session_present = present && c->version != MQTT_V31;
 	if (c->version == MQTT_V5) {
 		mqtt_props_t *pr = &ack.props;
 
@@ -87,12 +88,7 @@ static int send_connack(conn_t *c, bool present, const mqtt_connect_t *cn, const
 		pr->present |= MQTT_PROP_BIT(MQTT_PROP_TOPIC_ALIAS_MAXIMUM);
 		pr->topic_alias_maximum = W->cfg->topic_alias_maximum;
 	}
-	n = mqtt_connack_size(c->version, &ack);
-	p = conn_reserve(c, n);
-	if (!p)
-		return CONN_E_NOMEM;
-	conn_commit(c, mqtt_encode_connack(p, n, c->version, &ack));
-	return 0;
+	return conn_send_connack(c, &ack);
 }
 
 int handle_connect(conn_t *c, const mqtt_frame_t *f)
@@ -107,14 +103,14 @@ int handle_connect(conn_t *c, const mqtt_frame_t *f)
 	int err;
 
 	if (c->state != CONN_NEW)
-		return c->version == MQTT_V5 ? CONN_E_UNEXPECTED : CONN_E_CLOSE; /* [MQTT-3.1.0-2] */
+		return MQTT_E_PROTOCOL; /* [MQTT-3.1.0-2]: a second CONNECT */
 	err = mqtt_decode_connect(f, &cn);
 	c->version = (cn.version == MQTT_V31 || cn.version == MQTT_V311 || cn.version == MQTT_V5) ?
 		cn.version : MQTT_V311;
 	if (err < 0)
 		return err;
 	if (cn.props.present & MQTT_PROP_BIT(MQTT_PROP_AUTH_METHOD))
-		return CONN_E_AUTH; /* no enhanced authentication methods are offered */
+		return MQTT_E_AUTH_METHOD; /* no enhanced authentication methods are offered */
 
 	id = cn.client_id.p;
 	id_len = cn.client_id.len;
@@ -130,13 +126,13 @@ int handle_connect(conn_t *c, const mqtt_frame_t *f)
 		return MQTT_E_CLIENT_ID;
 	c->handoff_to = (int16_t)slot_owner(slot_of(id, id_len), W->n);
 	if (c->handoff_to != W->id)
-		return CONN_HANDOFF_NEEDED;
-	if (!W->store_ready)
-		return CONN_E_UNAVAILABLE; /* handed over while our sessions are still being restored */
-	if (W->cfg->max_connections && W->n_active >= W->cfg->max_connections) {
+		return HANDLE_HANDOFF;
+	if (!store_ready())
+		return MQTT_E_UNAVAILABLE; /* handed over while our sessions are still being restored */
+	if (W->cfg->max_connections && conn_active_count() >= W->cfg->max_connections) {
 		/* The limit counts the sessions this worker serves, wherever their sockets were accepted. */
 		W->st.rejected_max_conn++;
-		return CONN_E_BUSY;
+		return MQTT_E_BUSY;
 	}
 
 	set_client_limits(c, &cn);
@@ -161,8 +157,12 @@ int handle_connect(conn_t *c, const mqtt_frame_t *f)
 	if (s && s->conn) {
 		conn_t *old = s->conn;
 
-		/* [MQTT-3.1.4-3] takeover: the existing connection goes, with 0x8E for MQTT 5. */
+		/* [MQTT-3.1.4-3] takeover: the existing connection goes, with 0x8E for MQTT 5. An MQTT 5 will is
+		 * cancelled when the session continues, as a reconnect within the Will Delay cancels it; 3.1.1 has
+		 * no such rule and publishes it whenever the connection ends without DISCONNECT [MQTT-3.1.2-8]. */
 		log_conn(LOG_INFO, old->id, 0, "session '%.*s' taken over by %s", (int)id_len, id, c->addr);
+		if (old->version == MQTT_V5 && !cn.clean_start)
+			old->graceful = true;
 		conn_send_disconnect(old, MQTT_RC_SESSION_TAKEN_OVER, "session taken over");
 		conn_close(old, MQTT_RC_SESSION_TAKEN_OVER);
 		s = sess_find(id, id_len); /* a non-persistent session ended with the old connection */
@@ -176,28 +176,19 @@ int handle_connect(conn_t *c, const mqtt_frame_t *f)
 	} else {
 		s = sess_create(id, id_len);
 		if (!s)
-			return CONN_E_NOMEM;
+			return MQTT_E_NOMEM;
 	}
 	s->version = c->version;
-	s->expiry_s = expiry;
-	s->expire_at_ms = 0;
-	if (s->will) {
-		msg_unref(s->will);
-		s->will = NULL;
-	}
-	s->will_at_ms = 0;
-	if (cn.will) {
-		s->will = will_create(&cn);
-		s->will_delay_s = (cn.will_props.present & MQTT_PROP_BIT(MQTT_PROP_WILL_DELAY)) ?
-			cn.will_props.will_delay : 0;
-	}
+	sess_set_expiry(s, expiry);
+	sess_set_will(s, cn.will ? will_create(&cn) : NULL, (cn.will_props.present &
+		MQTT_PROP_BIT(MQTT_PROP_WILL_DELAY)) ? cn.will_props.will_delay : 0);
+	if (cn.will && !s->will)
+		return MQTT_E_NOMEM;
 
 	err = send_connack(c, present, &cn, generated ? gen_id : NULL, id_len, expiry, expiry_changed);
 	if (err < 0)
 		return err;
-	c->state = CONN_ACTIVE;
-	W->n_active++;
-	W->st.connects++;
+	conn_activated(c);
 	log_conn(LOG_DEBUG, c->id, 0, "client '%.*s' connected from %s (v%u, clean %d, expiry %u, present %d)",
 		(int)id_len, id, c->addr, c->version, cn.clean_start, expiry, present);
 	sess_attach(c, s, present);

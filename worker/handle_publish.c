@@ -4,10 +4,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "conn.h"
 #include "msg.h"
 #include "route.h"
 #include "sess.h"
+#include "worker.h"
 
 /* Resolve or record the client's topic alias. */
 static int topic_alias(conn_t *c, mqtt_publish_t *p)
@@ -17,22 +17,22 @@ static int topic_alias(conn_t *c, mqtt_publish_t *p)
 
 	if (!(p->props.present & MQTT_PROP_BIT(MQTT_PROP_TOPIC_ALIAS))) {
 		if (!p->topic.len)
-			return MQTT_E_PROTOCOL;
+			return MQTT_E_PROTOCOL; /* [MQTT-3.3.2-1]: no topic and no alias */
 		return 0;
 	}
 	if (a == 0 || a > W->cfg->topic_alias_maximum)
-		return CONN_E_ALIAS; /* [MQTT-3.3.2-9] */
+		return MQTT_E_TOPIC_ALIAS; /* [MQTT-3.3.2-9] */
 	if (!c->alias_in) {
 		c->alias_in = calloc((size_t)W->cfg->topic_alias_maximum + 1, sizeof(alias_t));
 		if (!c->alias_in)
-			return CONN_E_NOMEM;
+			return MQTT_E_NOMEM;
 	}
 	e = &c->alias_in[a];
 	if (p->topic.len) {
 		char *t = realloc(e->topic, p->topic.len);
 
 		if (!t)
-			return CONN_E_NOMEM;
+			return MQTT_E_NOMEM;
 		memcpy(t, p->topic.p, p->topic.len);
 		e->topic = t;
 		e->len = (uint16_t)p->topic.len;
@@ -48,63 +48,72 @@ static int topic_alias(conn_t *c, mqtt_publish_t *p)
 int handle_publish(conn_t *c, const mqtt_frame_t *f)
 {
 	mqtt_publish_t p;
+	waiter_t w;
 	uint8_t ack_type;
 	int64_t seq;
 	msg_t *m;
-	pend_t *pe;
+	bool matched;
 	int err;
 
 	err = mqtt_decode_publish(f, c->version, &p);
 	if (err < 0)
 		return err;
-	if (c->version == MQTT_V5 && (err = topic_alias(c, &p)) < 0)
-		return err;
+	if (c->version == MQTT_V5) {
+		/* [MQTT-3.3.4-6]: a Subscription Identifier is the server's to send, never the client's. */
+		if (p.props.present & MQTT_PROP_BIT(MQTT_PROP_SUBSCRIPTION_ID))
+			return MQTT_E_PROTOCOL;
+		if ((err = topic_alias(c, &p)) < 0)
+			return err;
+	}
 	if (p.topic.len > 65535)
 		return MQTT_E_TOPIC_NAME;
 	W->st.msgs_in++;
 	if (p.qos == 0) {
 		m = msg_create(&p, p.topic.p, (uint16_t)p.topic.len, c->id);
 		if (!m)
-			return CONN_E_NOMEM;
-		route_publish(m, NULL, 0);
+			return MQTT_E_NOMEM;
+		route_publish(m, NULL);
 		msg_unref(m);
 		return 0;
 	}
 	/* [MQTT-3.3.4-7]: more unacknowledged QoS>0 PUBLISHes than our Receive Maximum is an error. */
-	if ((uint32_t)c->inflight_in + c->sess->n_rx >= W->cfg->receive_maximum &&
+	if ((uint32_t)c->inflight_in + sess_rx_count(c->sess) >= W->cfg->receive_maximum &&
 	    !(p.qos == 2 && sess_rx_has(c->sess, p.packet_id)))
-		return c->version == MQTT_V5 ? CONN_E_RECV_MAX : CONN_E_CLOSE;
+		return MQTT_E_RECEIVE_MAX;
 	ack_type = p.qos == 1 ? MQTT_PUBACK : MQTT_PUBREC;
 	if (p.qos == 2 && sess_rx_has(c->sess, p.packet_id)) {
 		/* A resent QoS 2 PUBLISH we already took: acknowledge again, deliver nothing ([MQTT-4.3.3-10]). */
-		if (handle_pend_push(c, MQTT_PUBREC, p.packet_id, 0, NULL, 0) < 0)
-			return CONN_E_NOMEM;
-		conn_pend_flush(c);
+		if (reply_push(c, MQTT_PUBREC, p.packet_id, 0) < 0)
+			return MQTT_E_NOMEM;
+		reply_flush(c);
 		return 0;
 	}
 	m = msg_create(&p, p.topic.p, (uint16_t)p.topic.len, c->id);
 	if (!m)
-		return CONN_E_NOMEM;
-	seq = handle_pend_push(c, ack_type, p.packet_id, 0, NULL, 0);
+		return MQTT_E_NOMEM;
+	seq = reply_push(c, ack_type, p.packet_id, 0);
 	if (seq < 0) {
 		msg_unref(m);
-		return CONN_E_NOMEM;
+		return MQTT_E_NOMEM;
 	}
-	/* Store writes made while routing (subscriber copies, the QoS 2 id) hold this reply back too. */
-	W->wait = (waiter_t){ .kind = WAIT_CONN, .idx = c->idx, .gen = c->gen, .seq = (uint64_t)seq };
-	W->wait_count = 0;
-	if (p.qos == 1)
+	/* Every copy made while routing (subscriber copies in the store, frames to other workers, the QoS 2 id)
+	 * is counted on w: the PUBACK/PUBREC leaves when all of them are durable. */
+	w = reply_waiter(c, (uint64_t)seq);
+	if (p.qos == 1) {
 		c->inflight_in++;
-	else if (sess_rx_add(c->sess, p.packet_id) < 0) {
-		W->wait.kind = WAIT_NONE;
+	} else if (sess_rx_add(c->sess, p.packet_id, &w) < 0) {
 		msg_unref(m);
-		return CONN_E_NOMEM;
+		reply_get(c, (uint64_t)seq)->failed = true;
+		reply_flush(c);
+		return MQTT_E_NOMEM;
 	}
-	pe = handle_pend_get(c, (uint64_t)seq);
-	pe->waiting = route_publish(m, c, (uint64_t)seq);
-	pe->waiting += W->wait_count;
-	W->wait.kind = WAIT_NONE;
+	matched = route_publish(m, &w);
 	msg_unref(m);
-	conn_pend_flush(c);
+	if (!matched && c->version == MQTT_V5)
+		reply_get(c, (uint64_t)seq)->reason = MQTT_RC_NO_MATCHING_SUBSCRIBERS;
+	if (w.failed)
+		reply_get(c, (uint64_t)seq)->failed = true;
+	reply_wait(c, (uint64_t)seq, w.count);
+	reply_flush(c);
 	return 0;
 }

@@ -1,40 +1,13 @@
-/* handle_session.c — packet dispatch by state, PINGREQ, DISCONNECT, AUTH, and the ordered reply FIFO. */
+/* handle_session.c — packet dispatch by state, PINGREQ, DISCONNECT, AUTH. */
 #include "handle.h"
 
-#include "buf.h"
-#include "conn.h"
-#include "log.h"
 #include "sess.h"
-
-int64_t handle_pend_push(conn_t *c, uint8_t type, uint16_t pid, uint8_t reason, uint8_t *packet,
-	uint32_t packet_len)
-{
-	pend_t *p = ring_push(&c->pend, sizeof(pend_t));
-
-	if (!p)
-		return -1;
-	p->type = type;
-	p->pid = pid;
-	p->reason = reason;
-	p->waiting = 0;
-	p->packet = packet;
-	p->packet_len = packet_len;
-	p->retained = NULL;
-	p->retained_len = 0;
-	return (int64_t)(c->pend_seq + c->pend.len - 1);
-}
-
-pend_t *handle_pend_get(conn_t *c, uint64_t seq)
-{
-	if (seq < c->pend_seq || seq - c->pend_seq >= c->pend.len)
-		return NULL;
-	return ring_at(&c->pend, sizeof(pend_t), (uint32_t)(seq - c->pend_seq));
-}
+#include "worker.h"
 
 int handle_packet(conn_t *c, const mqtt_frame_t *f)
 {
 	if (c->state == CONN_NEW && f->type != MQTT_CONNECT)
-		return CONN_E_CLOSE; /* [MQTT-3.1.0-1]: the first packet must be CONNECT */
+		return MQTT_E_CLOSE; /* [MQTT-3.1.0-1]: the first packet must be CONNECT */
 	switch (f->type) {
 	case MQTT_CONNECT:
 		return handle_connect(c, f);
@@ -57,7 +30,7 @@ int handle_packet(conn_t *c, const mqtt_frame_t *f)
 		return handle_auth(c, f);
 	default:
 		/* CONNACK, SUBACK, ... are server-to-client only. */
-		return c->version == MQTT_V5 ? MQTT_E_PROTOCOL : CONN_E_CLOSE;
+		return MQTT_E_PROTOCOL;
 	}
 }
 
@@ -69,9 +42,8 @@ int handle_pingreq(conn_t *c, const mqtt_frame_t *f)
 	if (err < 0)
 		return err;
 	p = conn_reserve(c, 2);
-	if (!p)
-		return CONN_E_NOMEM;
-	conn_commit(c, mqtt_encode_empty(p, 2, MQTT_PINGRESP));
+	if (p)
+		conn_commit(c, mqtt_encode_empty(p, 2, MQTT_PINGRESP));
 	return 0;
 }
 
@@ -85,9 +57,9 @@ int handle_disconnect(conn_t *c, const mqtt_frame_t *f)
 	if (d.props.present & MQTT_PROP_BIT(MQTT_PROP_SESSION_EXPIRY)) {
 		/* [MQTT-3.14.2-2]: a session that was to end with the connection cannot be made to outlive it. */
 		if (c->sess->expiry_s == 0 && d.props.session_expiry != 0)
-			return CONN_E_SESSION_EXPIRY;
-		c->sess->expiry_s = d.props.session_expiry > W->cfg->max_session_expiry ?
-			W->cfg->max_session_expiry : d.props.session_expiry;
+			return MQTT_E_PROTOCOL;
+		sess_set_expiry(c->sess, d.props.session_expiry > W->cfg->max_session_expiry ?
+			W->cfg->max_session_expiry : d.props.session_expiry);
 	}
 	/* Reason 0x04 asks for the will to be published; every other normal DISCONNECT discards it. */
 	c->graceful = d.reason != MQTT_RC_DISCONNECT_WITH_WILL;
@@ -101,10 +73,10 @@ int handle_auth(conn_t *c, const mqtt_frame_t *f)
 	int err;
 
 	if (c->version != MQTT_V5)
-		return CONN_E_CLOSE;
+		return MQTT_E_CLOSE;
 	err = mqtt_decode_auth(f, &a);
 	if (err < 0)
 		return err;
 	/* No authentication method was agreed in CONNECT, so any AUTH is out of place [MQTT-4.12.0-1]. */
-	return CONN_E_UNEXPECTED;
+	return MQTT_E_PROTOCOL;
 }

@@ -1,4 +1,4 @@
-/* mesh.c — worker <-> worker frames over stream socketpairs (see mesh.h). */
+/* mesh.c — worker <-> worker channels (see mesh.h). */
 #include "mesh.h"
 
 #include <errno.h>
@@ -7,404 +7,489 @@
 #include <unistd.h>
 
 #include "buf.h"
-#include "conn.h"
-#include "handle.h"
+#include "frame.h"
 #include "log.h"
 #include "loop.h"
 #include "msg.h"
 #include "route.h"
+#include "sock.h"
+#include "store.h"
 
-enum frame_type {
-	MF_PUB = 1,
-	MF_SUB = 2,
-	MF_UNSUB = 3,
-	MF_GROUP = 4,
-	MF_ACK = 5,
-};
+/* One socket to a peer; a new one (new generation) after the peer restarted. Freed with its socket. */
+typedef struct mchan {
+	sock_t sk;                 /* first member */
+	int k;
+	buf_t rbuf;                /* partial frame carried between receives */
+} mchan_t;
 
-#define MF_ACK_WANTED 0x80
+/* A frame that asked for an ack, in the order it was sent. */
+typedef struct tok {
+	waiter_t w;
+	struct msg *m;             /* MF_PUB: a reference, to send again to a restarted peer */
+	char *group;               /* MF_PUB with MESH_GROUP: the key (heap) */
+	uint16_t group_len;
+	uint8_t flags;
+} tok_t;
 
-/* Both ends are the same binary on the same machine, so a msg_t header travels as is. */
-typedef struct frame_hdr {
-	uint32_t len;        /* whole frame, header and padding included: frames start 8-byte aligned */
-	uint32_t body;       /* body bytes, without padding */
-	uint8_t type;
-	uint8_t flags;       /* MF_ACK_WANTED | enum mesh_pub_flags */
-	uint16_t group_len;  /* MF_PUB with MESH_GROUP: key bytes after the message data */
-	uint32_t a, b;       /* MF_GROUP: members, online; MF_ACK: count */
-	uint32_t reserved;
-} frame_hdr_t;
+#define INWAIT_FAILED 0x80000000u
 
-#define FRAME_MAX (512u << 20)
+typedef struct peer {
+	mchan_t *ch;               /* NULL while down */
+	uint32_t gen;              /* channel generation: in-frame waiters of an old channel are stale */
+	bool up;
+	bool started;              /* reading (after our sessions were restored) */
+	ring_t toks;               /* tok_t, in send order; kept while down with a durable store */
+	ring_t inwait;             /* uint32_t per received frame wanting an ack: work left | INWAIT_FAILED */
+	uint64_t inwait_seq;       /* sequence number of inwait's head */
+	uint32_t run;              /* acks owed, in one run of the same kind */
+	bool run_failed;
+} peer_t;
+
+static struct {
+	peer_t peers[WORKER_MAX];
+	bool started;
+	uint32_t held;             /* tokens held for dead peers */
+} M;
+
+static const sock_ops_t chan_ops;
+
+static void on_inwait_done(const waiter_t *w, bool ok);
+static void flush_all(void);
+
+bool mesh_up(int k)
+{
+	return M.peers[k].up;
+}
+
+bool mesh_busy(void)
+{
+	return M.held > W->cfg->redis_max_pending;
+}
+
+uint32_t mesh_outstanding(int k)
+{
+	return M.peers[k].toks.len;
+}
+
+static mchan_t *chan_open(int k, int fd)
+{
+	mchan_t *ch = calloc(1, sizeof(*ch));
+
+	if (!ch || sock_open(&ch->sk, fd, &chan_ops) < 0) {
+		log_error(ENOMEM, "cannot open the channel to worker %d", k);
+		free(ch);
+		close(fd);
+		return NULL;
+	}
+	ch->k = k;
+	if (!M.started)
+		sock_pause(&ch->sk); /* frames wait in the socket until our sessions are restored */
+	return ch;
+}
 
 void mesh_init(const worker_args_t *args)
 {
+	memset(&M, 0, sizeof(M));
+	waiter_register(WAITER_FRAME, on_inwait_done);
+	loop_on_flush(flush_all, LOOP_ORDER_MESH);
 	for (int k = 0; k < W->n; k++) {
-		W->peers[k].fd = -1;
-		strmap_init(&W->peers[k].interest);
-		if (k != W->id && args->mesh_fds[k] >= 0)
-			mesh_set_fd(k, args->mesh_fds[k], false);
+		peer_t *p = &M.peers[k];
+
+		if (k == W->id || args->mesh_fds[k] < 0)
+			continue;
+		p->ch = chan_open(k, args->mesh_fds[k]);
+		p->up = p->ch != NULL;
+		p->gen = 1;
 	}
+}
+
+static void tok_release(tok_t *t)
+{
+	msg_unref(t->m);
+	free(t->group);
 }
 
 void mesh_finish(void)
 {
 	for (int k = 0; k < W->n; k++) {
-		peer_t *p = &W->peers[k];
+		peer_t *p = &M.peers[k];
 
-		if (p->fd >= 0)
-			close(p->fd);
-		buf_finish(&p->rbuf);
-		outq_finish(&p->out);
+		while (p->toks.len) {
+			tok_release(ring_at(&p->toks, sizeof(tok_t), 0));
+			ring_pop(&p->toks);
+		}
 		ring_finish(&p->toks);
 		ring_finish(&p->inwait);
-		strmap_finish(&p->interest);
 	}
 }
 
-static void mark_dirty(peer_t *p)
+void mesh_start(void)
 {
-	if (p->dirty)
-		return;
-	p->dirty = true;
-	p->next_dirty = W->dirty_peers;
-	W->dirty_peers = p;
+	M.started = true;
+	for (int k = 0; k < W->n; k++) {
+		peer_t *p = &M.peers[k];
+
+		if (!p->up)
+			continue;
+		/* Our interest is complete (restored sessions announced theirs): the peer may drop what we no
+		 * longer have. */
+		frame_put(&p->ch->sk.out.pending, MF_SYNC, 0, 0, 0, 0);
+		sock_commit(&p->ch->sk, 0);
+		sock_resume(&p->ch->sk);
+	}
 }
 
-/* Resolve the oldest n tokens: the peer took (or can no longer take) those frames. */
-static void resolve(peer_t *p, uint32_t n)
+/* --- acks ------------------------------------------------------------------------------------------------ */
+
+/* Write the run of acks owed so far. */
+static void emit_run(peer_t *p)
+{
+	if (!p->run || !p->up)
+		return;
+	if (frame_put(&p->ch->sk.out.pending, p->run_failed ? MF_NACK : MF_ACK, 0, 0, p->run, 0)) {
+		sock_commit(&p->ch->sk, 0);
+		p->run = 0;
+	}
+}
+
+/* One more received frame is answered (in order). */
+static void owe(peer_t *p, bool ok)
+{
+	if (p->run && p->run_failed == ok)
+		emit_run(p);
+	p->run_failed = !ok;
+	p->run++;
+}
+
+/* Resolve the oldest n tokens: the peer took (ok) or refused those frames. */
+static void resolve(peer_t *p, uint32_t n, bool ok)
 {
 	while (n-- && p->toks.len) {
 		tok_t t = *(tok_t *)ring_at(&p->toks, sizeof(tok_t), 0);
-		conn_t *c = conn_get(t.conn_idx, t.conn_gen);
-		pend_t *pe;
 
 		ring_pop(&p->toks);
-		if (!c || !(pe = handle_pend_get(c, t.seq)))
-			continue;
-		if (pe->waiting)
-			pe->waiting--;
-		conn_pend_flush(c);
+		if (!ok)
+			W->st.mesh_failed++;
+		waiter_done(&t.w, ok);
+		tok_release(&t);
 	}
 }
+
+static void on_inwait_done(const waiter_t *w, bool ok)
+{
+	peer_t *p = &M.peers[w->idx];
+	uint32_t *n;
+
+	if (w->gen != p->gen || w->seq < p->inwait_seq || w->seq - p->inwait_seq >= p->inwait.len)
+		return;
+	n = ring_at(&p->inwait, sizeof(uint32_t), (uint32_t)(w->seq - p->inwait_seq));
+	if (*n & ~INWAIT_FAILED)
+		(*n)--;
+	if (!ok)
+		*n |= INWAIT_FAILED;
+	/* Acks go back in frame order: only a finished head may be acknowledged. */
+	while (p->inwait.len && !(*(n = ring_at(&p->inwait, sizeof(uint32_t), 0)) & ~INWAIT_FAILED)) {
+		owe(p, !(*n & INWAIT_FAILED));
+		ring_pop(&p->inwait);
+		p->inwait_seq++;
+	}
+}
+
+/* --- peers coming and going ------------------------------------------------------------------------------ */
 
 void mesh_peer_down(int k)
 {
-	peer_t *p = &W->peers[k];
+	peer_t *p = &M.peers[k];
+	bool durable = store_durable();
+	ring_t keep = { 0 };
 
 	if (!p->up)
 		return;
-	log_warn(0, "worker %d is gone: dropping its subscriptions until it is back", k);
+	log_warn(0, "worker %d is gone%s", k, durable ? ": holding messages for its sessions until it is back" :
+		": dropping its subscriptions until it is back");
 	p->up = false;
-	if (p->fd >= 0 && !p->recv_armed && !p->out.inflight) {
-		close(p->fd);
-	} else if (p->fd >= 0) {
-		/* Completions still reference it: shut it down, closed when they drain (gen changes below). */
-		shutdown(p->fd, SHUT_RDWR);
-		close(p->fd);
-	}
-	p->fd = -1;
+	sock_close(&p->ch->sk, false); /* released when its last SQE completes: no buffer freed under the kernel */
+	p->ch = NULL;
 	p->gen++;
-	p->recv_armed = false;
-	p->out.inflight = false;
-	p->out.sending.len = 0;
-	p->out.off = 0;
-	p->out.pending.len = 0;
-	p->rbuf.len = 0;
-	p->acks_owed = 0;
+	/* Frames it sent us and we had not answered: nobody is left to answer. */
 	p->inwait_seq += p->inwait.len;
 	p->inwait.len = 0;
-	/* The peer's sessions died with it (memory store): whatever waited for it is answered now. */
-	resolve(p, UINT32_MAX);
-	route_peer_down(k);
+	p->run = 0;
+	/* With a durable store the peer's sessions live on: what it had not acknowledged is sent again to its
+	 * successor. Interest changes and memory-store deliveries are answered now (its sessions are gone, or
+	 * the successor gets our interest anew). */
+	while (p->toks.len) {
+		tok_t t = *(tok_t *)ring_at(&p->toks, sizeof(tok_t), 0);
+		tok_t *d;
+
+		ring_pop(&p->toks);
+		if (durable && t.m && (d = ring_push(&keep, sizeof(tok_t)))) {
+			*d = t;
+			continue;
+		}
+		waiter_done(&t.w, true);
+		tok_release(&t);
+	}
+	ring_finish(&p->toks);
+	p->toks = keep;
+	M.held += keep.len;
+	route_peer_down(k, durable);
 }
 
-void mesh_set_fd(int k, int fd, bool send_dump)
+/* Send t's message again on the current channel (the successor of a dead peer). */
+static bool resend(peer_t *p, const tok_t *t)
 {
-	peer_t *p = &W->peers[k];
+	return frame_put_pub(&p->ch->sk.out.pending, t->m, (uint8_t)(t->flags | MF_ACK_WANTED), t->group,
+		t->group_len) == 0;
+}
+
+void mesh_set_fd(int k, int fd)
+{
+	peer_t *p = &M.peers[k];
 
 	if (p->up)
 		mesh_peer_down(k);
-	p->fd = fd;
-	p->gen++;
+	p->ch = chan_open(k, fd);
+	if (!p->ch)
+		return;
 	p->up = true;
-	loop_arm_recv(fd, ud_make(UD_PEER_RECV, p->gen, (uint32_t)k));
-	p->recv_armed = true;
-	if (send_dump)
-		route_peer_up(k);
-}
-
-static uint8_t *frame_start(peer_t *p, size_t body, uint8_t type, uint8_t flags)
-{
-	frame_hdr_t *h;
-	size_t total = (sizeof(*h) + body + 7) & ~(size_t)7;
-	uint8_t *d = outq_reserve(&p->out, total);
-
-	if (!d)
-		return NULL;
-	h = (frame_hdr_t *)d;
-	memset(h, 0, sizeof(*h));
-	memset(d + sizeof(*h) + body, 0, total - sizeof(*h) - body);
-	h->len = (uint32_t)total;
-	h->body = (uint32_t)body;
-	h->type = type;
-	h->flags = flags;
-	return d;
-}
-
-static void frame_end(peer_t *p, uint8_t *d, conn_t *c, uint64_t seq)
-{
-	p->out.pending.len += ((frame_hdr_t *)d)->len;
-	if (c) {
-		tok_t *t = ring_push(&p->toks, sizeof(tok_t));
-
-		if (t)
-			*t = (tok_t){ .conn_idx = c->idx, .conn_gen = c->gen, .seq = seq };
-		else
-			((frame_hdr_t *)d)->flags &= (uint8_t)~MF_ACK_WANTED;
-	}
-	mark_dirty(p);
-}
-
-void mesh_send_pub(int k, const msg_t *m, uint8_t flags, const char *group, size_t group_len, conn_t *c,
-	uint64_t seq)
-{
-	peer_t *p = &W->peers[k];
-	size_t dlen = msg_data_len(m);
-	uint8_t *d;
-
-	if (!p->up)
-		return;
-	d = frame_start(p, sizeof(msg_t) + dlen + group_len, MF_PUB, (uint8_t)(flags | (c ? MF_ACK_WANTED : 0)));
-	if (!d) {
-		log_error(ENOMEM, "message for worker %d dropped", k);
-		return;
-	}
-	((frame_hdr_t *)d)->group_len = (uint16_t)group_len;
-	memcpy(d + sizeof(frame_hdr_t), m, sizeof(msg_t));
-	memcpy(d + sizeof(frame_hdr_t) + sizeof(msg_t), m->data, dlen);
-	if (group_len)
-		memcpy(d + sizeof(frame_hdr_t) + sizeof(msg_t) + dlen, group, group_len);
-	frame_end(p, d, c, seq);
-}
-
-void mesh_send_sub(int k, const char *filter, size_t len, bool add, conn_t *c, uint64_t seq)
-{
-	peer_t *p = &W->peers[k];
-	uint8_t *d;
-
-	if (!p->up)
-		return;
-	d = frame_start(p, len, add ? MF_SUB : MF_UNSUB, c ? MF_ACK_WANTED : 0);
-	if (!d)
-		return;
-	memcpy(d + sizeof(frame_hdr_t), filter, len);
-	frame_end(p, d, c, seq);
-}
-
-void mesh_send_group(int k, const char *key, size_t len, uint32_t members, uint32_t online, conn_t *c,
-	uint64_t seq)
-{
-	peer_t *p = &W->peers[k];
-	uint8_t *d;
-
-	if (!p->up)
-		return;
-	d = frame_start(p, len, MF_GROUP, c ? MF_ACK_WANTED : 0);
-	if (!d)
-		return;
-	((frame_hdr_t *)d)->a = members;
-	((frame_hdr_t *)d)->b = online;
-	memcpy(d + sizeof(frame_hdr_t), key, len);
-	frame_end(p, d, c, seq);
-}
-
-static int on_frame(int k, const frame_hdr_t *h, const uint8_t *body, size_t len)
-{
-	peer_t *p = &W->peers[k];
-
-	bool want = h->flags & MF_ACK_WANTED;
-
-	/* Store writes made for this frame delay its ack; frames behind an unfinished one wait in line. */
-	if (want) {
-		W->wait = (waiter_t){ .kind = WAIT_PEER, .idx = (uint32_t)k, .gen = p->gen,
-			.seq = p->inwait_seq + p->inwait.len };
-		W->wait_count = 0;
-	}
-	switch (h->type) {
-	case MF_PUB: {
-		msg_t hdr;
-		msg_t *m;
-
-		if (len < sizeof(msg_t))
-			return -EPROTO;
-		memcpy(&hdr, body, sizeof(hdr));
-		if (sizeof(msg_t) + msg_data_len(&hdr) + h->group_len != len)
-			return -EPROTO;
-		m = msg_create_raw(&hdr, body + sizeof(msg_t));
-		if (!m) {
-			W->wait.kind = WAIT_NONE;
-			return -ENOMEM;
+	p->gen++;
+	log_info("new channel to worker %d", k);
+	M.held -= p->toks.len;
+	for (uint32_t i = 0; i < p->toks.len; i++) {
+		if (!resend(p, ring_at(&p->toks, sizeof(tok_t), i))) {
+			log_error(ENOMEM, "cannot send held messages to worker %d", k);
+			mesh_peer_down(k);
+			return;
 		}
-		if (h->flags & MESH_RETAIN_STORE)
-			route_retain_store(m);
-		if (h->flags & MESH_DELIVER)
-			route_deliver_local(m);
-		if (h->flags & MESH_GROUP)
-			route_deliver_group(m, (const char *)body + sizeof(msg_t) + msg_data_len(&hdr), h->group_len);
-		msg_unref(m);
-		break;
+		W->st.mesh_resent++;
 	}
+	sock_commit(&p->ch->sk, 0);
+	/* The restarted peer announces its interest again and ends with MF_SYNC; what it does not announce
+	 * then is dropped. Ours goes to it now. */
+	route_peer_resync(k);
+	route_peer_up(k);
+	if (M.started)
+		frame_put(&p->ch->sk.out.pending, MF_SYNC, 0, 0, 0, 0);
+	sock_commit(&p->ch->sk, 0);
+}
+
+/* --- sending --------------------------------------------------------------------------------------------- */
+
+/* The token for a frame just written (or held); false when it cannot be kept (then no ack is asked). */
+static bool push_tok(peer_t *p, waiter_t *w, const struct msg *m, uint8_t flags, const char *group,
+	size_t group_len)
+{
+	tok_t *t = ring_push(&p->toks, sizeof(tok_t));
+
+	if (!t)
+		return false;
+	memset(t, 0, sizeof(*t));
+	t->flags = flags;
+	if (m && store_durable()) {
+		/* Kept to be sent again if the peer dies before acknowledging it. */
+		t->m = msg_ref((struct msg *)m);
+		if (group_len) {
+			t->group = malloc(group_len);
+			if (!t->group) {
+				msg_unref(t->m);
+				p->toks.len--;
+				return false;
+			}
+			memcpy(t->group, group, group_len);
+			t->group_len = (uint16_t)group_len;
+		}
+	}
+	t->w = waiter_take(w);
+	return true;
+}
+
+void mesh_send_pub(int k, const struct msg *m, uint8_t flags, const char *group, size_t group_len, waiter_t *w)
+{
+	peer_t *p = &M.peers[k];
+	bool ack = w && w->kind != WAITER_NONE;
+
+	if (!p->up) {
+		/* Held for the successor (its sessions are in the store), or lost with the peer's memory. */
+		if (ack && store_durable() && push_tok(p, w, m, flags, group, group_len))
+			M.held++;
+		else if (flags & (MESH_DELIVER | MESH_GROUP))
+			W->st.dropped_no_subscriber++;
+		return;
+	}
+	if (frame_put_pub(&p->ch->sk.out.pending, m, (uint8_t)(flags | (ack ? MF_ACK_WANTED : 0)), group,
+	    group_len) < 0) {
+		log_error(ENOMEM, "message for worker %d dropped", k);
+		if (ack)
+			waiter_fail(w);
+		return;
+	}
+	sock_commit(&p->ch->sk, 0);
+	if (ack && !push_tok(p, w, m, flags, group, group_len)) {
+		/* Cannot track it: the frame asks for an ack we could not match; drop the channel rather than
+		 * misattribute every later ack. */
+		log_error(ENOMEM, "cannot track a frame to worker %d: resetting the channel", k);
+		mesh_peer_down(k);
+	}
+}
+
+static void send_simple(int k, uint8_t type, const char *body, size_t len, uint32_t a, uint32_t b, waiter_t *w)
+{
+	peer_t *p = &M.peers[k];
+	bool ack = w && w->kind != WAITER_NONE;
+	uint8_t *d;
+
+	if (!p->up)
+		return; /* a successor gets our whole interest when it comes */
+	d = frame_put(&p->ch->sk.out.pending, type, ack ? MF_ACK_WANTED : 0, len, a, b);
+	if (!d) {
+		log_error(ENOMEM, "interest frame for worker %d lost: resetting the channel", k);
+		mesh_peer_down(k);
+		return;
+	}
+	memcpy(d, body, len);
+	sock_commit(&p->ch->sk, 0);
+	if (ack && !push_tok(p, w, NULL, 0, NULL, 0)) {
+		log_error(ENOMEM, "cannot track a frame to worker %d: resetting the channel", k);
+		mesh_peer_down(k);
+	}
+}
+
+void mesh_send_sub(int k, const char *filter, size_t len, bool add, waiter_t *w)
+{
+	send_simple(k, add ? MF_SUB : MF_UNSUB, filter, len, 0, 0, add ? w : NULL);
+}
+
+void mesh_send_group(int k, const char *key, size_t len, uint32_t members, uint32_t online, waiter_t *w)
+{
+	send_simple(k, MF_GROUP, key, len, members, online, w);
+}
+
+/* --- receiving ------------------------------------------------------------------------------------------- */
+
+static int on_pub(int k, const frame_hdr_t *h, const uint8_t *body, waiter_t *w)
+{
+	const uint8_t *data;
+	const char *group;
+	msg_t hdr, *m;
+
+	if (frame_get_pub(h, body, &hdr, &data, &group) < 0)
+		return -EPROTO;
+	m = msg_create_raw(&hdr, data);
+	if (!m) {
+		log_error(ENOMEM, "message from worker %d not taken", k);
+		return -ENOMEM;
+	}
+	if (h->flags & MESH_RETAIN_STORE)
+		route_retain_store(m);
+	if (h->flags & MESH_DELIVER)
+		route_deliver_local(m, w);
+	if (h->flags & MESH_GROUP)
+		route_deliver_group(m, group, h->group_len, w);
+	msg_unref(m);
+	return 0;
+}
+
+static int on_frame(int k, const frame_hdr_t *h, const uint8_t *body)
+{
+	peer_t *p = &M.peers[k];
+	bool want = h->flags & MF_ACK_WANTED;
+	waiter_t w = { .kind = WAITER_FRAME, .idx = (uint32_t)k, .gen = p->gen,
+		.seq = p->inwait_seq + p->inwait.len };
+	int ret = 0;
+
+	switch (h->type) {
+	case MF_PUB:
+		ret = on_pub(k, h, body, want ? &w : NULL);
+		if (ret == -EPROTO)
+			return ret;
+		break;
 	case MF_SUB:
 	case MF_UNSUB:
-		route_peer_sub(k, (const char *)body, len, h->type == MF_SUB);
+		route_peer_sub(k, (const char *)body, h->body, h->type == MF_SUB);
 		break;
 	case MF_GROUP:
-		route_peer_group(k, (const char *)body, len, h->a, h->b);
+		route_peer_group(k, (const char *)body, h->body, h->a, h->b);
 		break;
 	case MF_ACK:
-		resolve(p, h->a);
-		break;
+	case MF_NACK:
+		resolve(p, h->a, h->type == MF_ACK);
+		return 0;
+	case MF_SYNC:
+		route_peer_synced(k);
+		return 0;
 	default:
-		W->wait.kind = WAIT_NONE;
 		return -EPROTO;
 	}
-	W->wait.kind = WAIT_NONE;
-	if (want) {
-		if (!W->wait_count && !p->inwait.len) {
-			p->acks_owed++;
-			mark_dirty(p);
-		} else {
-			uint32_t *n = ring_push(&p->inwait, sizeof(uint32_t));
+	if (!want)
+		return 0;
+	if (w.failed)
+		ret = -ENOMEM;
+	/* Store writes made for this frame delay its ack; frames behind an unfinished one wait in line. */
+	if (!w.count && !p->inwait.len) {
+		owe(p, ret == 0);
+	} else {
+		uint32_t *n = ring_push(&p->inwait, sizeof(uint32_t));
 
-			if (n)
-				*n = W->wait_count;
-			else
-				p->acks_owed++; /* cannot track it: ack now rather than never */
-		}
+		if (!n)
+			return -ENOMEM; /* cannot keep the order of acks: reset the channel */
+		*n = w.count | (ret < 0 ? INWAIT_FAILED : 0);
 	}
 	return 0;
 }
 
-void mesh_inwait_done(int k, uint32_t gen, uint64_t seq)
+static void on_data(sock_t *s, const uint8_t *data, size_t len)
 {
-	peer_t *p = &W->peers[k];
-	uint32_t *n;
-
-	if (gen != p->gen || seq < p->inwait_seq || seq - p->inwait_seq >= p->inwait.len)
-		return;
-	n = ring_at(&p->inwait, sizeof(uint32_t), (uint32_t)(seq - p->inwait_seq));
-	if (*n)
-		(*n)--;
-	/* Acks go back in frame order: only a finished head may be acknowledged. */
-	while (p->inwait.len && *(uint32_t *)ring_at(&p->inwait, sizeof(uint32_t), 0) == 0) {
-		ring_pop(&p->inwait);
-		p->inwait_seq++;
-		p->acks_owed++;
-		mark_dirty(p);
-	}
-}
-
-static void process(int k, const uint8_t *data, size_t len)
-{
-	peer_t *p = &W->peers[k];
-	const uint8_t *s;
+	mchan_t *ch = (mchan_t *)s;
+	int k = ch->k;
+	const uint8_t *v, *body;
 	size_t n, off = 0;
+	frame_hdr_t h;
+	int64_t r;
 
-	if (p->rbuf.len) {
-		if (buf_append(&p->rbuf, data, len) < 0)
-			goto fail;
-		s = p->rbuf.data;
-		n = p->rbuf.len;
-	} else {
-		s = data;
-		n = len;
-	}
-	while (n - off >= sizeof(frame_hdr_t)) {
-		frame_hdr_t h;
-
-		memcpy(&h, s + off, sizeof(h));
-		if (h.len < sizeof(h) || h.len > FRAME_MAX || h.body > h.len - sizeof(h))
-			goto fail;
-		if (n - off < h.len)
-			break;
-		if (on_frame(k, &h, s + off + sizeof(h), h.body) < 0)
-			goto fail;
-		off += h.len;
-		if (!p->up)
-			return;
-	}
-	if (s == p->rbuf.data) {
-		memmove(p->rbuf.data, p->rbuf.data + off, n - off);
-		p->rbuf.len = (uint32_t)(n - off);
-	} else if (off < n && buf_append(&p->rbuf, s + off, n - off) < 0) {
+	v = buf_carry_view(&ch->rbuf, data, len, &n);
+	if (!v)
 		goto fail;
+	while ((r = frame_next(v + off, n - off, &h, &body)) > 0) {
+		if (on_frame(k, &h, body) < 0)
+			goto fail;
+		off += (size_t)r;
+		if (!M.peers[k].up || M.peers[k].ch != ch)
+			return; /* the channel was dropped while handling the frame */
 	}
+	if (r < 0 || buf_carry_keep(&ch->rbuf, v, n, off) < 0)
+		goto fail;
 	return;
 fail:
 	log_error(EPROTO, "bad frame from worker %d: dropping the channel", k);
 	mesh_peer_down(k);
 }
 
-void mesh_on_recv(uint32_t k, uint32_t gen, struct io_uring_cqe *cqe)
+static void on_eof(sock_t *s, int err)
 {
-	peer_t *p = &W->peers[k];
-	int bid = (cqe->flags & IORING_CQE_F_BUFFER) ? (int)(cqe->flags >> IORING_CQE_BUFFER_SHIFT) : -1;
+	mchan_t *ch = (mchan_t *)s;
 
-	if (gen != (p->gen & 0xffffff) || !p->up) {
-		if (bid >= 0)
-			loop_buf_return((uint16_t)bid);
-		return;
-	}
-	if (cqe->res > 0 && bid >= 0)
-		process((int)k, loop_buf((uint16_t)bid), (size_t)cqe->res);
-	if (bid >= 0)
-		loop_buf_return((uint16_t)bid);
-	if (!(cqe->flags & IORING_CQE_F_MORE) && p->up && gen == (p->gen & 0xffffff)) {
-		p->recv_armed = false;
-		if (cqe->res == 0 || (cqe->res < 0 && cqe->res != -ENOBUFS)) {
-			mesh_peer_down((int)k);
-		} else {
-			loop_arm_recv(p->fd, ud_make(UD_PEER_RECV, p->gen, k));
-			p->recv_armed = true;
-		}
-	}
+	(void)err;
+	if (M.peers[ch->k].ch == ch)
+		mesh_peer_down(ch->k);
 }
 
-void mesh_on_send(uint32_t k, uint32_t gen, struct io_uring_cqe *cqe)
+static void on_free(sock_t *s)
 {
-	peer_t *p = &W->peers[k];
+	mchan_t *ch = (mchan_t *)s;
 
-	if (gen != (p->gen & 0xffffff) || !p->up)
-		return;
-	if (cqe->res < 0) {
-		mesh_peer_down((int)k);
-		return;
-	}
-	if (!outq_sent(&p->out, p->fd, ud_make(UD_PEER_SEND, p->gen, k), cqe->res) && p->out.pending.len)
-		mark_dirty(p);
+	buf_finish(&ch->rbuf);
+	free(ch);
 }
 
-void mesh_flush_all(void)
+static const sock_ops_t chan_ops = {
+	.on_data = on_data,
+	.on_eof = on_eof,
+	.on_free = on_free,
+};
+
+static void flush_all(void)
 {
-	while (W->dirty_peers) {
-		peer_t *p = W->dirty_peers;
-		int k = (int)(p - W->peers);
-
-		W->dirty_peers = p->next_dirty;
-		p->dirty = false;
-		if (!p->up)
-			continue;
-		if (p->acks_owed) {
-			/* One counted ACK answers every frame of this turn that asked for one. */
-			uint8_t *d = frame_start(p, 0, MF_ACK, 0);
-
-			if (d) {
-				((frame_hdr_t *)d)->a = p->acks_owed;
-				p->out.pending.len += ((frame_hdr_t *)d)->len;
-				p->acks_owed = 0;
-			}
-		}
-		outq_start(&p->out, p->fd, ud_make(UD_PEER_SEND, p->gen, (uint32_t)k));
-	}
+	for (int k = 0; k < W->n; k++)
+		emit_run(&M.peers[k]);
 }

@@ -1,13 +1,29 @@
 /*
- * mesh.h — worker <-> worker channels: one SOCK_STREAM socketpair per pair of workers, length-prefixed frames,
- * written once per loop turn. Frames that need an answer (a forwarded QoS>0 PUBLISH, a subscription change a
- * SUBACK waits for) are acknowledged in order by a counted ACK frame, so the sender keeps a FIFO of tokens
- * instead of ids. Worker thread only.
+ * mesh.h — worker <-> worker channels: one SOCK_STREAM socketpair per pair of workers carrying frames
+ * (frame.h), written once per loop turn through sock.h (so a channel's buffers live until its last send
+ * has completed, even when the peer dies meanwhile).
+ *
+ * Frames that need an answer (a forwarded QoS>0 PUBLISH, a subscription change a SUBACK waits for) are
+ * acknowledged in order by counted ACK/NACK frames, so the sender keeps a FIFO of tokens (the waiter to
+ * resolve) instead of ids. The receiver acknowledges a frame only when what it caused is durable.
+ *
+ * When a peer dies: with the memory store its sessions died with it, so what waited for it is answered and
+ * its interest forgotten. With a durable store its sessions live on in the store, so its interest is kept,
+ * messages for it are held (their publishers not answered), and every message it had not acknowledged is
+ * sent again to the restarted worker once that one has restored its sessions: a duplicate is possible, a
+ * loss is not. Worker thread only.
  */
 #ifndef RINGMQ_WORKER_MESH_H
 #define RINGMQ_WORKER_MESH_H
 
-#include "wk-t.h"
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "waiter.h"
+#include "worker.h"
+
+struct msg;
 
 enum mesh_pub_flags {
 	MESH_DELIVER = 1 << 0,      /* deliver to matching local sessions */
@@ -15,22 +31,26 @@ enum mesh_pub_flags {
 	MESH_GROUP = 1 << 2,        /* deliver to one member of the shared group named in the frame */
 };
 
+/* Open the channels of args (paused until mesh_start) and register with the loop. */
 void mesh_init(const worker_args_t *args);
 void mesh_finish(void);
-/* A new socket to peer k (first start or after k restarted). */
-void mesh_set_fd(int k, int fd, bool send_dump);
+/* Sessions are restored: read the channels, and tell every peer our interest is complete (MF_SYNC). */
+void mesh_start(void);
+/* A new socket to peer k (after k restarted): resend what k had not acknowledged, send our interest. */
+void mesh_set_fd(int k, int fd);
 void mesh_peer_down(int k);
-static inline bool mesh_up(int k) { return W->peers[k].up; }
-void mesh_on_recv(uint32_t k, uint32_t gen, struct io_uring_cqe *cqe);
-void mesh_on_send(uint32_t k, uint32_t gen, struct io_uring_cqe *cqe);
-void mesh_flush_all(void);
-/* A store write for in-frame `seq` of peer k (generation gen) completed. */
-void mesh_inwait_done(int k, uint32_t gen, uint64_t seq);
-/* Frames. With c != NULL the frame asks for an ack that resolves reply `seq` of c. */
-void mesh_send_pub(int k, const msg_t *m, uint8_t flags, const char *group, size_t group_len, conn_t *c,
-	uint64_t seq);
-void mesh_send_sub(int k, const char *filter, size_t len, bool add, conn_t *c, uint64_t seq);
-void mesh_send_group(int k, const char *key, size_t len, uint32_t members, uint32_t online, conn_t *c,
-	uint64_t seq);
+bool mesh_up(int k);
+/* Messages held for dead peers exceed the bound: stop reading clients (conn.c asks each turn). */
+bool mesh_busy(void);
+/*
+ * Frames. With w (a waiter), the frame asks for an ack and the waiter is counted; without, nothing waits.
+ * A frame for a dead peer is held (MF_PUB with w and a durable store) or dropped.
+ */
+void mesh_send_pub(int k, const struct msg *m, uint8_t flags, const char *group, size_t group_len,
+	waiter_t *w);
+void mesh_send_sub(int k, const char *filter, size_t len, bool add, waiter_t *w);
+void mesh_send_group(int k, const char *key, size_t len, uint32_t members, uint32_t online, waiter_t *w);
+/* Messages held or unacknowledged for peer k (stats, tests). */
+uint32_t mesh_outstanding(int k);
 
 #endif

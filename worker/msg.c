@@ -6,6 +6,8 @@
 #include <string.h>
 
 #include "conn.h"
+#include "loop.h"
+#include "worker.h"
 
 msg_t *msg_create(const mqtt_publish_t *p, const uint8_t *topic, uint16_t topic_len, uint64_t origin)
 {
@@ -35,7 +37,7 @@ msg_t *msg_create(const mqtt_publish_t *p, const uint8_t *topic, uint16_t topic_
 	}
 	if (pr->present & MQTT_PROP_BIT(MQTT_PROP_MESSAGE_EXPIRY)) {
 		m->flags |= MSG_HAS_EXPIRY;
-		m->expire_at_ms = W->now_ms + (uint64_t)pr->message_expiry * 1000;
+		m->expire_at_ms = loop_now() + (uint64_t)pr->message_expiry * 1000;
 	}
 	d = m->data;
 	memcpy(d, topic, topic_len);
@@ -124,7 +126,7 @@ int msg_send(conn_t *c, const msg_t *m, uint8_t qos, uint8_t retain, uint16_t pi
 		}
 		if (m->flags & MSG_HAS_EXPIRY) {
 			/* [MQTT-3.3.2-6]: forward the time that is left, rounded up. */
-			uint64_t left = m->expire_at_ms > W->now_ms ? m->expire_at_ms - W->now_ms : 0;
+			uint64_t left = m->expire_at_ms > loop_now() ? m->expire_at_ms - loop_now() : 0;
 
 			pr->present |= MQTT_PROP_BIT(MQTT_PROP_MESSAGE_EXPIRY);
 			pr->message_expiry = (uint32_t)((left + 999) / 1000);
@@ -171,8 +173,10 @@ int msg_send(conn_t *c, const msg_t *m, uint8_t qos, uint8_t retain, uint16_t pi
 	p.payload.p = d;
 	p.payload.len = m->payload_len;
 	size = mqtt_publish_size(c->version, &p);
-	if (c->max_packet_out && size > c->max_packet_out)
+	if (size > conn_max_packet(c))
 		return -EMSGSIZE;
+	if (qos == 0 && !conn_qos0_room(c, size))
+		return -ENOBUFS;
 	out = conn_reserve(c, size);
 	if (!out)
 		return -ENOMEM;
@@ -180,8 +184,10 @@ int msg_send(conn_t *c, const msg_t *m, uint8_t qos, uint8_t retain, uint16_t pi
 		alias_t *a = &c->alias_out[alias];
 
 		a->topic = malloc(m->topic_len);
-		if (!a->topic)
+		if (!a->topic) {
+			conn_abort(c, MQTT_E_NOMEM);
 			return -ENOMEM;
+		}
 		memcpy(a->topic, m->data, m->topic_len);
 		a->len = m->topic_len;
 		c->n_alias_out++;

@@ -6,7 +6,35 @@
 #ifndef RINGMQ_WORKER_MSG_H
 #define RINGMQ_WORKER_MSG_H
 
-#include "wk-t.h"
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "mqtt.h"
+
+struct conn;
+
+enum msg_flags {
+	MSG_HAS_PFI = 1 << 0,      /* payload format indicator present (value in pfi) */
+	MSG_HAS_EXPIRY = 1 << 1,   /* expire_at_ms is meaningful */
+};
+
+typedef struct msg {
+	uint32_t refs;
+	uint8_t qos;
+	uint8_t retain;
+	uint8_t flags;
+	uint8_t pfi;
+	uint64_t expire_at_ms;     /* CLOCK_MONOTONIC ms; valid with MSG_HAS_EXPIRY */
+	uint64_t origin;           /* publisher's connection id (no-local); 0 for wills and retained replays */
+	uint16_t topic_len;
+	uint16_t ct_len;           /* content type */
+	uint16_t rt_len;           /* response topic */
+	uint16_t cd_len;           /* correlation data */
+	uint32_t user_len;         /* encoded user properties, verbatim */
+	uint32_t payload_len;
+	uint8_t data[];            /* topic | content type | response topic | correlation data | user | payload */
+} msg_t;
 
 /* Copy a decoded PUBLISH (topic given separately: it may come from an alias). NULL on allocation failure.
  * The message starts with one reference owned by the caller. */
@@ -27,8 +55,11 @@ static inline bool msg_expired(const msg_t *m, uint64_t now_ms)
 }
 /*
  * Encode m as a PUBLISH to c and queue it. Returns 0; -EMSGSIZE when the packet exceeds the client's maximum
- * packet size (the caller drops the message, as [MQTT-3.1.2-25] says); -ENOMEM.
+ * packet size (the caller drops the message, as [MQTT-3.1.2-25] says); -ENOBUFS for QoS 0 when c's output
+ * is over the QoS 0 bound (dropped and counted); -ENOMEM when c cannot take it (c is then being closed and
+ * the caller keeps the message for the next connection).
  */
-int msg_send(conn_t *c, const msg_t *m, uint8_t qos, uint8_t retain, uint16_t pid, uint32_t subid, bool dup);
+int msg_send(struct conn *c, const msg_t *m, uint8_t qos, uint8_t retain, uint16_t pid, uint32_t subid,
+	bool dup);
 
 #endif

@@ -24,7 +24,7 @@
  * "Function not found" is needed only after FUNCTION FLUSH or on an empty new master. Redis < 7 is refused
  * with a clear log line (FUNCTION is an unknown command there).
  *
- * user_data: ud_make(UD_RDS, gen, idx): idx = node index * 4 + op (connect, recv, send), gen = the node's
+ * user_data: ud_make(<our completion kind>, gen, idx): idx = node index * 4 + op (connect, recv, send), gen = the node's
  * socket generation, drawn from a process-wide counter so completions of a dropped socket (or of a previous
  * rds_init) never match. The module timer uses idx TIMER_IDX.
  *
@@ -59,6 +59,12 @@
 #define BACKOFF_MAX_MS 5000
 
 static const char ASKING_CMD[] = "*1\r\n$6\r\nASKING\r\n";
+
+/* Our completion kind, from loop_register. */
+static uint8_t kind_rds;
+
+static void on_cqe(uint64_t ud, struct io_uring_cqe *cqe);
+static void flush_all(void);
 
 rds_state_t rds_st;
 
@@ -125,7 +131,7 @@ static void cmd_done(cmd_t *c, const redisReply *reply, int err)
 
 static uint64_t ud(const node_t *n, enum op op)
 {
-	return ud_make(UD_RDS, n->gen, n->idx * 4 + op);
+	return ud_make(kind_rds, n->gen, n->idx * 4 + op);
 }
 
 /* ---- logging, once per change of a node's problem ---- */
@@ -184,7 +190,7 @@ static void cancel_ud(uint64_t target)
 	struct io_uring_sqe *sqe = loop_sqe();
 
 	io_uring_prep_cancel64(sqe, target, 0);
-	io_uring_sqe_set_data64(sqe, ud_make(UD_IGNORE, 0, 0));
+	io_uring_sqe_set_data64(sqe, ud_make(LOOP_IGNORE, 0, 0));
 }
 
 /* Once a closing node's last SQE has completed: close the socket and wait for the backoff deadline. */
@@ -194,10 +200,8 @@ static void try_reset(node_t *n)
 		return;
 	close(n->fd);
 	n->fd = -1;
-	n->out.sending.len = 0;
-	n->out.pending.len = 0;
-	n->out.off = 0;
 	n->out.inflight = false;
+	outq_reset(&n->out);
 	n->state = ST_IDLE;
 	n->retry_at_ms = rds_now_ms() + n->backoff_ms;
 	n->backoff_ms = n->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : n->backoff_ms * 2;
@@ -500,6 +504,18 @@ static void on_recv(node_t *n, int res)
 	try_reset(n);
 }
 
+/* Start the next send of n's output queue, if there is something to send and nothing in flight. */
+static void send_next(node_t *n)
+{
+	const uint8_t *p;
+	size_t len;
+
+	if (outq_next(&n->out, &p, &len)) {
+		loop_send(n->fd, p, len, ud(n, OP_SEND));
+		n->refs++;
+	}
+}
+
 static void on_send(node_t *n, int res)
 {
 	n->refs--;
@@ -513,8 +529,8 @@ static void on_send(node_t *n, int res)
 		node_fail(n, res < 0 ? -res : EPIPE, P_LOST, NULL);
 		return;
 	}
-	if (outq_sent(&n->out, n->fd, ud(n, OP_SEND), res))
-		n->refs++;
+	if (outq_sent(&n->out, res))
+		send_next(n);
 }
 
 /* ---- timer: backoff, connect and command timeouts, topology refresh ---- */
@@ -558,16 +574,7 @@ static bool need_timer(void)
 
 uint16_t rds_key_slot(const void *key, size_t len)
 {
-	const char *k = key, *open = memchr(k, '{', len);
-
-	if (open) {
-		size_t rest = len - (size_t)(open + 1 - k);
-		const char *close = memchr(open + 1, '}', rest);
-
-		if (close && close > open + 1)
-			return slot_crc16(open + 1, (size_t)(close - open - 1)) % SLOT_COUNT;
-	}
-	return slot_crc16(k, len) % SLOT_COUNT;
+	return slot_of_key(key, len);
 }
 
 static char *dup_opt(const char *s)
@@ -640,6 +647,8 @@ int rds_init(const rds_config_t *cfg)
 	}
 	rds_st.timer_gen = next_gen();
 	rds_st.active = true;
+	kind_rds = loop_register("redis", on_cqe);
+	loop_on_flush(flush_all, LOOP_ORDER_RDS);
 	for (uint32_t i = 0; i < rds_st.n_nodes; i++)
 		if (rds_st.nodes[i]->wanted)
 			rds_start_connect(rds_st.nodes[i]);
@@ -667,7 +676,7 @@ static void sync_cancel(uint64_t target)
 	reg.addr = target;
 	reg.timeout.tv_sec = 1;
 	reg.timeout.tv_nsec = 0;
-	io_uring_register_sync_cancel(&W->ring, &reg);
+	io_uring_register_sync_cancel(loop_ring(), &reg);
 }
 
 static void fail_queue(cmdq_t *q, int err)
@@ -685,7 +694,7 @@ void rds_finish(void)
 	if (!rds_st.active)
 		return;
 	/* Everything queued must reach the kernel first, or it would be submitted after we free its buffers. */
-	io_uring_submit(&W->ring);
+	io_uring_submit(loop_ring());
 	for (uint32_t i = 0; i < rds_st.n_nodes; i++) {
 		node_t *n = rds_st.nodes[i];
 
@@ -700,7 +709,7 @@ void rds_finish(void)
 			sync_cancel(ud(n, OP_SEND));
 	}
 	if (rds_st.timer_armed)
-		sync_cancel(ud_make(UD_RDS, rds_st.timer_gen, TIMER_IDX));
+		sync_cancel(ud_make(kind_rds, rds_st.timer_gen, TIMER_IDX));
 	/* Callbacks may try to issue commands: they get -EINVAL from here on. */
 	rds_st.active = false;
 	for (uint32_t i = 0; i < rds_st.n_nodes; i++) {
@@ -803,7 +812,7 @@ size_t rds_pending(void)
 	return rds_st.pending;
 }
 
-void rds_on_cqe(uint64_t ud_, struct io_uring_cqe *cqe)
+static void on_cqe(uint64_t ud_, struct io_uring_cqe *cqe)
 {
 	uint32_t idx = ud_idx(ud_);
 	node_t *n;
@@ -866,7 +875,7 @@ static void write_list(node_t *n, cmdq_t *q)
 	}
 }
 
-void rds_flush_all(void)
+static void flush_all(void)
 {
 	if (!rds_st.active)
 		return;
@@ -880,8 +889,7 @@ void rds_flush_all(void)
 			write_list(n, &n->redo);
 			write_list(n, &n->queued);
 		}
-		if (outq_start(&n->out, n->fd, ud(n, OP_SEND)))
-			n->refs++;
+		send_next(n);
 	}
 	if (!rds_st.timer_armed && need_timer()) {
 		struct io_uring_sqe *sqe = loop_sqe();
@@ -889,7 +897,7 @@ void rds_flush_all(void)
 		rds_st.ts.tv_sec = 0;
 		rds_st.ts.tv_nsec = TICK_MS * 1000000LL;
 		io_uring_prep_timeout(sqe, &rds_st.ts, 0, 0);
-		io_uring_sqe_set_data64(sqe, ud_make(UD_RDS, rds_st.timer_gen, TIMER_IDX));
+		io_uring_sqe_set_data64(sqe, ud_make(kind_rds, rds_st.timer_gen, TIMER_IDX));
 		rds_st.timer_armed = true;
 	}
 }

@@ -37,7 +37,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "wk-t.h"
+#include <liburing.h>
 
 /* hiredis's reply type (<hiredis/hiredis.h>): callers that read replies include hiredis themselves. */
 struct redisReply;
@@ -105,10 +105,8 @@ bool rds_ready(void);
 /* Commands accepted by rds_command and not yet called back (queued, in flight, or being redirected). */
 size_t rds_pending(void);
 
-/* Completion of an SQE whose user_data has type UD_RDS (called by loop.c). */
-void rds_on_cqe(uint64_t ud, struct io_uring_cqe *cqe);
-/* Write every pipelined command queued during this loop turn; arms the module's 100 ms timer (reconnect
- * backoff, connect and command timeouts) when something needs watching. Called by loop.c once per turn. */
-void rds_flush_all(void);
+/* rds_init registers with the loop: a completion kind for its SQEs, and a flush hook that writes every
+ * pipelined command queued during the turn and arms the module's 100 ms timer (reconnect backoff, connect
+ * and command timeouts) when something needs watching. */
 
 #endif

@@ -9,8 +9,9 @@
 #include <hiredis/hiredis.h>
 #include <sys/socket.h>
 
+#include "buf.h"
+#include "loop.h"
 #include "rds.h"
-#include "wk-t.h"
 
 #define NO_NODE 0xffff             /* slot map: owner unknown */
 #define MAX_NODES 4096             /* node index * 4 + op must fit user_data's idx; nodes are never removed */
@@ -122,7 +123,7 @@ extern rds_state_t rds_st;
 
 static inline uint64_t rds_now_ms(void)
 {
-	return W->now_ms;
+	return loop_now();
 }
 
 /* rds.c */

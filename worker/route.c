@@ -5,11 +5,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "conn.h"
 #include "log.h"
 #include "mesh.h"
 #include "msg.h"
 #include "sess.h"
 #include "store.h"
+#include "strmap.h"
+#include "trie.h"
+#include "worker.h"
 
 /* Trie values are tagged by their low bits: every real pointer stored is at least 4-byte aligned. */
 #define TAG_PEER 1u
@@ -28,25 +32,44 @@ typedef struct hit {
 typedef struct match {
 	const msg_t *m;
 	bool local_only;
+	bool any;                  /* some subscription matched (local, peer, group) */
 	bool peers[WORKER_MAX];
-	group_t **groups;
 	uint32_t n_groups;
 } match_t;
 
-/* Scratch for one match: grows to the largest fan-out seen, reused for every publish. */
-static hit_t *hits;
-static uint32_t n_hits, cap_hits;
-static group_t **ghits;
-static uint32_t cap_ghits;
+static struct {
+	trie_t *trie;              /* local subs (sub_t*), peer interest (tagged), groups (tagged) */
+	strmap_t filters;          /* local filter -> reference count (uintptr_t) */
+	strmap_t retained;         /* topic -> msg_t* */
+	strmap_t groups;           /* key -> group_t* */
+	strmap_t interest[WORKER_MAX]; /* per peer: filter -> epoch in which the peer announced it */
+	uintptr_t epoch[WORKER_MAX];
+	uint32_t match_epoch;
+	/* Scratch for one match: grows to the largest fan-out seen, reused for every publish. */
+	hit_t *hits;
+	uint32_t n_hits, cap_hits;
+	group_t **ghits;
+	uint32_t cap_ghits;
+} R;
+
+#define hits R.hits
+#define n_hits R.n_hits
+#define cap_hits R.cap_hits
+#define ghits R.ghits
+#define cap_ghits R.cap_ghits
 
 int route_init(void)
 {
-	W->trie = trie_create();
-	if (!W->trie)
+	R.trie = trie_create();
+	if (!R.trie)
 		return -ENOMEM;
-	strmap_init(&W->filters);
-	strmap_init(&W->retained);
-	strmap_init(&W->groups);
+	strmap_init(&R.filters);
+	strmap_init(&R.retained);
+	strmap_init(&R.groups);
+	for (int k = 0; k < W->n; k++) {
+		strmap_init(&R.interest[k]);
+		R.epoch[k] = 1;
+	}
 	return 0;
 }
 
@@ -64,17 +87,20 @@ void route_finish(void)
 	size_t pos = 0;
 	strmap_entry_t *e;
 
-	while ((e = strmap_next(&W->retained, &pos)))
+	while ((e = strmap_next(&R.retained, &pos)))
 		msg_unref(e->value);
 	pos = 0;
-	while ((e = strmap_next(&W->groups, &pos)))
+	while ((e = strmap_next(&R.groups, &pos)))
 		group_free(e->value);
-	strmap_finish(&W->retained);
-	strmap_finish(&W->groups);
-	strmap_finish(&W->filters);
-	trie_destroy(W->trie);
+	strmap_finish(&R.retained);
+	strmap_finish(&R.groups);
+	strmap_finish(&R.filters);
+	for (int k = 0; k < W->n; k++)
+		strmap_finish(&R.interest[k]);
+	trie_destroy(R.trie);
 	free(hits);
 	free(ghits);
+	memset(&R, 0, sizeof(R));
 }
 
 static bool add_hit(sub_t *sub, const msg_t *m)
@@ -87,7 +113,7 @@ static bool add_hit(sub_t *sub, const msg_t *m)
 	/* [MQTT-3.8.3-3] no local: not back to the connection that published it. */
 	if (sub->opts.no_local && s->conn && s->conn->id == m->origin)
 		return true;
-	if (s->match_epoch == W->match_epoch) {
+	if (s->match_epoch == R.match_epoch) {
 		/* Overlapping subscriptions: one copy, at the highest QoS granted [MQTT-3.3.4-2] — unless both carry
 		 * different subscription identifiers: then one copy each, with its own id [MQTT-3.3.4-5]. */
 		h = &hits[s->match_slot];
@@ -109,8 +135,8 @@ static bool add_hit(sub_t *sub, const msg_t *m)
 		hits = p;
 		cap_hits = cap;
 	}
-	if (s->match_epoch != W->match_epoch) {
-		s->match_epoch = W->match_epoch;
+	if (s->match_epoch != R.match_epoch) {
+		s->match_epoch = R.match_epoch;
 		s->match_slot = n_hits;
 	}
 	hits[n_hits++] = (hit_t){ .s = s, .subid = sub->subid, .qos = qos, .retain = retain };
@@ -122,6 +148,7 @@ static bool on_match(void *value, void *ctx)
 	match_t *mt = ctx;
 	uintptr_t v = (uintptr_t)value;
 
+	mt->any = true;
 	switch (v & TAG_MASK) {
 	case TAG_PEER:
 		mt->peers[v >> 2] = true;
@@ -151,14 +178,14 @@ static void match(match_t *mt, msg_t *m)
 {
 	memset(mt, 0, sizeof(*mt));
 	mt->m = m;
-	W->match_epoch++;
+	R.match_epoch++;
 	n_hits = 0;
 }
 
-static void deliver_hits(msg_t *m)
+static void deliver_hits(msg_t *m, waiter_t *w)
 {
 	for (uint32_t i = 0; i < n_hits; i++)
-		sess_deliver(hits[i].s, m, hits[i].qos, hits[i].retain, hits[i].subid);
+		sess_deliver(hits[i].s, m, hits[i].qos, hits[i].retain, hits[i].subid, w);
 }
 
 /* One member of g on this worker: an online one round-robin, else an offline persistent one to queue it. */
@@ -192,74 +219,69 @@ static int group_pick_worker(group_t *g)
 	return -1;
 }
 
-static void deliver_group_local(group_t *g, msg_t *m)
+static void deliver_group_local(group_t *g, msg_t *m, waiter_t *w)
 {
 	sub_t *sub = group_pick_member(g);
 
 	if (!sub) {
-		W->st.dropped_no_peer++;
+		W->st.dropped_no_subscriber++;
 		return;
 	}
-	sess_deliver(sub->sess, m, sub->opts.qos < m->qos ? sub->opts.qos : m->qos, 0, sub->subid);
+	sess_deliver(sub->sess, m, sub->opts.qos < m->qos ? sub->opts.qos : m->qos, 0, sub->subid, w);
 }
 
-uint32_t route_publish(msg_t *m, conn_t *c, uint64_t seq)
+bool route_publish(msg_t *m, waiter_t *w)
 {
 	match_t mt;
-	uint32_t waiting = 0;
-	bool want_ack = c && m->qos > 0;
+	waiter_t *ack = m->qos > 0 ? w : NULL;
 
 	match(&mt, m);
-	trie_match(W->trie, msg_topic(m), m->topic_len, on_match, &mt);
-	deliver_hits(m);
+	trie_match(R.trie, msg_topic(m), m->topic_len, on_match, &mt);
+	deliver_hits(m, w);
 	if (m->retain)
 		route_retain_store(m);
 	for (int k = 0; k < W->n; k++) {
 		uint8_t flags = 0;
 
-		if (k == W->id || !mesh_up(k))
+		if (k == W->id)
 			continue;
 		if (mt.peers[k])
 			flags |= MESH_DELIVER;
-		if (m->retain)
+		if (m->retain && mesh_up(k))
 			flags |= MESH_RETAIN_STORE;
-		if (!flags)
-			continue;
-		mesh_send_pub(k, m, flags, NULL, 0, want_ack && mt.peers[k] ? c : NULL, seq);
-		waiting += want_ack && mt.peers[k];
+		if (flags)
+			mesh_send_pub(k, m, flags, NULL, 0, mt.peers[k] ? ack : NULL);
 	}
 	for (uint32_t i = 0; i < mt.n_groups; i++) {
 		group_t *g = ghits[i];
 		int k = group_pick_worker(g);
 
-		if (k == W->id) {
-			deliver_group_local(g, m);
-		} else if (k >= 0) {
-			mesh_send_pub(k, m, MESH_GROUP, g->key, g->key_len, want_ack ? c : NULL, seq);
-			waiting += want_ack;
-		}
+		if (k == W->id)
+			deliver_group_local(g, m, w);
+		else if (k >= 0)
+			mesh_send_pub(k, m, MESH_GROUP, g->key, g->key_len, ack);
 	}
-	return waiting;
+	return mt.any;
 }
 
-void route_deliver_local(msg_t *m)
+void route_deliver_local(msg_t *m, waiter_t *w)
 {
 	match_t mt;
 
 	match(&mt, m);
 	mt.local_only = true;
-	trie_match(W->trie, msg_topic(m), m->topic_len, on_match, &mt);
-	deliver_hits(m);
+	trie_match(R.trie, msg_topic(m), m->topic_len, on_match, &mt);
+	deliver_hits(m, w);
 }
 
-void route_deliver_group(msg_t *m, const char *key, size_t len)
+void route_deliver_group(msg_t *m, const char *key, size_t len, waiter_t *w)
 {
-	group_t *g = strmap_get(&W->groups, key, len);
+	group_t *g = strmap_get(&R.groups, key, len);
 
 	if (g)
-		deliver_group_local(g, m);
+		deliver_group_local(g, m, w);
 	else
-		W->st.dropped_no_peer++;
+		W->st.dropped_no_subscriber++;
 }
 
 void route_retain_store(msg_t *m)
@@ -268,10 +290,10 @@ void route_retain_store(msg_t *m)
 
 	if (!m->payload_len) {
 		/* [MQTT-3.3.1-6]: an empty retained message clears the topic. */
-		msg_unref(strmap_del(&W->retained, msg_topic(m), m->topic_len));
+		msg_unref(strmap_del(&R.retained, msg_topic(m), m->topic_len));
 		return;
 	}
-	if (strmap_put(&W->retained, msg_topic(m), m->topic_len, msg_ref(m), &old) < 0) {
+	if (strmap_put(&R.retained, msg_topic(m), m->topic_len, msg_ref(m), &old) < 0) {
 		msg_unref(m);
 		log_error(ENOMEM, "retained message for '%.*s' not stored", (int)m->topic_len, msg_topic(m));
 		return;
@@ -283,7 +305,7 @@ void route_retain_store(msg_t *m)
 
 static group_t *group_get(const char *key, size_t len, bool create)
 {
-	group_t *g = strmap_get(&W->groups, key, len);
+	group_t *g = strmap_get(&R.groups, key, len);
 	const char *slash;
 
 	if (g || !create)
@@ -303,10 +325,10 @@ static group_t *group_get(const char *key, size_t len, bool create)
 	g->key[len] = '\0';
 	g->key_len = (uint16_t)len;
 	g->filter_off = (uint16_t)(slash - key + 1);
-	if (strmap_put(&W->groups, key, len, g, NULL) < 0)
+	if (strmap_put(&R.groups, key, len, g, NULL) < 0)
 		goto err;
-	if (trie_insert(W->trie, g->key + g->filter_off, len - g->filter_off, (void *)((uintptr_t)g | TAG_GROUP)) < 0) {
-		strmap_del(&W->groups, key, len);
+	if (trie_insert(R.trie, g->key + g->filter_off, len - g->filter_off, (void *)((uintptr_t)g | TAG_GROUP)) < 0) {
+		strmap_del(&R.groups, key, len);
 		goto err;
 	}
 	return g;
@@ -321,8 +343,8 @@ static void group_maybe_free(group_t *g)
 		if (g->peer_members[k])
 			return;
 	}
-	trie_remove(W->trie, g->key + g->filter_off, g->key_len - g->filter_off, (void *)((uintptr_t)g | TAG_GROUP));
-	strmap_del(&W->groups, g->key, g->key_len);
+	trie_remove(R.trie, g->key + g->filter_off, g->key_len - g->filter_off, (void *)((uintptr_t)g | TAG_GROUP));
+	strmap_del(&R.groups, g->key, g->key_len);
 	group_free(g);
 }
 
@@ -335,20 +357,15 @@ static uint32_t group_local_online(const group_t *g)
 	return n;
 }
 
-/* Tell every peer our member counts for g; with c, the reply seq of c waits for their acks. */
-static uint32_t group_broadcast(group_t *g, conn_t *c, uint64_t seq)
+/* Tell every peer our member counts for g; their acks are counted on w. */
+static void group_broadcast(group_t *g, waiter_t *w)
 {
-	uint32_t waiting = 0;
-
 	g->peer_members[W->id] = g->n_members;
 	g->peer_online[W->id] = group_local_online(g);
 	for (int k = 0; k < W->n; k++) {
-		if (k == W->id || !mesh_up(k))
-			continue;
-		mesh_send_group(k, g->key, g->key_len, g->n_members, g->peer_online[W->id], c, seq);
-		waiting += c != NULL;
+		if (k != W->id && mesh_up(k))
+			mesh_send_group(k, g->key, g->key_len, g->n_members, g->peer_online[W->id], w);
 	}
-	return waiting;
 }
 
 void route_peer_group(int k, const char *key, size_t len, uint32_t members, uint32_t online)
@@ -367,32 +384,47 @@ void route_sess_online(sess_t *s, bool online)
 	(void)online;
 	for (sub_t *sub = s->subs; sub; sub = sub->next) {
 		if (sub->group)
-			group_broadcast(sub->group, NULL, 0);
+			group_broadcast(sub->group, NULL);
 	}
 }
 
 /* --- subscriptions --------------------------------------------------------------------------------------- */
 
-static uint32_t filter_ref(const char *f, size_t len, int delta, conn_t *c, uint64_t seq)
+/* Count one more local subscriber of filter f; peers learn of a filter when its first subscriber comes
+ * (their acks counted on w). -ENOMEM leaves everything as it was. */
+static int filter_add(const char *f, size_t len, waiter_t *w)
 {
-	uintptr_t n = (uintptr_t)strmap_get(&W->filters, f, len);
-	uint32_t waiting = 0;
+	void **n = strmap_ref(&R.filters, f, len);
 
-	n = (uintptr_t)((intptr_t)n + delta);
-	if (n)
-		strmap_put(&W->filters, f, len, (void *)n, NULL);
-	else
-		strmap_del(&W->filters, f, len);
-	/* Peers learn of a filter when its first local subscriber comes and its last one goes. */
-	if ((delta > 0 && n == 1) || (delta < 0 && n == 0)) {
-		for (int k = 0; k < W->n; k++) {
-			if (k == W->id || !mesh_up(k))
-				continue;
-			mesh_send_sub(k, f, len, delta > 0, delta > 0 ? c : NULL, seq);
-			waiting += delta > 0 && c;
-		}
+	if (n) {
+		*n = (void *)((uintptr_t)*n + 1);
+		return 0;
 	}
-	return waiting;
+	if (strmap_put(&R.filters, f, len, (void *)(uintptr_t)1, NULL) < 0)
+		return -ENOMEM;
+	for (int k = 0; k < W->n; k++) {
+		if (k != W->id && mesh_up(k))
+			mesh_send_sub(k, f, len, true, w);
+	}
+	return 0;
+}
+
+/* One local subscriber of f fewer; peers learn when the last one goes. Never fails. */
+static void filter_del(const char *f, size_t len)
+{
+	void **n = strmap_ref(&R.filters, f, len);
+
+	if (!n)
+		return;
+	if ((uintptr_t)*n > 1) {
+		*n = (void *)((uintptr_t)*n - 1);
+		return;
+	}
+	strmap_del(&R.filters, f, len);
+	for (int k = 0; k < W->n; k++) {
+		if (k != W->id && mesh_up(k))
+			mesh_send_sub(k, f, len, false, NULL);
+	}
 }
 
 static void send_retained(sess_t *s, const sub_t *sub)
@@ -402,11 +434,11 @@ static void send_retained(sess_t *s, const sub_t *sub)
 	size_t pos = 0;
 	strmap_entry_t *e;
 
-	while ((e = strmap_next(&W->retained, &pos))) {
+	while ((e = strmap_next(&R.retained, &pos))) {
 		msg_t *m = e->value;
 
 		if (mqtt_topic_match((const uint8_t *)f, flen, m->data, m->topic_len))
-			sess_deliver(s, m, sub->opts.qos < m->qos ? sub->opts.qos : m->qos, 1, sub->subid);
+			sess_deliver(s, m, sub->opts.qos < m->qos ? sub->opts.qos : m->qos, 1, sub->subid, NULL);
 	}
 }
 
@@ -420,15 +452,14 @@ void route_send_retained(sess_t *s, const char *filter, size_t len)
 	}
 }
 
-uint8_t route_subscribe(sess_t *s, mqtt_str_t filter, const mqtt_subopts_t *opts, uint32_t subid, conn_t *c,
-	uint64_t seq, uint32_t *waiting, bool *retained)
+uint8_t route_subscribe(sess_t *s, mqtt_str_t filter, const mqtt_subopts_t *opts, uint32_t subid, waiter_t *w,
+	bool *retained)
 {
 	mqtt_str_t group, inner;
 	bool shared;
 	sub_t *sub;
 	bool existed = false;
 
-	*waiting = 0;
 	*retained = false;
 	shared = mqtt_share_parse(filter, &group, &inner) == 1;
 	if (!shared)
@@ -443,6 +474,10 @@ uint8_t route_subscribe(sess_t *s, mqtt_str_t filter, const mqtt_subopts_t *opts
 		sub->opts = *opts;
 		sub->subid = subid;
 	} else {
+		if (W->cfg->max_subscriptions && s->n_subs >= W->cfg->max_subscriptions) {
+			W->st.rejected_subscriptions++;
+			return MQTT_RC_QUOTA_EXCEEDED;
+		}
 		sub = calloc(1, sizeof(*sub) + filter.len + 1);
 		if (!sub)
 			return MQTT_RC_UNSPECIFIED;
@@ -474,11 +509,16 @@ uint8_t route_subscribe(sess_t *s, mqtt_str_t filter, const mqtt_subopts_t *opts
 			}
 			g->members[g->n_members++] = sub;
 			sub->group = g;
-			*waiting = group_broadcast(g, c, seq);
+			group_broadcast(g, w);
 		} else {
-			if (trie_insert(W->trie, sub->filter, filter.len, sub) < 0)
+			if (trie_insert(R.trie, sub->filter, filter.len, sub) < 0)
 				goto err_sub;
-			*waiting = filter_ref(sub->filter, filter.len, 1, c, seq);
+			if (filter_add(sub->filter, filter.len, w) < 0) {
+				/* The reference count could not be kept: undo, so peers never lose interest we still
+				 * have (an UNSUB sent while local subscribers remain). */
+				trie_remove(R.trie, sub->filter, filter.len, sub);
+				goto err_sub;
+			}
 		}
 		sub->next = s->subs;
 		s->subs = sub;
@@ -486,7 +526,7 @@ uint8_t route_subscribe(sess_t *s, mqtt_str_t filter, const mqtt_subopts_t *opts
 	}
 	/* Retained messages: not for shared subscriptions; retain handling 1 only for a new subscription. */
 	*retained = !shared && (opts->retain_handling == 0 || (opts->retain_handling == 1 && !existed));
-	store_sub_put(s, sub); /* durable before the SUBACK (W->wait) */
+	store_sub_put(s, sub, w); /* durable before the SUBACK */
 	return opts->qos;
 
 err_sub:
@@ -505,11 +545,11 @@ static void sub_remove(sess_t *s, sub_t *sub)
 				break;
 			}
 		}
-		group_broadcast(g, NULL, 0);
+		group_broadcast(g, NULL);
 		group_maybe_free(g);
 	} else {
-		trie_remove(W->trie, sub->filter, sub->filter_len, sub);
-		filter_ref(sub->filter, sub->filter_len, -1, NULL, 0);
+		trie_remove(R.trie, sub->filter, sub->filter_len, sub);
+		filter_del(sub->filter, sub->filter_len);
 	}
 	s->n_subs--;
 	free(sub);
@@ -544,34 +584,73 @@ void route_unsubscribe_all(sess_t *s)
 
 void route_peer_sub(int k, const char *filter, size_t len, bool add)
 {
-	strmap_t *in = &W->peers[k].interest;
+	strmap_t *in = &R.interest[k];
+	void **e = strmap_ref(in, filter, len);
 
 	if (add) {
-		if (strmap_get(in, filter, len))
+		if (e) {
+			*e = (void *)R.epoch[k]; /* announced again in this epoch */
 			return;
-		if (strmap_put(in, filter, len, (void *)1, NULL) < 0 ||
-		    trie_insert(W->trie, filter, len, peer_marker(k)) < 0)
+		}
+		if (strmap_put(in, filter, len, (void *)R.epoch[k], NULL) < 0) {
 			log_error(ENOMEM, "interest of worker %d in '%.*s' lost", k, (int)len, filter);
-	} else if (strmap_del(in, filter, len)) {
-		trie_remove(W->trie, filter, len, peer_marker(k));
+			return;
+		}
+		if (trie_insert(R.trie, filter, len, peer_marker(k)) < 0) {
+			strmap_del(in, filter, len);
+			log_error(ENOMEM, "interest of worker %d in '%.*s' lost", k, (int)len, filter);
+		}
+	} else if (e) {
+		strmap_del(in, filter, len);
+		trie_remove(R.trie, filter, len, peer_marker(k));
 	}
 }
 
-void route_peer_down(int k)
+void route_peer_resync(int k)
 {
-	strmap_t *in = &W->peers[k].interest;
+	R.epoch[k]++;
+	if (!R.epoch[k])
+		R.epoch[k] = 1;
+}
+
+void route_peer_synced(int k)
+{
+	strmap_t *in = &R.interest[k];
+	strmap_entry_t *e;
+	size_t pos = 0;
+
+	/* Filters the restarted peer did not announce again belonged to sessions that died with it. */
+	while ((e = strmap_next(in, &pos))) {
+		if ((uintptr_t)e->value != R.epoch[k]) {
+			trie_remove(R.trie, e->key, e->len, peer_marker(k));
+			strmap_del(in, e->key, e->len);
+			pos = 0;
+		}
+	}
+}
+
+size_t route_peer_interest_count(int k)
+{
+	return R.interest[k].count;
+}
+
+void route_peer_down(int k, bool keep_interest)
+{
+	strmap_t *in = &R.interest[k];
 	group_t *empty[256];
 	size_t pos = 0, n = 0;
 	strmap_entry_t *e;
 
-	while ((e = strmap_next(in, &pos)))
-		trie_remove(W->trie, e->key, e->len, peer_marker(k));
-	strmap_finish(in);
-	strmap_init(in);
+	if (!keep_interest) {
+		while ((e = strmap_next(in, &pos)))
+			trie_remove(R.trie, e->key, e->len, peer_marker(k));
+		strmap_finish(in);
+		strmap_init(in);
+	}
 	do {
 		n = 0;
 		pos = 0;
-		while ((e = strmap_next(&W->groups, &pos)) && n < 256) {
+		while ((e = strmap_next(&R.groups, &pos)) && n < 256) {
 			group_t *g = e->value;
 
 			g->peer_members[k] = 0;
@@ -590,14 +669,14 @@ void route_peer_up(int k)
 	strmap_entry_t *e;
 	int lowest = -1;
 
-	while ((e = strmap_next(&W->filters, &pos)))
-		mesh_send_sub(k, e->key, e->len, true, NULL, 0);
+	while ((e = strmap_next(&R.filters, &pos)))
+		mesh_send_sub(k, e->key, e->len, true, NULL);
 	pos = 0;
-	while ((e = strmap_next(&W->groups, &pos))) {
+	while ((e = strmap_next(&R.groups, &pos))) {
 		group_t *g = e->value;
 
 		if (g->n_members)
-			mesh_send_group(k, g->key, g->key_len, g->n_members, group_local_online(g), NULL, 0);
+			mesh_send_group(k, g->key, g->key_len, g->n_members, group_local_online(g), NULL);
 	}
 	/* Every worker holds every retained message; one of them (the lowest live one) refills a new peer. */
 	for (int j = 0; j < W->n; j++) {
@@ -609,16 +688,16 @@ void route_peer_up(int k)
 	if (lowest != W->id)
 		return;
 	pos = 0;
-	while ((e = strmap_next(&W->retained, &pos)))
-		mesh_send_pub(k, e->value, MESH_RETAIN_STORE, NULL, 0, NULL, 0);
+	while ((e = strmap_next(&R.retained, &pos)))
+		mesh_send_pub(k, e->value, MESH_RETAIN_STORE, NULL, 0, NULL);
 }
 
 size_t route_retained_count(void)
 {
-	return W->retained.count;
+	return R.retained.count;
 }
 
 size_t route_sub_count(void)
 {
-	return trie_count(W->trie);
+	return trie_count(R.trie);
 }

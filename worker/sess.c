@@ -1,24 +1,65 @@
-/* sess.c — in-memory MQTT sessions (see sess.h). */
+/* sess.c — MQTT sessions owned by this worker (see sess.h). */
 #include "sess.h"
 
 #include <errno.h>
-#include <hiredis/hiredis.h>
-#include <stdio.h>
-#include <time.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
-#include "buf.h"
 #include "conn.h"
 #include "log.h"
+#include "loop.h"
 #include "msg.h"
 #include "route.h"
-#include "slot.h"
 #include "store.h"
+#include "strmap.h"
+#include "worker.h"
+
+static struct {
+	strmap_t map;              /* client id -> sess_t* */
+	uint64_t last_sweep_ms;
+} S;
+
+static void tick(void);
+
+void sess_module_init(void)
+{
+	strmap_init(&S.map);
+	loop_on_tick(tick);
+}
+
+void sess_module_finish(void)
+{
+	strmap_entry_t *e;
+	size_t pos = 0;
+
+	while ((e = strmap_next(&S.map, &pos))) {
+		sess_t *s = e->value;
+
+		/* Sessions end with the process here; the durable store keeps its copy. */
+		s->conn = NULL;
+		s->stored = false;
+		sess_destroy(s);
+		pos = 0;
+	}
+	strmap_finish(&S.map);
+}
 
 sess_t *sess_find(const uint8_t *id, size_t len)
 {
-	return strmap_get(&W->sessions, id, len);
+	return strmap_get(&S.map, id, len);
+}
+
+sess_t *sess_next(size_t *pos)
+{
+	strmap_entry_t *e = strmap_next(&S.map, pos);
+
+	return e ? e->value : NULL;
+}
+
+size_t sess_count(void)
+{
+	return S.map.count;
 }
 
 sess_t *sess_create(const uint8_t *id, size_t len)
@@ -33,7 +74,8 @@ sess_t *sess_create(const uint8_t *id, size_t len)
 	memcpy(s->id, id, len);
 	s->id[len] = '\0';
 	s->id_len = (uint16_t)len;
-	if (strmap_put(&W->sessions, id, len, s, NULL) < 0)
+	s->next_qseq = 1;
+	if (strmap_put(&S.map, id, len, s, NULL) < 0)
 		goto err_id;
 	return s;
 
@@ -44,29 +86,53 @@ err_s:
 	return NULL;
 }
 
+/* Drop the in-memory queue, window and QoS 2 ids (the store keeps them, or the session ends). */
+static void drop_memory(sess_t *s)
+{
+	win_ent_t *f;
+	uint32_t i = 0;
+
+	while (s->queue.len) {
+		msg_unref(((qent_t *)ring_at(&s->queue, sizeof(qent_t), 0))->m);
+		ring_pop(&s->queue);
+	}
+	ring_finish(&s->queue);
+	while ((f = win_next(&s->win, &i)))
+		msg_unref(f->m);
+	win_finish(&s->win);
+	free(s->rx_bits);
+	s->rx_bits = NULL;
+	s->n_rx = 0;
+}
+
 void sess_destroy(sess_t *s)
 {
 	store_sess_del(s);
 	route_unsubscribe_all(s);
-	while (s->queue.len) {
-		qent_t *q = ring_at(&s->queue, sizeof(qent_t), 0);
-
-		msg_unref(q->m);
-		ring_pop(&s->queue);
-	}
-	while (s->ifl.len) {
-		ifl_t *f = ring_at(&s->ifl, sizeof(ifl_t), 0);
-
-		msg_unref(f->m);
-		ring_pop(&s->ifl);
-	}
-	ring_finish(&s->queue);
-	ring_finish(&s->ifl);
+	drop_memory(s);
 	msg_unref(s->will);
-	free(s->rx_pids);
-	strmap_del(&W->sessions, s->id, s->id_len);
+	strmap_del(&S.map, s->id, s->id_len);
 	free(s->id);
 	free(s);
+}
+
+void sess_set_expiry(sess_t *s, uint32_t expiry_s)
+{
+	s->expiry_s = expiry_s;
+	s->expire_at_ms = 0;
+}
+
+void sess_set_will(sess_t *s, msg_t *will, uint32_t delay_s)
+{
+	msg_unref(s->will);
+	s->will = will;
+	s->will_delay_s = delay_s;
+	s->will_at_ms = 0;
+}
+
+static bool online(const sess_t *s)
+{
+	return s->conn && conn_usable(s->conn) && !s->loading;
 }
 
 static uint32_t window(const sess_t *s)
@@ -78,89 +144,66 @@ static uint32_t window(const sess_t *s)
 	return w;
 }
 
-static bool pid_in_use(const sess_t *s, uint16_t pid)
+/* Send one QoS>0 message into the window. The caller checked that the window has room. Returns false when
+ * the connection cannot take it (it is being closed): the message then stays where it was. */
+static bool send_ifl(sess_t *s, msg_t *m, uint8_t qos, uint8_t retain, uint32_t subid, uint64_t qseq)
 {
-	for (uint32_t i = 0; i < s->ifl.len; i++) {
-		const ifl_t *f = ring_at(&s->ifl, sizeof(ifl_t), i);
-
-		if (f->pid == pid)
-			return true;
-	}
-	return false;
-}
-
-/* Next free packet id. The window is at most 65535 entries, so a free id always exists; ids still in flight
- * (also from before a reconnect) are skipped, never reused. */
-static uint16_t next_pid(sess_t *s)
-{
-	do {
-		s->next_pid = s->next_pid == 65535 ? 1 : s->next_pid + 1;
-	} while (pid_in_use(s, s->next_pid));
-	return s->next_pid;
-}
-
-/* Send one QoS>0 message into the window. The caller checked that the window has room. */
-static void send_ifl(sess_t *s, msg_t *m, uint8_t qos, uint8_t retain, uint32_t subid, uint64_t qseq)
-{
-	ifl_t *f = ring_push(&s->ifl, sizeof(ifl_t));
+	win_ent_t e = { .m = m, .qseq = qseq, .subid = subid, .qos = qos, .retain = retain,
+		.state = qos == 1 ? WIN_PUBACK : WIN_PUBREC };
+	win_ent_t *f;
 	int err;
 
+	e.pid = win_next_pid(&s->win);
+	f = e.pid ? win_add(&s->win, &e) : NULL;
 	if (!f) {
-		log_error(ENOMEM, "session '%s': message dropped", s->id);
-		return;
+		log_error(ENOMEM, "session '%s': cannot enter message %llu in the window: disconnecting", s->id,
+			(unsigned long long)qseq);
+		conn_abort(s->conn, MQTT_E_NOMEM);
+		return false;
 	}
-	f->qseq = qseq;
-	f->pid = next_pid(s);
-	/* The id goes to the store so a restarted broker resends with the same id (QoS 2 exactly once). */
-	store_msg_pid(s, qseq, f->pid, qos == 1 ? IFL_PUBACK : IFL_PUBREC);
-	f->m = msg_ref(m);
-	f->qos = qos;
-	f->retain = retain;
-	f->subid = subid;
-	f->state = qos == 1 ? IFL_PUBACK : IFL_PUBREC;
-	err = msg_send(s->conn, m, qos, retain, f->pid, subid, false);
-	if (err < 0) {
-		/* Too large for this client: [MQTT-3.1.2-25] says discard, as if acknowledged. */
+	msg_ref(m);
+	err = msg_send(s->conn, m, qos, retain, e.pid, subid, false);
+	if (err == -EMSGSIZE) {
+		/* Too large for this client: [MQTT-3.1.2-25] says discard it, as if it had been acknowledged. */
 		W->st.dropped_too_large++;
-		msg_unref(f->m);
-		ring_remove(&s->ifl, sizeof(ifl_t), s->ifl.len - 1);
 		store_msg_del(s, qseq);
+		win_del(&s->win, f);
+		msg_unref(m);
+		return true;
 	}
+	/* The id goes to the store so a restarted broker resends with the same id (QoS 2 exactly once). It is
+	 * written even when the send failed: the connection is going, the message stays in the window and is
+	 * resent (DUP) on the next connection, and the store has it. */
+	store_msg_pid(s, qseq, e.pid, e.state);
+	return true;
 }
 
-static bool online(const sess_t *s)
+void sess_deliver(sess_t *s, msg_t *m, uint8_t qos, uint8_t retain, uint32_t subid, waiter_t *w)
 {
-	return s->conn && s->conn->state == CONN_ACTIVE && !s->loading;
-}
-
-void sess_deliver(sess_t *s, msg_t *m, uint8_t qos, uint8_t retain, uint32_t subid)
-{
+	uint64_t qseq;
 	qent_t *q;
 
-	if (msg_expired(m, W->now_ms)) {
+	if (msg_expired(m, loop_now())) {
 		s->expired++;
 		W->st.dropped_expired++;
 		return;
 	}
-	uint64_t qseq;
-
 	if (qos == 0) {
 		/* QoS 0 is not queued for offline sessions (as most brokers do by default). */
-		if (online(s) && msg_send(s->conn, m, 0, retain, 0, subid, false) < 0)
-			W->st.dropped_too_large++;
+		if (online(s))
+			msg_send(s->conn, m, 0, retain, 0, subid, false);
 		return;
 	}
 	qseq = s->next_qseq++;
-	/* A durable copy first: the publisher's PUBACK waits for it (W->wait), delivery does not. */
-	store_msg_add(s, qseq, m, qos, retain, subid);
+	/* A durable copy first: the publisher's reply waits for it (w), delivery does not. */
+	store_msg_add(s, qseq, m, qos, retain, subid, w);
 	if (s->cold)
 		return; /* offline with a durable store: the store holds the queue */
-	if (online(s) && !s->queue.len && s->ifl.len < window(s)) {
-		send_ifl(s, m, qos, retain, subid, qseq);
+	if (online(s) && !s->queue.len && win_count(&s->win) < window(s) &&
+	    send_ifl(s, m, qos, retain, subid, qseq))
 		return;
-	}
 	if (s->queue.len >= W->cfg->max_queued) {
-		/* The bound is hit: drop the oldest, count it (visible in ringmqctl stats and client <id>). */
+		/* The bound is hit: drop the oldest, count it (ringmqctl stats and client <id>). */
 		q = ring_at(&s->queue, sizeof(qent_t), 0);
 		store_msg_del(s, q->qseq);
 		msg_unref(q->m);
@@ -173,43 +216,54 @@ void sess_deliver(sess_t *s, msg_t *m, uint8_t qos, uint8_t retain, uint32_t sub
 	}
 	q = ring_push(&s->queue, sizeof(qent_t));
 	if (!q) {
-		log_error(ENOMEM, "session '%s': message dropped", s->id);
+		/* The copy is in the store when there is one; in memory only, this is a loss: say so loudly. */
+		W->st.closed_nomem++;
+		log_error(ENOMEM, "session '%s': message %llu could not be queued%s", s->id,
+			(unsigned long long)qseq, store_durable() ? " in memory (the store keeps it)" : ": dropped");
+		if (s->conn)
+			conn_abort(s->conn, MQTT_E_NOMEM);
 		return;
 	}
-	q->m = msg_ref(m);
-	q->qseq = qseq;
-	q->qos = qos;
-	q->retain = retain;
-	q->subid = subid;
+	*q = (qent_t){ .m = msg_ref(m), .qseq = qseq, .qos = qos, .retain = retain, .subid = subid };
 }
 
 void sess_pump(sess_t *s)
 {
-	while (online(s) && s->queue.len && s->ifl.len < window(s)) {
+	while (online(s) && s->queue.len && win_count(&s->win) < window(s)) {
 		qent_t q = *(qent_t *)ring_at(&s->queue, sizeof(qent_t), 0);
 
-		ring_pop(&s->queue);
-		if (msg_expired(q.m, W->now_ms)) {
+		if (msg_expired(q.m, loop_now())) {
 			s->expired++;
 			W->st.dropped_expired++;
 			store_msg_del(s, q.qseq);
-		} else {
-			send_ifl(s, q.m, q.qos, q.retain, q.subid, q.qseq);
+		} else if (!send_ifl(s, q.m, q.qos, q.retain, q.subid, q.qseq)) {
+			break; /* the connection is going: the message stays queued */
 		}
+		ring_pop(&s->queue);
 		msg_unref(q.m);
 	}
 }
 
 static void resend_window(sess_t *s, conn_t *c)
 {
-	/* [MQTT-4.4.0-1]: resend unacknowledged PUBLISH (DUP) and PUBREL, in the original order. */
-	for (uint32_t i = 0; i < s->ifl.len; i++) {
-		ifl_t *f = ring_at(&s->ifl, sizeof(ifl_t), i);
+	uint16_t too_large[64];
+	uint32_t i = 0, n = 0;
+	win_ent_t *f;
 
-		if (f->state == IFL_PUBCOMP)
-			conn_send_ack(c, MQTT_PUBREL, f->pid, 0);
-		else if (msg_send(c, f->m, f->qos, f->retain, f->pid, f->subid, true) < 0)
-			W->st.dropped_too_large++;
+	/* [MQTT-4.4.0-1]: resend unacknowledged PUBLISH (DUP) and PUBREL, in the original order. */
+	while (conn_usable(c) && (f = win_next(&s->win, &i))) {
+		if (f->state == WIN_PUBCOMP)
+			conn_send_ack(c, MQTT_PUBREL, f->pid, 0, NULL);
+		else if (msg_send(c, f->m, f->qos, f->retain, f->pid, f->subid, true) == -EMSGSIZE && n < 64)
+			too_large[n++] = f->pid;
+	}
+	/* Removed after the walk: removing moves entries under it. Beyond 64 they wait for the next connect. */
+	for (i = 0; i < n; i++) {
+		f = win_find(&s->win, too_large[i]);
+		W->st.dropped_too_large++;
+		store_msg_del(s, f->qseq);
+		msg_unref(f->m);
+		win_del(&s->win, f);
 	}
 }
 
@@ -218,12 +272,14 @@ void sess_attach(conn_t *c, sess_t *s, bool resume)
 	c->sess = s;
 	s->conn = c;
 	s->expire_at_ms = 0;
+	s->will_at_ms = 0;
 	if (s->expiry_s > 0 && store_durable()) {
 		s->stored = true;
 		store_sess_put(s);
 	}
 	if (s->cold) {
-		/* The queue and window are in the store: load them; deliveries meanwhile queue behind. */
+		/* The queue and window are in the store: load them; deliveries meanwhile queue behind, and the
+		 * client's own packets are held (conn.c) until the load is done. */
 		s->cold = false;
 		s->loading = true;
 		s->load_gen++;
@@ -231,66 +287,56 @@ void sess_attach(conn_t *c, sess_t *s, bool resume)
 		store_sess_load(s);
 		return;
 	}
-	if (resume) {
+	if (resume)
 		resend_window(s, c);
-	}
 	route_sess_online(s, true);
 	sess_pump(s);
 }
 
-/* Drop the in-memory queue and window of a session whose store keeps them. */
-static void drop_memory(sess_t *s)
-{
-	while (s->queue.len) {
-		msg_unref(((qent_t *)ring_at(&s->queue, sizeof(qent_t), 0))->m);
-		ring_pop(&s->queue);
-	}
-	while (s->ifl.len) {
-		msg_unref(((ifl_t *)ring_at(&s->ifl, sizeof(ifl_t), 0))->m);
-		ring_pop(&s->ifl);
-	}
-	ring_finish(&s->queue);
-	ring_finish(&s->ifl);
-	s->n_rx = 0;
-	s->cap_rx = 0;
-	free(s->rx_pids);
-	s->rx_pids = NULL;
-}
-
-void sess_loaded(sess_t *s, store_entry_t *e, size_t n, const uint16_t *rx, size_t nrx)
+void sess_loaded(sess_t *s, bool ok, sess_entry_t *e, size_t n, const uint16_t *rx, size_t nrx)
 {
 	ring_t q = s->queue;
 	conn_t *c = s->conn;
 
+	s->loading = false;
+	if (!ok) {
+		/* Nothing can be served without the stored state: the client retries, the session stays cold. */
+		for (size_t i = 0; i < n; i++)
+			msg_unref(e[i].m);
+		if (c) {
+			log_conn(LOG_WARN, c->id, 0, "session '%s' could not be loaded from the store: disconnecting",
+				s->id);
+			conn_abort(c, MQTT_E_UNAVAILABLE);
+		}
+		return;
+	}
 	/* What arrived while loading was written to the store after the load ran: it goes behind. */
 	memset(&s->queue, 0, sizeof(s->queue));
-	s->loading = false;
 	for (size_t i = 0; i < n; i++) {
-		if (e[i].pid) {
-			ifl_t *f = ring_push(&s->ifl, sizeof(ifl_t));
+		win_ent_t we = { .m = e[i].m, .qseq = e[i].qseq, .subid = e[i].subid, .pid = e[i].pid,
+			.qos = e[i].qos, .state = e[i].state, .retain = e[i].retain };
+		qent_t *x;
 
-			if (!f) {
-				msg_unref(e[i].m);
-				continue;
-			}
-			*f = (ifl_t){ .m = e[i].m, .qseq = e[i].qseq, .subid = e[i].subid, .pid = e[i].pid,
-				.qos = e[i].qos, .state = e[i].state, .retain = e[i].retain };
-			if (f->state == IFL_PUBCOMP) {
-				msg_unref(f->m);
-				f->m = NULL;
-			}
-		} else {
-			qent_t *x = ring_push(&s->queue, sizeof(qent_t));
-
-			if (!x) {
-				msg_unref(e[i].m);
-				continue;
-			}
-			*x = (qent_t){ .m = e[i].m, .qseq = e[i].qseq, .qos = e[i].qos, .retain = e[i].retain,
-				.subid = e[i].subid };
-		}
 		if (e[i].qseq >= s->next_qseq)
 			s->next_qseq = e[i].qseq + 1;
+		if (we.pid && we.state >= WIN_PUBACK && we.state <= WIN_PUBCOMP) {
+			if (we.state == WIN_PUBCOMP) {
+				msg_unref(we.m);
+				we.m = NULL;
+			}
+			if (win_add(&s->win, &we))
+				continue;
+			if (!we.m)
+				continue; /* a duplicated id in the store: a PUBREL-state entry has nothing to resend */
+			/* A duplicated id in the store: send this one again under a new id. */
+		}
+		x = ring_push(&s->queue, sizeof(qent_t));
+		if (!x) {
+			msg_unref(e[i].m);
+			continue;
+		}
+		*x = (qent_t){ .m = e[i].m, .qseq = e[i].qseq, .qos = e[i].qos, .retain = e[i].retain,
+			.subid = e[i].subid };
 	}
 	for (uint32_t i = 0; i < q.len; i++) {
 		qent_t *x = ring_push(&s->queue, sizeof(qent_t));
@@ -302,13 +348,13 @@ void sess_loaded(sess_t *s, store_entry_t *e, size_t n, const uint16_t *rx, size
 	}
 	ring_finish(&q);
 	for (size_t i = 0; i < nrx; i++) {
-		if (!sess_rx_has(s, rx[i]))
-			sess_rx_add_loaded(s, rx[i]);
+		if (rx[i] && !sess_rx_has(s, rx[i]))
+			sess_rx_add(s, rx[i], NULL);
 	}
-	if (c && c->state == CONN_ACTIVE) {
+	if (c && conn_usable(c)) {
 		resend_window(s, c);
 		sess_pump(s);
-		conn_resume_input(c);
+		conn_release(c);
 	}
 }
 
@@ -320,8 +366,7 @@ static void publish_will(sess_t *s)
 	s->will_at_ms = 0;
 	if (!w)
 		return;
-	/* A will is published as if by a new publisher: re-base its expiry clock to now. */
-	route_publish(w, NULL, 0);
+	route_publish(w, NULL);
 	msg_unref(w);
 }
 
@@ -341,13 +386,13 @@ void sess_detach(conn_t *c)
 		if (delay == 0)
 			publish_will(s);
 		else
-			s->will_at_ms = W->now_ms + (uint64_t)delay * 1000;
+			s->will_at_ms = loop_now() + (uint64_t)delay * 1000;
 	}
 	if (s->expiry_s == 0) {
 		sess_destroy(s);
 		return;
 	}
-	s->expire_at_ms = s->expiry_s == UINT32_MAX ? 0 : W->now_ms + (uint64_t)s->expiry_s * 1000;
+	s->expire_at_ms = s->expiry_s == UINT32_MAX ? 0 : loop_now() + (uint64_t)s->expiry_s * 1000;
 	if (store_durable()) {
 		/* The store holds everything of an offline session: keep only subscriptions in memory. */
 		store_sess_offline(s);
@@ -357,134 +402,122 @@ void sess_detach(conn_t *c)
 	}
 }
 
-static ifl_t *find_ifl(sess_t *s, uint16_t pid, uint8_t state, uint32_t *idx)
+/* The in-flight entry for pid, or why there is none usable: NULL with *err 0 (unknown id) or a protocol
+ * error (the id waits for another kind of acknowledgement). */
+static win_ent_t *ack_entry(sess_t *s, uint16_t pid, uint8_t want, uint8_t also, int *err)
 {
-	for (uint32_t i = 0; i < s->ifl.len; i++) {
-		ifl_t *f = ring_at(&s->ifl, sizeof(ifl_t), i);
+	win_ent_t *f = win_find(&s->win, pid);
 
-		if (f->pid == pid && f->state == state) {
-			*idx = i;
-			return f;
-		}
+	*err = SESS_ACK_UNKNOWN;
+	if (!f)
+		return NULL;
+	if (f->state != want && f->state != also) {
+		*err = MQTT_E_PROTOCOL;
+		return NULL;
 	}
-	return NULL;
+	*err = 0;
+	return f;
 }
 
-uint8_t sess_on_puback(sess_t *s, uint16_t pid)
+int sess_on_puback(sess_t *s, uint16_t pid)
 {
-	uint32_t i;
-	ifl_t *f = find_ifl(s, pid, IFL_PUBACK, &i);
+	int err;
+	win_ent_t *f = ack_entry(s, pid, WIN_PUBACK, WIN_PUBACK, &err);
 
 	if (!f)
-		return MQTT_RC_PACKET_ID_NOT_FOUND;
+		return err;
 	store_msg_del(s, f->qseq);
 	msg_unref(f->m);
-	ring_remove(&s->ifl, sizeof(ifl_t), i);
+	win_del(&s->win, f);
 	sess_pump(s);
 	return 0;
 }
 
-uint8_t sess_on_pubrec(sess_t *s, uint16_t pid, uint8_t reason)
+int sess_on_pubrec(sess_t *s, uint16_t pid, uint8_t reason)
 {
-	uint32_t i;
-	ifl_t *f = find_ifl(s, pid, IFL_PUBREC, &i);
+	int err;
+	win_ent_t *f = ack_entry(s, pid, WIN_PUBREC, WIN_PUBCOMP, &err);
 
 	if (!f)
-		return find_ifl(s, pid, IFL_PUBCOMP, &i) ? 0 : MQTT_RC_PACKET_ID_NOT_FOUND;
+		return err;
+	if (f->state == WIN_PUBCOMP)
+		return 0; /* a repeated PUBREC: PUBREL again */
 	msg_unref(f->m);
 	f->m = NULL;
 	if (reason >= 0x80) {
 		/* The receiver refused it: the flow ends here [MQTT-4.3.3]. */
 		store_msg_del(s, f->qseq);
-		ring_remove(&s->ifl, sizeof(ifl_t), i);
+		win_del(&s->win, f);
 		sess_pump(s);
 	} else {
-		f->state = IFL_PUBCOMP;
-		store_msg_pid(s, f->qseq, f->pid, IFL_PUBCOMP);
+		f->state = WIN_PUBCOMP;
+		store_msg_pid(s, f->qseq, f->pid, WIN_PUBCOMP);
 	}
 	return 0;
 }
 
-uint8_t sess_on_pubcomp(sess_t *s, uint16_t pid)
+int sess_on_pubcomp(sess_t *s, uint16_t pid)
 {
-	uint32_t i;
-	ifl_t *f = find_ifl(s, pid, IFL_PUBCOMP, &i);
+	int err;
+	win_ent_t *f = ack_entry(s, pid, WIN_PUBCOMP, WIN_PUBCOMP, &err);
 
 	if (!f)
-		return MQTT_RC_PACKET_ID_NOT_FOUND;
+		return err;
 	store_msg_del(s, f->qseq);
-	ring_remove(&s->ifl, sizeof(ifl_t), i);
+	win_del(&s->win, f);
 	sess_pump(s);
 	return 0;
 }
 
 bool sess_rx_has(const sess_t *s, uint16_t pid)
 {
-	for (uint16_t i = 0; i < s->n_rx; i++) {
-		if (s->rx_pids[i] == pid)
-			return true;
-	}
-	return false;
+	return s->rx_bits && (s->rx_bits[pid >> 6] >> (pid & 63) & 1);
 }
 
-int sess_rx_add(sess_t *s, uint16_t pid)
+int sess_rx_add(sess_t *s, uint16_t pid, waiter_t *w)
 {
-	/* Durable before the PUBREC goes out (W->wait): a resent PUBLISH after a crash is not delivered twice. */
-	store_rx_add(s, pid);
-	return sess_rx_add_loaded(s, pid);
-}
-
-int sess_rx_add_loaded(sess_t *s, uint16_t pid)
-{
-	if (s->n_rx == s->cap_rx) {
-		uint32_t cap = s->cap_rx ? (uint32_t)s->cap_rx * 2 : 8;
-		uint16_t *p;
-
-		if (cap > 65535)
-			cap = 65535;
-		if (cap == s->cap_rx)
-			return -1;
-		p = realloc(s->rx_pids, cap * sizeof(*p));
-		if (!p)
-			return -1;
-		s->rx_pids = p;
-		s->cap_rx = (uint16_t)cap;
-	}
-	s->rx_pids[s->n_rx++] = pid;
+	if (!s->rx_bits && !(s->rx_bits = calloc(65536 / 64, sizeof(uint64_t))))
+		return -ENOMEM;
+	if (sess_rx_has(s, pid))
+		return 0;
+	if (w)
+		store_rx_add(s, pid, w);
+	s->rx_bits[pid >> 6] |= UINT64_C(1) << (pid & 63);
+	s->n_rx++;
 	return 0;
 }
 
 bool sess_rx_del(sess_t *s, uint16_t pid)
 {
-	for (uint16_t i = 0; i < s->n_rx; i++) {
-		if (s->rx_pids[i] == pid) {
-			store_rx_del(s, pid);
-			s->rx_pids[i] = s->rx_pids[--s->n_rx];
-			return true;
-		}
+	if (!sess_rx_has(s, pid))
+		return false;
+	store_rx_del(s, pid);
+	s->rx_bits[pid >> 6] &= ~(UINT64_C(1) << (pid & 63));
+	if (--s->n_rx == 0) {
+		/* 8 KiB per session only while a QoS 2 flow is open. */
+		free(s->rx_bits);
+		s->rx_bits = NULL;
 	}
-	return false;
+	return true;
 }
 
-void sess_tick(void)
+static void tick(void)
 {
-	static uint64_t last;
 	sess_t *expired[256];
 	size_t n = 0, pos = 0;
-	strmap_entry_t *e;
+	sess_t *s;
+	uint64_t now = loop_now();
 
 	/* Wills and session expiry have 1 s resolution: scan once a second, not every tick. */
-	if (W->now_ms - last < 1000)
+	if (now - S.last_sweep_ms < 1000)
 		return;
-	last = W->now_ms;
-	while ((e = strmap_next(&W->sessions, &pos))) {
-		sess_t *s = e->value;
-
+	S.last_sweep_ms = now;
+	while ((s = sess_next(&pos))) {
 		if (s->conn)
 			continue;
-		if (s->will_at_ms && W->now_ms >= s->will_at_ms)
+		if (s->will_at_ms && now >= s->will_at_ms)
 			publish_will(s);
-		if (s->expire_at_ms && W->now_ms >= s->expire_at_ms && n < 256)
+		if (s->expire_at_ms && now >= s->expire_at_ms && n < 256)
 			expired[n++] = s;
 	}
 	for (size_t i = 0; i < n; i++) {
@@ -494,68 +527,45 @@ void sess_tick(void)
 	}
 }
 
-uint64_t sess_queued_total(void)
+uint64_t sess_queued_total(uint32_t *largest)
 {
 	uint64_t total = 0;
 	size_t pos = 0;
-	strmap_entry_t *e;
+	sess_t *s;
 
-	while ((e = strmap_next(&W->sessions, &pos)))
-		total += ((sess_t *)e->value)->queue.len;
+	*largest = 0;
+	while ((s = sess_next(&pos))) {
+		total += s->queue.len;
+		if (s->queue.len > *largest)
+			*largest = s->queue.len;
+	}
 	return total;
 }
 
-static uint64_t meta_num(const struct redisReply *meta, const char *field, uint64_t def)
-{
-	for (size_t i = 0; i + 1 < meta->elements; i += 2) {
-		if (strcmp(meta->element[i]->str, field) == 0)
-			return strtoull(meta->element[i + 1]->str, NULL, 10);
-	}
-	return def;
-}
-
-void sess_restore(const char *id, size_t len, const struct redisReply *meta, const struct redisReply *subs)
+sess_t *sess_restore(const char *id, size_t len, uint8_t version, uint32_t expiry_s, uint64_t next_qseq,
+	uint64_t expire_unix_ms)
 {
 	struct timespec ts;
-	uint64_t now_unix, x;
+	uint64_t now_unix;
 	sess_t *s;
 
-	if (slot_owner(slot_of(id, len), W->n) != W->id || meta->type != REDIS_REPLY_ARRAY)
-		return; /* another worker's client sharing the bucket */
 	if (sess_find((const uint8_t *)id, len))
-		return;
+		return NULL;
 	s = sess_create((const uint8_t *)id, len);
 	if (!s) {
 		log_error(ENOMEM, "session '%.*s' not restored", (int)len, id);
-		return;
+		return NULL;
 	}
-	s->version = (uint8_t)meta_num(meta, "v", MQTT_V311);
-	s->expiry_s = (uint32_t)meta_num(meta, "e", UINT32_MAX);
-	s->next_qseq = meta_num(meta, "h", 1);
+	s->version = version;
+	s->expiry_s = expiry_s;
+	s->next_qseq = next_qseq ? next_qseq : 1;
 	s->cold = true;
 	s->stored = true;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	now_unix = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-	x = meta_num(meta, "x", 0);
-	if (x)
-		s->expire_at_ms = W->now_ms + (x > now_unix ? x - now_unix : 0);
+	if (expire_unix_ms)
+		s->expire_at_ms = loop_now() + (expire_unix_ms > now_unix ? expire_unix_ms - now_unix : 0);
 	else if (s->expiry_s != UINT32_MAX)
-		s->expire_at_ms = W->now_ms + (uint64_t)s->expiry_s * 1000; /* was online when the broker stopped */
-	for (size_t i = 0; subs->type == REDIS_REPLY_ARRAY && i + 1 < subs->elements; i += 2) {
-		mqtt_str_t filter = { (const uint8_t *)subs->element[i]->str, (uint32_t)subs->element[i]->len };
-		unsigned qos, nl, rap, rh, subid;
-		mqtt_subopts_t o;
-		uint32_t waiting;
-		bool retained, shared;
-
-		if (sscanf(subs->element[i + 1]->str, "%u,%u,%u,%u,%u", &qos, &nl, &rap, &rh, &subid) != 5 || qos > 2 ||
-		    mqtt_filter_check(&filter, &shared) != MQTT_OK) {
-			log_warn(0, "session '%s': stored subscription '%s' is damaged: skipped", s->id,
-				subs->element[i]->str);
-			continue;
-		}
-		o = (mqtt_subopts_t){ .qos = (uint8_t)qos, .no_local = nl, .retain_as_published = rap,
-			.retain_handling = (uint8_t)rh };
-		route_subscribe(s, filter, &o, subid, NULL, 0, &waiting, &retained);
-	}
+		s->expire_at_ms = loop_now() + (uint64_t)s->expiry_s * 1000; /* was online when the broker stopped */
+	return s;
 }

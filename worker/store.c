@@ -9,68 +9,39 @@
 #include <string.h>
 #include <time.h>
 
-#include "buf.h"
-#include "conn.h"
-#include "handle.h"
+#include "batch.h"
 #include "log.h"
-#include "mesh.h"
+#include "loop.h"
 #include "msg.h"
 #include "rds.h"
+#include "record.h"
+#include "route.h"
 #include "sess.h"
 #include "slot.h"
 #include "store_lua.h"
+#include "strmap.h"
 #include "worker.h"
 
 #define RETRY_MS 200
-
-typedef struct opinfo {
-	char op;
-	uint32_t cid_arg;          /* index of the op's client-ID argument */
-	uint32_t load_gen;         /* 'L' */
-	waiter_t w;
-} opinfo_t;
-
-typedef struct batch {
-	struct batch *next;
-	char key[32];              /* "rmq:{bN}" */
-	uint16_t slot;
-	buf_t args;                /* argument bytes, back to back */
-	uint32_t *lens;
-	uint32_t argc;
-	uint32_t cap_args;
-	opinfo_t *ops;
-	uint32_t n_ops;
-	uint32_t cap_ops;
-	uint64_t retry_at_ms;
-	bool restore;              /* a ringmq_restore call */
-} batch_t;
+/* Error replies before a batch is split, and before a lone operation is set aside. */
+#define MAX_ATTEMPTS 3
 
 static struct {
 	bool redis;
+	bool ready;
+	bool restoring;            /* loading sessions at start-up: nothing is written back */
+	bool busy;
 	strmap_t open;             /* batch key -> batch_t* being filled this turn */
-	batch_t *ready;            /* batches to send at the next flush (in order) */
-	batch_t **ready_tail;
-	size_t pending_ops;        /* ops queued or in flight */
+	batch_t *send;             /* batches to send at the next flush (in order) */
+	batch_t **send_tail;
+	size_t pending_ops;        /* operations queued or in flight */
 	uint32_t restores_left;
 	uint64_t last_err_log_ms;
-	bool paused;
+	const char **argv;         /* scratch for rds_command */
+	size_t *lens;
+	uint32_t cap_argv;
+	void (*on_ready)(void);
 } st;
-
-/* Stored message header, followed by the msg_t data bytes. Native layout: written and read by ringmq only. */
-typedef struct blob_hdr {
-	uint32_t magic;
-	uint8_t qos;
-	uint8_t retain;
-	uint8_t flags;
-	uint8_t pfi;
-	uint32_t subid;
-	uint32_t user_len;
-	int64_t expire_unix_ms;    /* when the message stops being deliverable */
-	uint32_t payload_len;
-	uint16_t topic_len, ct_len, rt_len, cd_len;
-} blob_hdr_t;
-
-#define BLOB_MAGIC 0x524d5131u /* "RMQ1" */
 
 static uint64_t unix_ms(void)
 {
@@ -85,6 +56,11 @@ bool store_durable(void)
 	return st.redis;
 }
 
+bool store_ready(void)
+{
+	return st.ready;
+}
+
 size_t store_pending(void)
 {
 	return st.pending_ops;
@@ -95,45 +71,27 @@ bool store_busy(void)
 	return st.redis && (st.pending_ops > W->cfg->redis_max_pending || rds_pending() > W->cfg->redis_max_pending);
 }
 
-/* --- batches --------------------------------------------------------------------------------------------- */
+/* --- building batches ------------------------------------------------------------------------------------ */
 
 static uint32_t bucket_of(const sess_t *s)
 {
 	return (uint32_t)((uint64_t)slot_of(s->id, s->id_len) * W->cfg->redis_buckets / SLOT_COUNT);
 }
 
-static void batch_free(batch_t *b)
+static void send_push(batch_t *b, uint64_t at_ms)
 {
-	buf_finish(&b->args);
-	free(b->lens);
-	free(b->ops);
-	free(b);
-}
-
-static batch_t *batch_new(uint32_t bucket)
-{
-	batch_t *b = calloc(1, sizeof(*b));
-
-	if (!b)
-		return NULL;
-	snprintf(b->key, sizeof(b->key), "rmq:{b%u}", bucket);
-	b->slot = rds_key_slot(b->key, strlen(b->key));
-	return b;
-}
-
-static void ready_push(batch_t *b)
-{
+	b->retry_at_ms = at_ms;
 	b->next = NULL;
-	*st.ready_tail = b;
-	st.ready_tail = &b->next;
+	*st.send_tail = b;
+	st.send_tail = &b->next;
 }
 
 /* The batch that collects this turn's operations for s's bucket (or, without batching, for s alone). */
 static batch_t *batch_for(const sess_t *s)
 {
+	uint32_t bucket = bucket_of(s);
 	char key[80];
 	size_t klen;
-	uint32_t bucket = bucket_of(s);
 	batch_t *b;
 
 	if (W->cfg->redis_batching)
@@ -144,175 +102,132 @@ static batch_t *batch_for(const sess_t *s)
 	b = strmap_get(&st.open, key, klen);
 	if (b)
 		return b;
-	b = batch_new(bucket);
+	b = batch_create(bucket);
 	if (!b)
 		return NULL;
 	if (strmap_put(&st.open, key, klen, b, NULL) < 0) {
-		batch_free(b);
+		batch_destroy(b);
 		return NULL;
 	}
-	ready_push(b);
+	send_push(b, 0);
 	return b;
-}
-
-static int add_arg(batch_t *b, const void *p, size_t len)
-{
-	if (b->argc == b->cap_args) {
-		uint32_t cap = b->cap_args ? b->cap_args * 2 : 32;
-		uint32_t *l = realloc(b->lens, cap * sizeof(*l));
-
-		if (!l)
-			return -ENOMEM;
-		b->lens = l;
-		b->cap_args = cap;
-	}
-	if (buf_append(&b->args, p, len) < 0)
-		return -ENOMEM;
-	b->lens[b->argc++] = (uint32_t)len;
-	return 0;
-}
-
-/* Room for one argument of len bytes, filled by the caller. */
-static uint8_t *add_space(batch_t *b, size_t len)
-{
-	uint8_t *p;
-
-	if (add_arg(b, "", 0) < 0 || !(p = buf_reserve(&b->args, len)))
-		return NULL;
-	b->args.len += (uint32_t)len;
-	b->lens[b->argc - 1] = (uint32_t)len;
-	return p;
-}
-
-static int add_num(batch_t *b, uint64_t v)
-{
-	char num[24];
-
-	return add_arg(b, num, (size_t)snprintf(num, sizeof(num), "%" PRIu64, v));
-}
-
-/* Start an operation for s: returns its batch (with op and client ID added), or NULL (logged). */
-static batch_t *op_begin(const sess_t *s, char op, bool wait)
-{
-	batch_t *b = batch_for(s);
-	opinfo_t *oi;
-
-	if (!b)
-		goto err;
-	if (b->n_ops == b->cap_ops) {
-		uint32_t cap = b->cap_ops ? b->cap_ops * 2 : 8;
-		opinfo_t *o = realloc(b->ops, cap * sizeof(*o));
-
-		if (!o)
-			goto err;
-		b->ops = o;
-		b->cap_ops = cap;
-	}
-	oi = &b->ops[b->n_ops];
-	memset(oi, 0, sizeof(*oi));
-	oi->op = op;
-	oi->cid_arg = b->argc + 1;
-	if (add_arg(b, &op, 1) < 0 || add_arg(b, s->id, s->id_len) < 0)
-		goto err;
-	if (wait && W->wait.kind != WAIT_NONE) {
-		oi->w = W->wait;
-		W->wait_count++;
-	}
-	b->n_ops++;
-	st.pending_ops++;
-	W->st.store_ops++;
-	return b;
-err:
-	log_error(ENOMEM, "store operation '%c' for '%s' dropped", op, s->id);
-	return NULL;
 }
 
 static bool writable(const sess_t *s)
 {
-	return st.redis && !W->restoring && s->expiry_s > 0;
+	return st.redis && !st.restoring && s->expiry_s > 0;
+}
+
+static batch_t *op_begin(const sess_t *s, char op)
+{
+	batch_t *b = batch_for(s);
+
+	if (b)
+		batch_op_begin(b, op, s->id, s->id_len);
+	return b;
+}
+
+/* Finish an operation started with op_begin. When it could not be built, whoever waits is told it failed. */
+static batch_op_t *op_end(batch_t *b, const sess_t *s, char op, waiter_t *w)
+{
+	batch_op_t *o = b ? batch_op_end(b) : NULL;
+
+	if (!o) {
+		W->st.store_failed_ops++;
+		log_error(ENOMEM, "redis store: operation '%c' for '%s' could not be queued", op, s->id);
+		waiter_fail(w);
+		return NULL;
+	}
+	o->w = waiter_take(w);
+	st.pending_ops++;
+	W->st.store_ops++;
+	return o;
 }
 
 void store_sess_put(const sess_t *s)
 {
 	batch_t *b;
 
-	if (!writable(s) || !(b = op_begin(s, 'M', false)))
+	if (!writable(s))
 		return;
-	add_num(b, s->version);
-	add_num(b, s->expiry_s);
+	b = op_begin(s, 'M');
+	if (b) {
+		batch_num(b, s->version);
+		batch_num(b, s->expiry_s);
+	}
+	op_end(b, s, 'M', NULL);
 }
 
 void store_sess_offline(const sess_t *s)
 {
 	batch_t *b;
 
-	if (!writable(s) || !(b = op_begin(s, 'O', false)))
+	if (!writable(s))
 		return;
-	add_num(b, s->expiry_s == UINT32_MAX ? 0 : unix_ms() + (uint64_t)s->expiry_s * 1000);
+	b = op_begin(s, 'O');
+	if (b)
+		batch_num(b, s->expiry_s == UINT32_MAX ? 0 : unix_ms() + (uint64_t)s->expiry_s * 1000);
+	op_end(b, s, 'O', NULL);
 }
 
 void store_sess_del(const sess_t *s)
 {
-	if (st.redis && !W->restoring && s->stored)
-		op_begin(s, 'X', false);
+	if (st.redis && !st.restoring && s->stored)
+		op_end(op_begin(s, 'X'), s, 'X', NULL);
 }
 
-void store_sub_put(const sess_t *s, const sub_t *sub)
+void store_sub_put(const sess_t *s, const sub_t *sub, waiter_t *w)
 {
 	char opts[48];
 	batch_t *b;
 
-	if (!writable(s) || !(b = op_begin(s, 'U', true)))
+	if (!writable(s))
 		return;
-	add_arg(b, sub->filter, sub->filter_len);
-	add_arg(b, opts, (size_t)snprintf(opts, sizeof(opts), "%u,%u,%u,%u,%u", sub->opts.qos, sub->opts.no_local,
-		sub->opts.retain_as_published, sub->opts.retain_handling, sub->subid));
+	b = op_begin(s, 'U');
+	if (b) {
+		batch_arg(b, sub->filter, sub->filter_len);
+		batch_arg(b, opts, (size_t)snprintf(opts, sizeof(opts), "%u,%u,%u,%u,%u", sub->opts.qos,
+			sub->opts.no_local, sub->opts.retain_as_published, sub->opts.retain_handling, sub->subid));
+	}
+	op_end(b, s, 'U', w);
 }
 
 void store_sub_del(const sess_t *s, const char *filter, size_t len)
 {
 	batch_t *b;
 
-	if (!writable(s) || !(b = op_begin(s, 'V', false)))
+	if (!writable(s))
 		return;
-	add_arg(b, filter, len);
+	b = op_begin(s, 'V');
+	if (b)
+		batch_arg(b, filter, len);
+	op_end(b, s, 'V', NULL);
 }
 
-void store_msg_add(const sess_t *s, uint64_t qseq, const msg_t *m, uint8_t qos, uint8_t retain, uint32_t subid)
+void store_msg_add(const sess_t *s, uint64_t qseq, const msg_t *m, uint8_t qos, uint8_t retain, uint32_t subid,
+	waiter_t *w)
 {
-	blob_hdr_t h;
-	size_t dlen = msg_data_len(m);
 	uint64_t now = unix_ms();
+	int64_t expire;
 	batch_t *b;
 	uint8_t *p;
 
-	if (!writable(s) || !(b = op_begin(s, 'A', true)))
+	if (!writable(s))
 		return;
-	memset(&h, 0, sizeof(h));
-	h.magic = BLOB_MAGIC;
-	h.qos = qos;
-	h.retain = retain;
-	h.flags = m->flags;
-	h.pfi = m->pfi;
-	h.subid = subid;
-	h.user_len = m->user_len;
-	h.payload_len = m->payload_len;
-	h.topic_len = m->topic_len;
-	h.ct_len = m->ct_len;
-	h.rt_len = m->rt_len;
-	h.cd_len = m->cd_len;
 	if (m->flags & MSG_HAS_EXPIRY)
-		h.expire_unix_ms = (int64_t)(now + (m->expire_at_ms > W->now_ms ? m->expire_at_ms - W->now_ms : 0));
+		expire = (int64_t)(now + (m->expire_at_ms > loop_now() ? m->expire_at_ms - loop_now() : 0));
 	else
-		h.expire_unix_ms = (int64_t)(now + (uint64_t)W->cfg->message_ttl * 1000);
-	add_num(b, qseq);
-	/* The blob is built in place in the argument buffer: one copy of the payload. */
-	p = add_space(b, sizeof(h) + dlen);
-	if (p) {
-		memcpy(p, &h, sizeof(h));
-		memcpy(p + sizeof(h), m->data, dlen);
+		expire = (int64_t)(now + (uint64_t)W->cfg->message_ttl * 1000);
+	b = op_begin(s, 'A');
+	if (b) {
+		batch_num(b, qseq);
+		/* The blob is built in place in the argument buffer: one copy of the payload. */
+		p = batch_space(b, record_blob_size(m));
+		if (p)
+			record_blob_encode(p, m, qos, retain, subid, expire);
+		batch_num(b, W->cfg->max_queued);
 	}
-	add_num(b, W->cfg->max_queued);
+	op_end(b, s, 'A', w);
 }
 
 void store_msg_pid(const sess_t *s, uint64_t qseq, uint16_t pid, uint8_t state)
@@ -320,244 +235,245 @@ void store_msg_pid(const sess_t *s, uint64_t qseq, uint16_t pid, uint8_t state)
 	char v[16];
 	batch_t *b;
 
-	if (!writable(s) || !(b = op_begin(s, 'P', false)))
+	if (!writable(s))
 		return;
-	add_num(b, qseq);
-	add_arg(b, v, (size_t)snprintf(v, sizeof(v), "%u,%u", pid, state));
+	b = op_begin(s, 'P');
+	if (b) {
+		batch_num(b, qseq);
+		batch_arg(b, v, (size_t)snprintf(v, sizeof(v), "%u,%u", pid, state));
+	}
+	op_end(b, s, 'P', NULL);
+}
+
+static void seq_op(const sess_t *s, char op, uint64_t v, waiter_t *w)
+{
+	batch_t *b;
+
+	if (!writable(s))
+		return;
+	b = op_begin(s, op);
+	if (b)
+		batch_num(b, v);
+	op_end(b, s, op, w);
 }
 
 void store_msg_del(const sess_t *s, uint64_t qseq)
 {
-	batch_t *b;
-
-	if (!writable(s) || !(b = op_begin(s, 'D', false)))
-		return;
-	add_num(b, qseq);
+	seq_op(s, 'D', qseq, NULL);
 }
 
-void store_rx_add(const sess_t *s, uint16_t pid)
+void store_rx_add(const sess_t *s, uint16_t pid, waiter_t *w)
 {
-	batch_t *b;
-
-	if (!writable(s) || !(b = op_begin(s, 'I', true)))
-		return;
-	add_num(b, pid);
+	seq_op(s, 'I', pid, w);
 }
 
 void store_rx_del(const sess_t *s, uint16_t pid)
 {
-	batch_t *b;
-
-	if (!writable(s) || !(b = op_begin(s, 'J', false)))
-		return;
-	add_num(b, pid);
+	seq_op(s, 'J', pid, NULL);
 }
 
 void store_sess_load(sess_t *s)
 {
-	batch_t *b;
+	batch_op_t *o;
 
-	if (!st.redis || !(b = op_begin(s, 'L', false))) {
-		sess_loaded(s, NULL, 0, NULL, 0);
+	if (!st.redis) {
+		sess_loaded(s, true, NULL, 0, NULL, 0);
 		return;
 	}
-	b->ops[b->n_ops - 1].load_gen = s->load_gen;
-}
-
-/* --- waiters --------------------------------------------------------------------------------------------- */
-
-void store_waiter_done(const waiter_t *w)
-{
-	if (w->kind == WAIT_CONN) {
-		conn_t *c = conn_get(w->idx, w->gen);
-		pend_t *pe;
-
-		if (c && (pe = handle_pend_get(c, w->seq))) {
-			if (pe->waiting)
-				pe->waiting--;
-			conn_pend_flush(c);
-		}
-	} else if (w->kind == WAIT_PEER) {
-		mesh_inwait_done((int)w->idx, w->gen, w->seq);
+	o = op_end(op_begin(s, 'L'), s, 'L', NULL);
+	if (!o) {
+		sess_loaded(s, false, NULL, 0, NULL, 0);
+		return;
 	}
+	o->load_gen = s->load_gen;
 }
 
 /* --- replies --------------------------------------------------------------------------------------------- */
 
-static const char *arg_at(const batch_t *b, uint32_t idx, uint32_t *len)
+static sess_t *op_sess(const batch_t *b, const batch_op_t *o)
 {
-	size_t off = 0;
+	uint32_t len;
+	const char *cid = batch_arg_at(b, o->arg + 1, &len);
 
-	for (uint32_t i = 0; i < idx; i++)
-		off += b->lens[i];
-	*len = b->lens[idx];
-	return (const char *)b->args.data + off;
+	return sess_find((const uint8_t *)cid, len);
 }
 
-static int cmp_entry(const void *a, const void *b)
+static void on_load(const batch_t *b, const batch_op_t *o, const redisReply *r)
 {
-	const store_entry_t *x = a, *y = b;
+	sess_t *s = op_sess(b, o);
+	record_load_t l;
+	int ret;
 
-	return x->qseq < y->qseq ? -1 : x->qseq > y->qseq;
-}
-
-static msg_t *blob_decode(const char *p, size_t len, uint64_t now_unix, uint8_t *qos, uint8_t *retain,
-	uint32_t *subid, bool *expired)
-{
-	blob_hdr_t h;
-	msg_t hdr;
-
-	*expired = false;
-	if (len < sizeof(h))
-		return NULL;
-	memcpy(&h, p, sizeof(h));
-	memset(&hdr, 0, sizeof(hdr));
-	hdr.topic_len = h.topic_len;
-	hdr.ct_len = h.ct_len;
-	hdr.rt_len = h.rt_len;
-	hdr.cd_len = h.cd_len;
-	hdr.user_len = h.user_len;
-	hdr.payload_len = h.payload_len;
-	if (h.magic != BLOB_MAGIC || h.qos > 2 || sizeof(h) + msg_data_len(&hdr) != len || !h.topic_len)
-		return NULL;
-	if (h.expire_unix_ms <= (int64_t)now_unix) {
-		*expired = true;
-		return NULL;
-	}
-	hdr.qos = h.qos;
-	hdr.retain = h.retain;
-	hdr.flags = h.flags & (MSG_HAS_PFI | MSG_HAS_EXPIRY);
-	hdr.pfi = h.pfi;
-	hdr.expire_at_ms = W->now_ms + (uint64_t)(h.expire_unix_ms - (int64_t)now_unix);
-	*qos = h.qos;
-	*retain = h.retain;
-	*subid = h.subid;
-	return msg_create_raw(&hdr, (const uint8_t *)p + sizeof(h));
-}
-
-static void on_load(batch_t *b, const opinfo_t *oi, const redisReply *r)
-{
-	uint32_t cid_len;
-	const char *cid = arg_at(b, oi->cid_arg, &cid_len);
-	sess_t *s = sess_find((const uint8_t *)cid, cid_len);
-	const redisReply *q, *p, *rx;
-	store_entry_t *e = NULL;
-	uint16_t *pids = NULL;
-	size_t n = 0, nrx = 0;
-	uint64_t now = unix_ms();
-
-	if (!s || !s->loading || s->load_gen != oi->load_gen)
+	if (!s || !s->loading || s->load_gen != o->load_gen)
 		return;
-	if (r->type != REDIS_REPLY_ARRAY || r->elements != 4) {
-		sess_loaded(s, NULL, 0, NULL, 0);
+	ret = record_decode_load(r, unix_ms(), loop_now(), &l);
+	if (ret < 0) {
+		W->st.store_errors++;
+		log_error(-ret, "redis store: session '%s' could not be loaded (%s)", s->id,
+			ret == -EPROTO ? "unexpected reply" : "out of memory");
+		sess_loaded(s, false, NULL, 0, NULL, 0);
 		return;
 	}
-	q = r->element[1];
-	p = r->element[2];
-	rx = r->element[3];
-	if (q->type == REDIS_REPLY_ARRAY && q->elements >= 2)
-		e = calloc(q->elements / 2, sizeof(*e));
-	for (size_t i = 0; e && i + 1 < q->elements; i += 2) {
-		uint64_t qseq = strtoull(q->element[i]->str, NULL, 10);
-		bool expired;
-		store_entry_t *x = &e[n];
+	/* A damaged entry must not stop the session: set it aside in Redis, say so, go on. */
+	for (size_t i = 0; i < l.n_damaged; i++) {
+		W->st.store_quarantined++;
+		log_warn(0, "session '%s': stored message %" PRIu64 " cannot be decoded: quarantined", s->id,
+			l.damaged[i]);
+		seq_op(s, 'Q', l.damaged[i], NULL);
+	}
+	for (size_t i = 0; i < l.n_expired; i++) {
+		W->st.dropped_expired++;
+		store_msg_del(s, l.expired[i]);
+	}
+	sess_loaded(s, true, l.e, l.n, l.rx, l.nrx);
+	l.n = 0; /* the entries' references went to the session */
+	record_load_finish(&l);
+}
 
-		x->m = blob_decode(q->element[i + 1]->str, q->element[i + 1]->len, now, &x->qos, &x->retain,
-			&x->subid, &expired);
-		if (!x->m) {
-			/* A damaged entry must not stop the session: set it aside in Redis, say so, go on. */
-			if (!expired) {
-				W->st.store_quarantined++;
-				log_warn(0, "session '%s': stored message %llu cannot be decoded: quarantined", s->id,
-					(unsigned long long)qseq);
-				batch_t *qb = op_begin(s, 'Q', false);
+/* One session record of a restore reply; damaged parts are skipped, logged and counted, never fatal. */
+static void restore_one(const redisReply *x)
+{
+	record_sess_t rs;
+	mqtt_str_t filter;
+	mqtt_subopts_t opts;
+	uint32_t subid;
+	sess_t *s;
+	int ret;
 
-				if (qb)
-					add_num(qb, qseq);
+	if (record_decode_sess(x, &rs) < 0) {
+		W->st.store_quarantined++;
+		log_warn(0, "redis store: a damaged session record was skipped");
+		return;
+	}
+	if (slot_owner(slot_of(rs.id, rs.id_len), W->n) != W->id)
+		return; /* another worker's client sharing the bucket */
+	s = sess_restore(rs.id, rs.id_len, rs.version, rs.expiry_s, rs.next_qseq, rs.expire_unix_ms);
+	if (!s)
+		return;
+	for (size_t i = 0; (ret = record_decode_sub(&rs, i, &filter, &opts, &subid)) != -ENOENT; i++) {
+		bool retained;
+
+		if (ret < 0) {
+			W->st.store_quarantined++;
+			log_warn(0, "session '%s': stored subscription %zu is damaged: skipped", s->id, i);
+			continue;
+		}
+		route_subscribe(s, filter, &opts, subid, NULL, &retained);
+	}
+}
+
+static void log_refusal(const batch_t *b, const redisReply *r, int err)
+{
+	if (loop_now() - st.last_err_log_ms < 5000)
+		return;
+	st.last_err_log_ms = loop_now();
+	log_warn(err < 0 ? -err : 0, "redis store: a batch of %u operations for %s %s%s%s; retrying", b->n_ops,
+		b->key, err ? "got no answer" : "was refused", r && r->type == REDIS_REPLY_ERROR ? ": " : "",
+		r && r->type == REDIS_REPLY_ERROR ? r->str : "");
+}
+
+static void restore_reply(batch_t *b, const redisReply *r)
+{
+	if (!r || r->type != REDIS_REPLY_ARRAY) {
+		/* Without the restore nothing is served: try again, the error is logged (rate-limited). */
+		send_push(b, loop_now() + RETRY_MS);
+		return;
+	}
+	for (size_t i = 0; i < r->elements; i++)
+		restore_one(r->element[i]);
+	st.pending_ops -= b->n_ops;
+	batch_destroy(b);
+	if (--st.restores_left == 0) {
+		st.restoring = false;
+		st.ready = true;
+		log_info("redis store: %zu persistent sessions restored", sess_count());
+		if (st.on_ready)
+			st.on_ready();
+	}
+}
+
+/* Operation i cannot be stored: set it aside and tell whoever waits. */
+static void quarantine_op(const batch_t *b, uint32_t i, const char *why)
+{
+	const batch_op_t *o = &b->ops[i];
+	uint32_t len;
+	const char *cid = batch_arg_at(b, o->arg + 1, &len);
+
+	W->st.store_failed_ops++;
+	log_error(0, "redis store: operation '%c' for client '%.*s' refused %u times (%s): set aside; %s", o->op,
+		(int)len, cid, MAX_ATTEMPTS, why, o->w.kind != WAITER_NONE ? "its publisher/subscriber is told it "
+		"failed" : "nobody waited for it");
+	if (o->op == 'L') {
+		sess_t *s = op_sess(b, o);
+
+		if (s && s->loading && s->load_gen == o->load_gen)
+			sess_loaded(s, false, NULL, 0, NULL, 0);
+	}
+	waiter_done(&o->w, false);
+	st.pending_ops--;
+}
+
+/* Redis answered with an error (or an answer that does not fit the batch): try again, then narrow down. */
+static void refused(batch_t *b, const redisReply *r)
+{
+	const char *why = r && r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply";
+
+	if (++b->attempts < MAX_ATTEMPTS) {
+		send_push(b, loop_now() + (uint64_t)RETRY_MS * b->attempts);
+		return;
+	}
+	if (b->n_ops > 1) {
+		/* One operation may be poison: send each alone so only that one is set aside. */
+		for (uint32_t i = 0; i < b->n_ops; i++) {
+			batch_t *one = batch_split_one(b, i);
+
+			if (one) {
+				one->attempts = MAX_ATTEMPTS - 1;
+				send_push(one, loop_now() + RETRY_MS);
 			} else {
-				W->st.dropped_expired++;
-				store_msg_del(s, qseq);
-			}
-			continue;
-		}
-		x->qseq = qseq;
-		n++;
-	}
-	for (size_t i = 0; p->type == REDIS_REPLY_ARRAY && i + 1 < p->elements; i += 2) {
-		uint64_t qseq = strtoull(p->element[i]->str, NULL, 10);
-		unsigned pid = 0, state = 0;
-
-		if (sscanf(p->element[i + 1]->str, "%u,%u", &pid, &state) != 2)
-			continue;
-		for (size_t j = 0; j < n; j++) {
-			if (e[j].qseq == qseq) {
-				e[j].pid = (uint16_t)pid;
-				e[j].state = (uint8_t)state;
+				quarantine_op(b, i, "out of memory splitting its batch");
 			}
 		}
+	} else if (b->n_ops == 1) {
+		quarantine_op(b, 0, why);
 	}
-	if (n > 1)
-		qsort(e, n, sizeof(*e), cmp_entry);
-	if (rx->type == REDIS_REPLY_ARRAY && rx->elements)
-		pids = calloc(rx->elements, sizeof(*pids));
-	for (size_t i = 0; pids && i < rx->elements; i++)
-		pids[nrx++] = (uint16_t)strtoul(rx->element[i]->str, NULL, 10);
-	sess_loaded(s, e, n, pids, nrx);
-	free(e);
-	free(pids);
-}
-
-static void on_restore(const redisReply *r)
-{
-	for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
-		const redisReply *x = r->element[i];
-
-		if (x->type != REDIS_REPLY_ARRAY || x->elements != 3)
-			continue;
-		sess_restore(x->element[0]->str, x->element[0]->len, x->element[1], x->element[2]);
-	}
+	batch_destroy(b);
 }
 
 static void batch_done(batch_t *b)
 {
 	st.pending_ops -= b->n_ops;
-	for (uint32_t i = 0; i < b->n_ops; i++) {
-		if (b->ops[i].w.kind != WAIT_NONE)
-			store_waiter_done(&b->ops[i].w);
-	}
-	batch_free(b);
+	for (uint32_t i = 0; i < b->n_ops; i++)
+		waiter_done(&b->ops[i].w, true);
+	batch_destroy(b);
 }
 
 static void on_reply(void *ctx, const redisReply *r, int err)
 {
 	batch_t *b = ctx;
 
-	if (err || !r || r->type == REDIS_REPLY_ERROR) {
+	if (err || !r) {
+		/* Outcome unknown (reset, timeout): send it again later; every operation is idempotent. */
 		W->st.store_errors++;
-		if (W->now_ms - st.last_err_log_ms > 5000) {
-			st.last_err_log_ms = W->now_ms;
-			log_warn(err < 0 ? -err : 0, "redis store: batch of %u operations failed%s%s; retrying", b->n_ops,
-				r && r->type == REDIS_REPLY_ERROR ? ": " : "", r && r->type == REDIS_REPLY_ERROR ? r->str : "");
-		}
-		/* Outcome unknown or refused: send it again later; every operation is idempotent. */
-		b->retry_at_ms = W->now_ms + RETRY_MS;
-		ready_push(b);
+		W->st.store_retries++;
+		log_refusal(b, r, err);
+		send_push(b, loop_now() + RETRY_MS);
+		return;
+	}
+	if (b->restore) {
+		if (r->type == REDIS_REPLY_ERROR)
+			log_refusal(b, r, 0);
+		restore_reply(b, r);
+		return;
+	}
+	if (r->type == REDIS_REPLY_ERROR || batch_reply_check(b, r) < 0) {
+		W->st.store_errors++;
+		log_refusal(b, r, 0);
+		refused(b, r);
 		return;
 	}
 	W->st.store_batches++;
-	if (b->restore) {
-		on_restore(r);
-		st.pending_ops -= b->n_ops;
-		batch_free(b);
-		if (--st.restores_left == 0) {
-			W->restoring = false;
-			W->store_ready = true;
-			log_info("redis store: %zu persistent sessions restored", W->sessions.count);
-			worker_serve();
-		}
-		return;
-	}
-	for (uint32_t i = 0; i < b->n_ops && r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
+	for (uint32_t i = 0; i < b->n_ops; i++) {
 		const redisReply *x = r->element[i];
 
 		if (b->ops[i].op == 'A' && x->type == REDIS_REPLY_INTEGER && x->integer > 0) {
@@ -568,93 +484,105 @@ static void on_reply(void *ctx, const redisReply *r, int err)
 		}
 	}
 	batch_done(b);
-	if (st.paused && !store_busy()) {
-		st.paused = false;
-		conn_resume_all();
-	}
 }
 
-void store_flush(void)
+static bool argv_room(uint32_t n)
+{
+	const char **a;
+	size_t *l;
+
+	if (n <= st.cap_argv)
+		return true;
+	a = realloc(st.argv, n * sizeof(*a));
+	if (!a)
+		return false;
+	st.argv = a;
+	l = realloc(st.lens, n * sizeof(*l));
+	if (!l)
+		return false;
+	st.lens = l;
+	st.cap_argv = n;
+	return true;
+}
+
+static void flush(void)
 {
 	batch_t *keep = NULL, **keep_tail = &keep;
+	bool busy;
 
 	if (!st.redis)
 		return;
 	/* A new turn starts a new set of open batches; those filled so far are sent below. */
-	if (st.open.count) {
-		strmap_finish(&st.open);
-		strmap_init(&st.open);
-	}
-	while (st.ready) {
-		batch_t *b = st.ready;
-		const char **argv;
-		size_t *lens;
-		size_t off = 0;
-		int ret;
+	strmap_clear(&st.open);
+	while (st.send) {
+		batch_t *b = st.send;
+		int ret = -ENOMEM;
 
-		st.ready = b->next;
-		if (b->retry_at_ms > W->now_ms) {
-			*keep_tail = b;
-			keep_tail = &b->next;
+		st.send = b->next;
+		if (!b->n_ops && !b->restore) {
+			batch_destroy(b); /* every operation of it failed to be built */
 			continue;
 		}
-		argv = malloc((b->argc + 4) * sizeof(*argv));
-		lens = malloc((b->argc + 4) * sizeof(*lens));
-		if (!argv || !lens) {
-			free(argv);
-			free(lens);
-			*keep_tail = b;
-			keep_tail = &b->next;
-			continue;
+		if (b->retry_at_ms <= loop_now() && argv_room(b->argc + 4)) {
+			st.argv[0] = "FCALL";
+			st.argv[1] = b->restore ? "ringmq_restore" : "ringmq_batch";
+			st.argv[2] = "1";
+			st.argv[3] = b->key;
+			st.lens[0] = 5;
+			st.lens[1] = strlen(st.argv[1]);
+			st.lens[2] = 1;
+			st.lens[3] = strlen(b->key);
+			for (uint32_t i = 0; i < b->argc; i++) {
+				uint32_t len;
+
+				st.argv[4 + i] = batch_arg_at(b, i, &len);
+				st.lens[4 + i] = len;
+			}
+			ret = rds_command(b->slot, (int)b->argc + 4, st.argv, st.lens, on_reply, b);
 		}
-		argv[0] = "FCALL";
-		argv[1] = b->restore ? "ringmq_restore" : "ringmq_batch";
-		argv[2] = "1";
-		argv[3] = b->key;
-		lens[0] = 5;
-		lens[1] = strlen(argv[1]);
-		lens[2] = 1;
-		lens[3] = strlen(b->key);
-		for (uint32_t i = 0; i < b->argc; i++) {
-			argv[4 + i] = (const char *)b->args.data + off;
-			lens[4 + i] = b->lens[i];
-			off += b->lens[i];
-		}
-		ret = rds_command(b->slot, (int)b->argc + 4, argv, lens, on_reply, b);
-		free(argv);
-		free(lens);
 		if (ret < 0) {
-			b->retry_at_ms = W->now_ms + RETRY_MS;
+			if (b->retry_at_ms <= loop_now())
+				b->retry_at_ms = loop_now() + RETRY_MS;
 			*keep_tail = b;
 			keep_tail = &b->next;
 		}
 	}
 	*keep_tail = NULL;
-	st.ready = keep;
-	st.ready_tail = keep ? keep_tail : &st.ready;
-	if (store_busy() && !st.paused) {
-		st.paused = true;
+	st.send = keep;
+	st.send_tail = keep ? keep_tail : &st.send;
+	busy = store_busy();
+	if (busy && !st.busy) {
 		W->st.paused_reads++;
 		log_warn(0, "redis store: %zu operations pending: pausing client reads until it drains",
 			st.pending_ops);
 	}
+	st.busy = busy;
+}
+
+static bool draining(void)
+{
+	return st.pending_ops > 0;
 }
 
 /* --- set-up ---------------------------------------------------------------------------------------------- */
 
-int store_init(void)
+int store_init(void (*on_ready)(void))
 {
 	rds_config_t rc;
 	uint32_t first, last;
 	int ret;
 
-	st.ready_tail = &st.ready;
+	memset(&st, 0, sizeof(st));
+	st.send_tail = &st.send;
+	st.on_ready = on_ready;
 	strmap_init(&st.open);
 	if (strcmp(W->cfg->store, "redis") != 0) {
-		W->store_ready = true;
+		st.ready = true;
 		return 0;
 	}
 	st.redis = true;
+	loop_on_flush(flush, LOOP_ORDER_STORE);
+	loop_on_drain(draining);
 	memset(&rc, 0, sizeof(rc));
 	rc.addrs = W->cfg->redis_addrs;
 	rc.user = W->cfg->redis_user;
@@ -670,19 +598,18 @@ int store_init(void)
 	if (ret < 0)
 		return ret;
 	/* Restore every bucket that holds slots of ours; sessions of other workers in a shared bucket are skipped
-	 * by sess_restore(). Clients are not served before this completes, so session present is always right. */
-	W->restoring = true;
+	 * by restore_one(). Clients are not served before this completes, so session present is always right. */
+	st.restoring = true;
 	first = (uint32_t)slot_first(W->id, W->n) * W->cfg->redis_buckets / SLOT_COUNT;
 	last = ((uint32_t)slot_first(W->id + 1, W->n) - 1) * W->cfg->redis_buckets / SLOT_COUNT;
 	for (uint32_t bk = first; bk <= last; bk++) {
-		batch_t *b = batch_new(bk);
-		char now[24];
+		batch_t *b = batch_create(bk);
 
 		if (!b)
 			return -ENOMEM;
 		b->restore = true;
-		add_arg(b, now, (size_t)snprintf(now, sizeof(now), "%" PRIu64, unix_ms()));
-		ready_push(b);
+		batch_num(b, unix_ms());
+		send_push(b, 0);
 		st.restores_left++;
 	}
 	log_info("redis store: restoring sessions of buckets %u..%u from %s", first, last, W->cfg->redis_addrs);
@@ -691,13 +618,17 @@ int store_init(void)
 
 void store_finish(void)
 {
-	while (st.ready) {
-		batch_t *b = st.ready;
-
-		st.ready = b->next;
-		batch_free(b);
-	}
-	strmap_finish(&st.open);
+	/* rds_finish answers what is in flight (-ECANCELED): those batches come back to the send list. */
 	if (st.redis)
 		rds_finish();
+	while (st.send) {
+		batch_t *b = st.send;
+
+		st.send = b->next;
+		batch_destroy(b);
+	}
+	strmap_finish(&st.open);
+	free(st.argv);
+	free(st.lens);
+	memset(&st, 0, sizeof(st));
 }

@@ -5,30 +5,37 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* FNV-1a: short keys (client IDs, topics), no adversarial-collision defence needed beyond a full compare. */
-static uint32_t hash_bytes(const void *key, size_t len)
+static uint32_t hash_bytes(const strmap_t *m, const void *key, size_t len)
 {
-	const uint8_t *p = key;
-	uint32_t h = 2166136261u;
-
-	for (size_t i = 0; i < len; i++) {
-		h ^= p[i];
-		h *= 16777619u;
-	}
-	return h;
+	return (uint32_t)siphash13(&m->key, key, len);
 }
 
 void strmap_init(strmap_t *m)
 {
 	memset(m, 0, sizeof(*m));
+	siphash_key_random(&m->key);
 }
 
 void strmap_finish(strmap_t *m)
 {
+	siphash_key_t key = m->key;
+
 	for (size_t i = 0; i < m->cap; i++)
 		free(m->slots[i].key);
 	free(m->slots);
 	memset(m, 0, sizeof(*m));
+	m->key = key;
+}
+
+void strmap_clear(strmap_t *m)
+{
+	if (!m->count)
+		return;
+	for (size_t i = 0; i < m->cap; i++) {
+		free(m->slots[i].key);
+		m->slots[i].key = NULL;
+	}
+	m->count = 0;
 }
 
 static size_t find(const strmap_t *m, const void *key, size_t len, uint32_t h)
@@ -47,12 +54,19 @@ static size_t find(const strmap_t *m, const void *key, size_t len, uint32_t h)
 
 void *strmap_get(const strmap_t *m, const void *key, size_t len)
 {
+	void **v = strmap_ref(m, key, len);
+
+	return v ? *v : NULL;
+}
+
+void **strmap_ref(const strmap_t *m, const void *key, size_t len)
+{
 	size_t i;
 
 	if (!m->cap)
 		return NULL;
-	i = find(m, key, len, hash_bytes(key, len));
-	return m->slots[i].key ? m->slots[i].value : NULL;
+	i = find(m, key, len, hash_bytes(m, key, len));
+	return m->slots[i].key ? &m->slots[i].value : NULL;
 }
 
 static int grow(strmap_t *m)
@@ -77,28 +91,33 @@ static int grow(strmap_t *m)
 
 int strmap_put(strmap_t *m, const void *key, size_t len, void *value, void **old)
 {
-	uint32_t h = hash_bytes(key, len);
+	uint32_t h = hash_bytes(m, key, len);
 	strmap_entry_t *e;
-	size_t i;
+	char *k;
 
 	if (old)
 		*old = NULL;
-	/* Keep the load under 3/4 so probe runs stay short. */
-	if ((m->count + 1) * 4 > m->cap * 3 && grow(m) < 0)
-		return -ENOMEM;
-	i = find(m, key, len, h);
-	e = &m->slots[i];
-	if (e->key) {
-		if (old)
-			*old = e->value;
-		e->value = value;
-		return 0;
+	if (m->cap) {
+		e = &m->slots[find(m, key, len, h)];
+		if (e->key) {
+			if (old)
+				*old = e->value;
+			e->value = value;
+			return 0;
+		}
 	}
-	e->key = malloc(len + 1);
-	if (!e->key)
+	k = malloc(len + 1);
+	if (!k)
 		return -ENOMEM;
-	memcpy(e->key, key, len);
-	e->key[len] = '\0';
+	/* Keep the load under 3/4 so probe runs stay short. */
+	if ((m->count + 1) * 4 > m->cap * 3 && grow(m) < 0) {
+		free(k);
+		return -ENOMEM;
+	}
+	e = &m->slots[find(m, key, len, h)];
+	memcpy(k, key, len);
+	k[len] = '\0';
+	e->key = k;
 	e->len = (uint32_t)len;
 	e->hash = h;
 	e->value = value;
@@ -114,7 +133,7 @@ void *strmap_del(strmap_t *m, const void *key, size_t len)
 	if (!m->cap)
 		return NULL;
 	mask = m->cap - 1;
-	i = find(m, key, len, hash_bytes(key, len));
+	i = find(m, key, len, hash_bytes(m, key, len));
 	if (!m->slots[i].key)
 		return NULL;
 	value = m->slots[i].value;

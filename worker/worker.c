@@ -13,45 +13,49 @@
 #include "log.h"
 #include "loop.h"
 #include "mesh.h"
+#include "reply.h"
 #include "route.h"
 #include "sess.h"
 #include "slot.h"
+#include "sock.h"
 #include "store.h"
-#include "wk-t.h"
 
 wk_t *W;
 
+void worker_serve(void)
+{
+	mesh_start();
+	conn_start_accepting();
+	ctl_send_ready();
+}
+
+void worker_stop(const char *why)
+{
+	if (loop_stopping())
+		return;
+	log_info("%s: %u connections to close", why, conn_count());
+	loop_stop();
+	conn_stop_all();
+}
+
 static void teardown(void)
 {
-	strmap_entry_t *e;
-	size_t pos = 0;
-
-	/* Free what is left so leak checkers see a clean exit; sessions are in memory and end with us. */
-	while ((e = strmap_next(&W->sessions, &pos))) {
-		sess_destroy(e->value);
-		pos = 0;
-	}
-	strmap_finish(&W->sessions);
+	/* Free what is left so leak checkers see a clean exit; the durable store keeps its own copy. */
+	sess_module_finish();
+	ctl_finish();
 	store_finish();
 	route_finish();
 	mesh_finish();
 	loop_finish();
-	free(W->conns);
-	free(W->conn_gen);
-	free(W->free_idx);
+	sock_module_finish();
 	close(W->listen_fd);
 	close(W->ctl_fd);
-}
-
-void worker_serve(void)
-{
-	conn_start_accepting();
-	ctl_send_ready();
 }
 
 int worker_run(const worker_args_t *args)
 {
 	static wk_t w;
+	loop_config_t lc;
 	int rc;
 
 	memset(&w, 0, sizeof(w));
@@ -61,25 +65,29 @@ int worker_run(const worker_args_t *args)
 	W->cfg = args->cfg;
 	W->listen_fd = args->listen_fd;
 	W->ctl_fd = args->ctl_fd;
-	W->now_ms = loop_now_ms();
 	signal(SIGPIPE, SIG_IGN);
-	strmap_init(&W->sessions);
-	if (loop_init() < 0)
+	lc = (loop_config_t){ .sq_entries = W->cfg->ring_entries, .buf_count = W->cfg->buf_ring_entries,
+		.buf_size = W->cfg->buf_size, .tick_ms = 250 };
+	if (loop_init(&lc) < 0)
 		return 1;
+	sock_module_init();
+	reply_module_init();
+	conn_module_init();
+	sess_module_init();
 	if (route_init() < 0) {
 		log_error(ENOMEM, "cannot allocate the subscription trie");
 		return 1;
 	}
 	mesh_init(args);
 	ctl_init();
-	if (store_init() < 0)
+	if (store_init(worker_serve) < 0)
 		return 1;
 	/* With a durable store, clients wait in the accept queue until this worker's sessions are restored,
-	 * so a CONNECT never sees a half-restored session (store.c starts accepting then). */
-	if (W->store_ready)
+	 * so a CONNECT never sees a half-restored session (the store calls worker_serve then). */
+	if (store_ready())
 		worker_serve();
 	log_info("worker %d up: slots %u..%u%s", W->id, slot_first(W->id, W->n),
-		slot_first(W->id + 1, W->n) - 1, args->restart_count ? " (restarted: sessions start empty)" : "");
+		slot_first(W->id + 1, W->n) - 1, args->restart_count ? " (restarted)" : "");
 	rc = loop_run();
 	teardown();
 	log_info("worker %d stopped", W->id);

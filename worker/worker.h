@@ -1,13 +1,19 @@
 /*
- * worker.h — entry point of one worker process.
+ * worker.h — one worker process: its entry point and the little state every module of it shares.
  *
  * Called in the child right after fork() by the supervisor. The worker creates its own io_uring (a ring must
  * not cross fork), serves clients on listen_fd, talks to the supervisor over ctl_fd and to the other workers
  * over mesh_fds, and returns an exit status when told to shut down or when ctl_fd reaches EOF (supervisor gone).
  * It takes ownership of every fd in args; the supervisor has already closed every other inherited fd.
+ *
+ * Each module keeps its own state (connections in conn.c, sessions in sess.c, the trie in route.c...); wk_t
+ * holds only what is process-wide: identity, configuration, and the counters behind `ringmqctl stats`.
  */
 #ifndef RINGMQ_WORKER_WORKER_H
 #define RINGMQ_WORKER_WORKER_H
+
+#include <stdbool.h>
+#include <stdint.h>
 
 #include "config.h"
 
@@ -23,9 +29,43 @@ typedef struct worker_args {
 	unsigned restart_count;      /* 0 at first start: peers need no state dump */
 } worker_args_t;
 
+/*
+ * Counters, each a uint64_t in wk_stats_t and a key of `ringmqctl stats --json` (ctl.c walks this list, so a
+ * counter added here is reported without further code). Gauges (connections, sessions, queue depth) are
+ * computed by their modules on request.
+ */
+#define WK_STATS(X) \
+	X(msgs_in) X(msgs_out) X(bytes_in) X(bytes_out) \
+	X(dropped_queue_full) X(dropped_expired) X(dropped_too_large) X(dropped_no_subscriber) \
+	X(dropped_qos0_outbuf) X(closed_outbuf) X(closed_nomem) X(paused_input) \
+	X(handoffs_out) X(handoffs_in) X(handoffs_failed) \
+	X(connects) X(disconnects) X(protocol_errors) X(rejected_max_conn) X(rejected_subscriptions) \
+	X(store_ops) X(store_batches) X(store_errors) X(store_retries) X(store_dropped) X(store_quarantined) \
+	X(store_failed_ops) X(paused_reads) X(mesh_resent) X(mesh_failed)
+
+typedef struct wk_stats {
+#define WK_STAT_FIELD(name) uint64_t name;
+	WK_STATS(WK_STAT_FIELD)
+#undef WK_STAT_FIELD
+} wk_stats_t;
+
+typedef struct wk {
+	int id;
+	int n;
+	const config_t *cfg;
+	int listen_fd;
+	int ctl_fd;
+	wk_stats_t st;
+} wk_t;
+
+/* The worker process's one instance (set by worker_run; tests set their own). */
+extern wk_t *W;
+
 /* Start taking clients and tell the supervisor (once sessions are restored). Worker process only. */
 void worker_serve(void);
 /* Returns the process exit status (0 after a graceful shutdown). */
 int worker_run(const worker_args_t *args);
+/* Begin a graceful stop (control channel SHUTDOWN or EOF): idempotent. */
+void worker_stop(const char *why);
 
 #endif

@@ -1,8 +1,8 @@
 /*
  * test-rds.c — the worker's Redis client (worker/rds.c) against real redis-server processes.
  *
- * Each test builds a minimal worker (a wk_t with default config and its own io_uring) and drives the ring
- * itself: rds_flush_all, submit-and-wait, UD_RDS completions to rds_on_cqe — the same order as loop.c.
+ * Each test builds a minimal worker (a wk_t with default config and its own io_uring) and drives the loop a
+ * turn at a time (loop_turn: flush hooks, submit-and-wait, completions to their handlers).
  * Servers are forked from the test process with PR_SET_PDEATHSIG, killed at the end of each test and by an
  * atexit handler, so a failing or crashing test leaves no redis-server behind. Skipped (77) without
  * redis-server/redis-cli in PATH.
@@ -29,7 +29,7 @@
 #include "loop.h"
 #include "rds.h"
 #include "slot.h"
-#include "wk-t.h"
+#include "worker.h"
 
 /* ---- redis-server processes ---- */
 
@@ -221,8 +221,8 @@ static void worker_setup(void)
 	memset(&wk, 0, sizeof(wk));
 	wk.cfg = &wcfg;
 	W = &wk;
-	W->now_ms = loop_now_ms();
-	ck_assert_int_eq(loop_init(), 0);
+	ck_assert_int_eq(loop_init(&(loop_config_t){ .sq_entries = wcfg.ring_entries,
+		.buf_count = wcfg.buf_ring_entries, .buf_size = wcfg.buf_size, .tick_ms = 250 }), 0);
 }
 
 static void worker_teardown(void)
@@ -232,32 +232,18 @@ static void worker_teardown(void)
 	stop_all_servers();
 }
 
-/* One loop turn: flush, submit and wait (at most 20 ms), dispatch our completions. */
+/* One loop turn: flush, submit and wait (at most 20 ms), dispatch the completions. */
 static void turn(void)
 {
-	struct __kernel_timespec ts = { 0, 20 * 1000000 };
-	struct io_uring_cqe *cqe;
-	unsigned head, n = 0;
-
-	rds_flush_all();
-	io_uring_submit_and_wait_timeout(&W->ring, &cqe, 1, &ts, NULL);
-	W->now_ms = loop_now_ms();
-	io_uring_for_each_cqe(&W->ring, head, cqe) {
-		uint64_t ud = io_uring_cqe_get_data64(cqe);
-
-		if (ud_type(ud) == UD_RDS)
-			rds_on_cqe(ud, cqe);
-		n++;
-	}
-	io_uring_cq_advance(&W->ring, n);
+	loop_turn(20);
 }
 
 static bool pump_until(bool (*cond)(void *), void *arg, int timeout_ms)
 {
-	uint64_t end = loop_now_ms() + (uint64_t)timeout_ms;
+	uint64_t end = loop_clock_ms() + (uint64_t)timeout_ms;
 
 	while (!cond(arg)) {
-		if (loop_now_ms() > end)
+		if (loop_clock_ms() > end)
 			return false;
 		turn();
 	}
@@ -266,9 +252,9 @@ static bool pump_until(bool (*cond)(void *), void *arg, int timeout_ms)
 
 static void pump_for(int ms)
 {
-	uint64_t end = loop_now_ms() + (uint64_t)ms;
+	uint64_t end = loop_clock_ms() + (uint64_t)ms;
 
-	while (loop_now_ms() < end)
+	while (loop_clock_ms() < end)
 		turn();
 }
 
@@ -576,9 +562,9 @@ START_TEST(test_kill_midstream_reconnect)
 	ck_assert_uint_eq(rds_pending(), 20000);
 
 	server_start(s, NULL);
-	t0 = loop_now_ms();
+	t0 = loop_clock_ms();
 	ck_assert(pump_until(is_ready, NULL, 8000));
-	ck_assert_uint_le(loop_now_ms() - t0, 5500);     /* backoff is capped at 5 s */
+	ck_assert_uint_le(loop_clock_ms() - t0, 5500);     /* backoff is capped at 5 s */
 	ck_assert(pump_until(none_pending, NULL, 10000));
 	ck_assert_int_eq(ms_ok, 20000);
 	ck_assert_int_eq(ms_calls, 20000);

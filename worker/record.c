@@ -1,0 +1,289 @@
+/* record.c — stored records and the store's replies, encoded and checked (see record.h). */
+#include "record.h"
+
+#include <errno.h>
+#include <hiredis/hiredis.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "msg.h"
+
+size_t record_blob_size(const msg_t *m)
+{
+	return sizeof(record_blob_hdr_t) + msg_data_len(m);
+}
+
+void record_blob_encode(uint8_t *out, const msg_t *m, uint8_t qos, uint8_t retain, uint32_t subid,
+	int64_t expire_unix_ms)
+{
+	record_blob_hdr_t h;
+
+	memset(&h, 0, sizeof(h));
+	h.magic = RECORD_BLOB_MAGIC;
+	h.qos = qos;
+	h.retain = retain;
+	h.flags = m->flags;
+	h.pfi = m->pfi;
+	h.subid = subid;
+	h.user_len = m->user_len;
+	h.payload_len = m->payload_len;
+	h.topic_len = m->topic_len;
+	h.ct_len = m->ct_len;
+	h.rt_len = m->rt_len;
+	h.cd_len = m->cd_len;
+	h.expire_unix_ms = expire_unix_ms;
+	memcpy(out, &h, sizeof(h));
+	memcpy(out + sizeof(h), m->data, msg_data_len(m));
+}
+
+msg_t *record_blob_decode(const void *p, size_t len, uint64_t now_unix, uint64_t now_mono, uint8_t *qos,
+	uint8_t *retain, uint32_t *subid, int *err)
+{
+	record_blob_hdr_t h;
+	msg_t hdr, *m;
+
+	*err = -EINVAL;
+	if (len < sizeof(h))
+		return NULL;
+	memcpy(&h, p, sizeof(h));
+	memset(&hdr, 0, sizeof(hdr));
+	hdr.topic_len = h.topic_len;
+	hdr.ct_len = h.ct_len;
+	hdr.rt_len = h.rt_len;
+	hdr.cd_len = h.cd_len;
+	hdr.user_len = h.user_len;
+	hdr.payload_len = h.payload_len;
+	/* Sum in 64 bits: a damaged header must not wrap around to a plausible length. */
+	if (h.magic != RECORD_BLOB_MAGIC || h.qos > 2 || !h.topic_len ||
+	    (uint64_t)sizeof(h) + h.topic_len + h.ct_len + h.rt_len + h.cd_len + (uint64_t)h.user_len +
+	    h.payload_len != len)
+		return NULL;
+	if (h.expire_unix_ms <= (int64_t)now_unix) {
+		*err = -ETIME;
+		return NULL;
+	}
+	hdr.qos = h.qos;
+	hdr.retain = h.retain ? 1 : 0;
+	hdr.flags = h.flags & (MSG_HAS_PFI | MSG_HAS_EXPIRY);
+	hdr.pfi = h.pfi;
+	hdr.expire_at_ms = now_mono + (uint64_t)(h.expire_unix_ms - (int64_t)now_unix);
+	m = msg_create_raw(&hdr, (const uint8_t *)p + sizeof(h));
+	if (!m) {
+		*err = -ENOMEM;
+		return NULL;
+	}
+	*err = 0;
+	*qos = h.qos;
+	*retain = hdr.retain;
+	*subid = h.subid;
+	return m;
+}
+
+static bool is_str(const redisReply *r)
+{
+	return r && (r->type == REDIS_REPLY_STRING || r->type == REDIS_REPLY_STATUS) && r->str;
+}
+
+/* An unsigned decimal string reply, entirely digits. */
+static bool to_u64(const redisReply *r, uint64_t *v)
+{
+	char buf[24];
+	char *end;
+
+	if (!is_str(r) || r->len == 0 || r->len >= sizeof(buf))
+		return false;
+	memcpy(buf, r->str, r->len);
+	buf[r->len] = '\0';
+	if (buf[0] < '0' || buf[0] > '9')
+		return false;
+	errno = 0;
+	*v = strtoull(buf, &end, 10);
+	return errno == 0 && *end == '\0';
+}
+
+/* A flat array of string pairs (HGETALL), or an empty one. */
+static bool is_pairs(const redisReply *r)
+{
+	if (!r || r->type != REDIS_REPLY_ARRAY || r->elements % 2)
+		return false;
+	for (size_t i = 0; i < r->elements; i++) {
+		if (!is_str(r->element[i]))
+			return false;
+	}
+	return true;
+}
+
+static int cmp_entry(const void *a, const void *b)
+{
+	const sess_entry_t *x = a, *y = b;
+
+	return x->qseq < y->qseq ? -1 : x->qseq > y->qseq;
+}
+
+static int push_seq(uint64_t **arr, size_t *n, uint64_t v)
+{
+	uint64_t *p = realloc(*arr, (*n + 1) * sizeof(*p));
+
+	if (!p)
+		return -ENOMEM;
+	p[(*n)++] = v;
+	*arr = p;
+	return 0;
+}
+
+int record_decode_load(const redisReply *r, uint64_t now_unix, uint64_t now_mono, record_load_t *out)
+{
+	const redisReply *q, *pids, *rx;
+	size_t pairs;
+
+	memset(out, 0, sizeof(*out));
+	if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 4)
+		return -EPROTO;
+	q = r->element[1];
+	pids = r->element[2];
+	rx = r->element[3];
+	if (!is_pairs(r->element[0]) || !is_pairs(q) || !is_pairs(pids) || !rx || rx->type != REDIS_REPLY_ARRAY)
+		return -EPROTO;
+	pairs = q->elements / 2;
+	if (pairs && !(out->e = calloc(pairs, sizeof(*out->e))))
+		return -ENOMEM;
+	for (size_t i = 0; i < pairs; i++) {
+		const redisReply *blob = q->element[2 * i + 1];
+		sess_entry_t *x = &out->e[out->n];
+		uint64_t qseq;
+		int err;
+
+		if (!to_u64(q->element[2 * i], &qseq) || !qseq)
+			continue; /* not even a sequence number to quarantine it under: leave it for an operator */
+		x->m = record_blob_decode(blob->str, blob->len, now_unix, now_mono, &x->qos, &x->retain, &x->subid,
+			&err);
+		if (err == -ENOMEM) {
+			record_load_finish(out);
+			return -ENOMEM;
+		}
+		if (!x->m) {
+			if (push_seq(err == -ETIME ? &out->expired : &out->damaged,
+			    err == -ETIME ? &out->n_expired : &out->n_damaged, qseq) < 0) {
+				record_load_finish(out);
+				return -ENOMEM;
+			}
+			continue;
+		}
+		x->qseq = qseq;
+		out->n++;
+	}
+	if (out->n > 1)
+		qsort(out->e, out->n, sizeof(*out->e), cmp_entry);
+	for (size_t i = 0; i + 1 < pids->elements; i += 2) {
+		const redisReply *v = pids->element[i + 1];
+		unsigned pid = 0, state = 0;
+		char buf[32];
+		uint64_t qseq;
+		sess_entry_t key, *x;
+
+		if (!to_u64(pids->element[i], &qseq) || v->len >= sizeof(buf))
+			continue;
+		memcpy(buf, v->str, v->len);
+		buf[v->len] = '\0';
+		if (sscanf(buf, "%u,%u", &pid, &state) != 2 || !pid || pid > 65535 || state < 1 || state > 3)
+			continue;
+		key.qseq = qseq;
+		x = out->n ? bsearch(&key, out->e, out->n, sizeof(*out->e), cmp_entry) : NULL;
+		if (x) {
+			x->pid = (uint16_t)pid;
+			x->state = (uint8_t)state;
+		}
+	}
+	if (rx->elements && !(out->rx = calloc(rx->elements, sizeof(*out->rx)))) {
+		record_load_finish(out);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < rx->elements; i++) {
+		uint64_t pid;
+
+		if (to_u64(rx->element[i], &pid) && pid && pid <= 65535)
+			out->rx[out->nrx++] = (uint16_t)pid;
+	}
+	return 0;
+}
+
+void record_load_finish(record_load_t *l)
+{
+	for (size_t i = 0; i < l->n; i++)
+		msg_unref(l->e[i].m);
+	free(l->e);
+	free(l->rx);
+	free(l->expired);
+	free(l->damaged);
+	memset(l, 0, sizeof(*l));
+}
+
+static bool meta_num(const redisReply *meta, const char *field, uint64_t *v)
+{
+	size_t flen = strlen(field);
+
+	for (size_t i = 0; i + 1 < meta->elements; i += 2) {
+		const redisReply *k = meta->element[i];
+
+		if (k->len == flen && memcmp(k->str, field, flen) == 0)
+			return to_u64(meta->element[i + 1], v);
+	}
+	return false;
+}
+
+int record_decode_sess(const redisReply *x, record_sess_t *out)
+{
+	const redisReply *meta;
+	uint64_t v;
+
+	memset(out, 0, sizeof(*out));
+	if (!x || x->type != REDIS_REPLY_ARRAY || x->elements != 3 || !is_str(x->element[0]) ||
+	    !x->element[0]->len || x->element[0]->len > 65535 || !is_pairs(x->element[1]) ||
+	    !is_pairs(x->element[2]))
+		return -EPROTO;
+	meta = x->element[1];
+	out->id = x->element[0]->str;
+	out->id_len = x->element[0]->len;
+	out->version = MQTT_V311;
+	if (meta_num(meta, "v", &v)) {
+		if (v != MQTT_V31 && v != MQTT_V311 && v != MQTT_V5)
+			return -EPROTO;
+		out->version = (uint8_t)v;
+	}
+	out->expiry_s = UINT32_MAX;
+	if (meta_num(meta, "e", &v))
+		out->expiry_s = v > UINT32_MAX ? UINT32_MAX : (uint32_t)v;
+	if (meta_num(meta, "h", &v))
+		out->next_qseq = v;
+	if (meta_num(meta, "x", &v))
+		out->expire_unix_ms = v;
+	out->subs = x->element[2];
+	return 0;
+}
+
+int record_decode_sub(const record_sess_t *rs, size_t i, mqtt_str_t *filter, mqtt_subopts_t *opts,
+	uint32_t *subid)
+{
+	const redisReply *f, *o;
+	unsigned qos, nl, rap, rh, id;
+	char buf[64];
+	bool shared;
+
+	if (2 * i + 1 >= rs->subs->elements)
+		return -ENOENT;
+	f = rs->subs->element[2 * i];
+	o = rs->subs->element[2 * i + 1];
+	if (o->len >= sizeof(buf) || f->len > 65535)
+		return -EPROTO;
+	memcpy(buf, o->str, o->len);
+	buf[o->len] = '\0';
+	*filter = (mqtt_str_t){ (const uint8_t *)f->str, (uint32_t)f->len };
+	if (sscanf(buf, "%u,%u,%u,%u,%u", &qos, &nl, &rap, &rh, &id) != 5 || qos > 2 || nl > 1 || rap > 1 ||
+	    rh > 2 || id > 268435455 || mqtt_filter_check(filter, &shared) != MQTT_OK)
+		return -EPROTO;
+	*opts = (mqtt_subopts_t){ .qos = (uint8_t)qos, .no_local = nl, .retain_as_published = rap,
+		.retain_handling = (uint8_t)rh };
+	*subid = id;
+	return 0;
+}
