@@ -247,6 +247,9 @@ static void on_sent(sock_t *s, size_t n)
 
 	W->st.bytes_out += n;
 	c->last_tx_ms = loop_now();
+	/* Room again for messages held back while the client was slow. */
+	if (c->sess && conn_can_take(c))
+		sess_pump(c->sess);
 }
 
 static void handoff_step(conn_t *c);
@@ -420,6 +423,11 @@ uint8_t *conn_reserve(conn_t *c, size_t n)
 void conn_commit(conn_t *c, size_t n)
 {
 	sock_commit(&c->sk, n);
+}
+
+bool conn_can_take(const conn_t *c)
+{
+	return conn_usable(c) && sock_outq(&c->sk) < outbuf_limit() / 2;
 }
 
 bool conn_qos0_room(conn_t *c, size_t n)

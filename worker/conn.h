@@ -91,6 +91,9 @@ int conn_send_connack(conn_t *c, mqtt_connack_t *ack);
 int conn_send_disconnect(conn_t *c, uint8_t reason, const char *reason_string);
 /* SUBACK / UNSUBACK (type) with one reason per filter; a Reason String explains 0x8F/0x97 when wanted. */
 int conn_send_suback(conn_t *c, uint8_t type, uint16_t pid, const uint8_t *reasons, uint32_t n);
+/* May QoS 1/2 messages be queued now? Their flow stops while the output is over half its bound and resumes
+ * as the client takes it (sess_pump from the send completion), so a slow reader holds a bounded output. */
+bool conn_can_take(const conn_t *c);
 /* May a QoS 0 PUBLISH of n bytes still be queued? (output under the QoS 0 bound; counted when not) */
 bool conn_qos0_room(conn_t *c, size_t n);
 /* The largest packet the client accepts (its Maximum Packet Size, or no limit). */

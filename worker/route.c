@@ -33,6 +33,7 @@ typedef struct match {
 	const msg_t *m;
 	bool local_only;
 	bool any;                  /* some subscription matched (local, peer, group) */
+	bool failed;               /* a match could not be recorded (memory): the publisher must not get success */
 	bool peers[WORKER_MAX];
 	uint32_t n_groups;
 } match_t;
@@ -160,8 +161,10 @@ static bool on_match(void *value, void *ctx)
 			uint32_t cap = cap_ghits ? cap_ghits * 2 : 16;
 			group_t **p = realloc(ghits, cap * sizeof(*p));
 
-			if (!p)
-				return true;
+			if (!p) {
+				mt->failed = true;
+				return false;
+			}
 			ghits = p;
 			cap_ghits = cap;
 		}
@@ -170,7 +173,11 @@ static bool on_match(void *value, void *ctx)
 	default:
 		if (((sub_t *)value)->group)
 			return true;
-		return add_hit(value, mt->m);
+		if (!add_hit(value, mt->m)) {
+			mt->failed = true;
+			return false;
+		}
+		return true;
 	}
 }
 
@@ -237,6 +244,12 @@ bool route_publish(msg_t *m, waiter_t *w)
 
 	match(&mt, m);
 	trie_match(R.trie, msg_topic(m), m->topic_len, on_match, &mt);
+	if (mt.failed) {
+		/* Some subscribers would silently miss it: deliver nothing, fail the publisher (it sends again). */
+		log_error(ENOMEM, "message on '%.*s' not routed", (int)m->topic_len, msg_topic(m));
+		waiter_fail(w);
+		return true;
+	}
 	deliver_hits(m, w);
 	if (m->retain)
 		route_retain_store(m);
@@ -271,6 +284,12 @@ void route_deliver_local(msg_t *m, waiter_t *w)
 	match(&mt, m);
 	mt.local_only = true;
 	trie_match(R.trie, msg_topic(m), m->topic_len, on_match, &mt);
+	if (mt.failed) {
+		log_error(ENOMEM, "message on '%.*s' from another worker not delivered", (int)m->topic_len,
+			msg_topic(m));
+		waiter_fail(w);
+		return;
+	}
 	deliver_hits(m, w);
 }
 

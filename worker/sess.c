@@ -100,6 +100,7 @@ static void drop_memory(sess_t *s)
 	while ((f = win_next(&s->win, &i)))
 		msg_unref(f->m);
 	win_finish(&s->win);
+	s->n_unsent = 0;
 	free(s->rx_bits);
 	s->rx_bits = NULL;
 	s->n_rx = 0;
@@ -144,14 +145,51 @@ static uint32_t window(const sess_t *s)
 	return w;
 }
 
-/* Send one QoS>0 message into the window. The caller checked that the window has room. Returns false when
- * the connection cannot take it (it is being closed): the message then stays where it was. */
+/* Remove an acknowledged (or discarded) entry; the caller released its message. */
+static void ent_del(sess_t *s, win_ent_t *f)
+{
+	if (f->unsent)
+		s->n_unsent--;
+	win_del(&s->win, f);
+}
+
+enum { WRITTEN, DROPPED, NOT_WRITTEN };
+
+/* Write a window entry on the current connection (DUP when it was sent on an earlier one). NOT_WRITTEN when
+ * the connection cannot take it (closing): it stays unsent for the next connection. DROPPED: too large for
+ * this client and discarded, as [MQTT-3.1.2-25] says (f is gone). */
+static int write_ent(sess_t *s, win_ent_t *f, bool dup)
+{
+	int err;
+
+	if (f->state == WIN_PUBCOMP) {
+		err = conn_send_ack(s->conn, MQTT_PUBREL, f->pid, 0, NULL);
+	} else {
+		err = msg_send(s->conn, f->m, f->qos, f->retain, f->pid, f->subid, dup);
+		if (err == -EMSGSIZE) {
+			W->st.dropped_too_large++;
+			store_msg_del(s, f->qseq);
+			msg_unref(f->m);
+			ent_del(s, f);
+			return DROPPED;
+		}
+	}
+	if (err < 0)
+		return NOT_WRITTEN;
+	if (f->unsent) {
+		f->unsent = 0;
+		s->n_unsent--;
+	}
+	return WRITTEN;
+}
+
+/* Enter one QoS>0 message in the window and send it. The caller checked the window has room and the
+ * connection can take it. Returns false when it could not be entered (the message stays where it was). */
 static bool send_ifl(sess_t *s, msg_t *m, uint8_t qos, uint8_t retain, uint32_t subid, uint64_t qseq)
 {
 	win_ent_t e = { .m = m, .qseq = qseq, .subid = subid, .qos = qos, .retain = retain,
-		.state = qos == 1 ? WIN_PUBACK : WIN_PUBREC };
+		.state = qos == 1 ? WIN_PUBACK : WIN_PUBREC, .unsent = 1 };
 	win_ent_t *f;
-	int err;
 
 	e.pid = win_next_pid(&s->win);
 	f = e.pid ? win_add(&s->win, &e) : NULL;
@@ -162,19 +200,11 @@ static bool send_ifl(sess_t *s, msg_t *m, uint8_t qos, uint8_t retain, uint32_t 
 		return false;
 	}
 	msg_ref(m);
-	err = msg_send(s->conn, m, qos, retain, e.pid, subid, false);
-	if (err == -EMSGSIZE) {
-		/* Too large for this client: [MQTT-3.1.2-25] says discard it, as if it had been acknowledged. */
-		W->st.dropped_too_large++;
-		store_msg_del(s, qseq);
-		win_del(&s->win, f);
-		msg_unref(m);
-		return true;
-	}
-	/* The id goes to the store so a restarted broker resends with the same id (QoS 2 exactly once). It is
-	 * written even when the send failed: the connection is going, the message stays in the window and is
-	 * resent (DUP) on the next connection, and the store has it. */
+	s->n_unsent++;
+	/* The id goes to the store so a restarted broker resends with the same id (QoS 2 exactly once). If the
+	 * write fails the connection is going: the entry stays unsent in the window for the next one. */
 	store_msg_pid(s, qseq, e.pid, e.state);
+	write_ent(s, f, false);
 	return true;
 }
 
@@ -199,8 +229,8 @@ void sess_deliver(sess_t *s, msg_t *m, uint8_t qos, uint8_t retain, uint32_t sub
 	store_msg_add(s, qseq, m, qos, retain, subid, w);
 	if (s->cold)
 		return; /* offline with a durable store: the store holds the queue */
-	if (online(s) && !s->queue.len && win_count(&s->win) < window(s) &&
-	    send_ifl(s, m, qos, retain, subid, qseq))
+	if (online(s) && !s->queue.len && !s->n_unsent && win_count(&s->win) < window(s) &&
+	    conn_can_take(s->conn) && send_ifl(s, m, qos, retain, subid, qseq))
 		return;
 	if (s->queue.len >= W->cfg->max_queued) {
 		/* The bound is hit: drop the oldest, count it (ringmqctl stats and client <id>). */
@@ -216,10 +246,10 @@ void sess_deliver(sess_t *s, msg_t *m, uint8_t qos, uint8_t retain, uint32_t sub
 	}
 	q = ring_push(&s->queue, sizeof(qent_t));
 	if (!q) {
-		/* The copy is in the store when there is one; in memory only, this is a loss: say so loudly. */
+		/* Not taken: the publisher must not be told it was (it sends again). */
 		W->st.closed_nomem++;
-		log_error(ENOMEM, "session '%s': message %llu could not be queued%s", s->id,
-			(unsigned long long)qseq, store_durable() ? " in memory (the store keeps it)" : ": dropped");
+		log_error(ENOMEM, "session '%s': message %llu could not be queued", s->id, (unsigned long long)qseq);
+		waiter_fail(w);
 		if (s->conn)
 			conn_abort(s->conn, MQTT_E_NOMEM);
 		return;
@@ -229,7 +259,23 @@ void sess_deliver(sess_t *s, msg_t *m, uint8_t qos, uint8_t retain, uint32_t sub
 
 void sess_pump(sess_t *s)
 {
-	while (online(s) && s->queue.len && win_count(&s->win) < window(s)) {
+	/* First what the window holds but this connection has not seen (after a reconnect), in order. */
+	if (s->n_unsent) {
+		uint32_t i = 0;
+		win_ent_t *f;
+
+		while (online(s) && s->n_unsent && conn_can_take(s->conn) && (f = win_next(&s->win, &i))) {
+			int r = f->unsent ? write_ent(s, f, true) : WRITTEN;
+
+			if (r == NOT_WRITTEN)
+				return;
+			if (r == DROPPED)
+				i = 0; /* removing moved the entries: walk again from the start */
+		}
+		if (s->n_unsent)
+			return;
+	}
+	while (online(s) && s->queue.len && win_count(&s->win) < window(s) && conn_can_take(s->conn)) {
 		qent_t q = *(qent_t *)ring_at(&s->queue, sizeof(qent_t), 0);
 
 		if (msg_expired(q.m, loop_now())) {
@@ -244,26 +290,17 @@ void sess_pump(sess_t *s)
 	}
 }
 
-static void resend_window(sess_t *s, conn_t *c)
+/* A new connection: everything in the window is resent on it ([MQTT-4.4.0-1], in the original order). */
+static void mark_unsent(sess_t *s)
 {
-	uint16_t too_large[64];
-	uint32_t i = 0, n = 0;
+	uint32_t i = 0;
 	win_ent_t *f;
 
-	/* [MQTT-4.4.0-1]: resend unacknowledged PUBLISH (DUP) and PUBREL, in the original order. */
-	while (conn_usable(c) && (f = win_next(&s->win, &i))) {
-		if (f->state == WIN_PUBCOMP)
-			conn_send_ack(c, MQTT_PUBREL, f->pid, 0, NULL);
-		else if (msg_send(c, f->m, f->qos, f->retain, f->pid, f->subid, true) == -EMSGSIZE && n < 64)
-			too_large[n++] = f->pid;
-	}
-	/* Removed after the walk: removing moves entries under it. Beyond 64 they wait for the next connect. */
-	for (i = 0; i < n; i++) {
-		f = win_find(&s->win, too_large[i]);
-		W->st.dropped_too_large++;
-		store_msg_del(s, f->qseq);
-		msg_unref(f->m);
-		win_del(&s->win, f);
+	while ((f = win_next(&s->win, &i))) {
+		if (!f->unsent) {
+			f->unsent = 1;
+			s->n_unsent++;
+		}
 	}
 }
 
@@ -288,7 +325,7 @@ void sess_attach(conn_t *c, sess_t *s, bool resume)
 		return;
 	}
 	if (resume)
-		resend_window(s, c);
+		mark_unsent(s);
 	route_sess_online(s, true);
 	sess_pump(s);
 }
@@ -352,7 +389,7 @@ void sess_loaded(sess_t *s, bool ok, sess_entry_t *e, size_t n, const uint16_t *
 			sess_rx_add(s, rx[i], NULL);
 	}
 	if (c && conn_usable(c)) {
-		resend_window(s, c);
+		mark_unsent(s);
 		sess_pump(s);
 		conn_release(c);
 	}
@@ -428,7 +465,7 @@ int sess_on_puback(sess_t *s, uint16_t pid)
 		return err;
 	store_msg_del(s, f->qseq);
 	msg_unref(f->m);
-	win_del(&s->win, f);
+	ent_del(s, f);
 	sess_pump(s);
 	return 0;
 }
@@ -447,7 +484,7 @@ int sess_on_pubrec(sess_t *s, uint16_t pid, uint8_t reason)
 	if (reason >= 0x80) {
 		/* The receiver refused it: the flow ends here [MQTT-4.3.3]. */
 		store_msg_del(s, f->qseq);
-		win_del(&s->win, f);
+		ent_del(s, f);
 		sess_pump(s);
 	} else {
 		f->state = WIN_PUBCOMP;
@@ -464,7 +501,7 @@ int sess_on_pubcomp(sess_t *s, uint16_t pid)
 	if (!f)
 		return err;
 	store_msg_del(s, f->qseq);
-	win_del(&s->win, f);
+	ent_del(s, f);
 	sess_pump(s);
 	return 0;
 }

@@ -44,6 +44,7 @@ typedef struct sess {
 	uint32_t n_subs;
 	ring_t queue;              /* qent_t */
 	win_t win;
+	uint32_t n_unsent;         /* window entries not yet written on the current connection */
 	uint64_t *rx_bits;         /* inbound QoS 2 ids awaiting PUBREL: a 65536-bit set, NULL when empty */
 	uint32_t n_rx;
 	struct msg *will;

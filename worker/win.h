@@ -34,6 +34,7 @@ typedef struct win_ent {
 	uint8_t qos;
 	uint8_t state;
 	uint8_t retain;
+	uint8_t unsent;            /* not yet written on the current connection (resend with DUP) */
 } win_ent_t;
 
 typedef struct win {

@@ -1,0 +1,530 @@
+/* fake_io.c — the worker's I/O in memory (see fake_io.h). */
+#include "fake_io.h"
+
+#include <errno.h>
+#include <hiredis/hiredis.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ctl.h"
+#include "loop.h"
+#include "mesh.h"
+#include "rds.h"
+#include "reply.h"
+#include "route.h"
+#include "sess.h"
+#include "sock.h"
+#include "store.h"
+
+wk_t *W;
+
+/* --- allocation failure injection (the test links with --wrap=malloc,calloc,realloc) -------------------- */
+
+static long fail_after;
+
+void *__real_malloc(size_t n);
+void *__real_calloc(size_t n, size_t m);
+void *__real_realloc(void *p, size_t n);
+void *__wrap_malloc(size_t n);
+void *__wrap_calloc(size_t n, size_t m);
+void *__wrap_realloc(void *p, size_t n);
+
+static bool inject(void)
+{
+	return fail_after > 0 && --fail_after == 0;
+}
+
+void *__wrap_malloc(size_t n)
+{
+	return inject() ? NULL : __real_malloc(n);
+}
+
+void *__wrap_calloc(size_t n, size_t m)
+{
+	return inject() ? NULL : __real_calloc(n, m);
+}
+
+void *__wrap_realloc(void *p, size_t n)
+{
+	return inject() ? NULL : __real_realloc(p, n);
+}
+
+void fake_fail_alloc_after(long n)
+{
+	fail_after = n;
+}
+
+/* --- loop ------------------------------------------------------------------------------------------------ */
+
+#define MAX_HOOKS 16
+
+static struct {
+	uint64_t now;
+	bool stopping;
+	loop_fn flush[MAX_HOOKS];
+	int order[MAX_HOOKS];
+	loop_fn ticks[MAX_HOOKS];
+	uint32_t n_flush, n_ticks;
+	uint8_t n_kinds;
+	struct io_uring_sqe sqe;
+} L;
+
+uint64_t loop_now(void) { return L.now; }
+uint64_t loop_clock_ms(void) { return L.now; }
+bool loop_stopping(void) { return L.stopping; }
+void loop_stop(void) { L.stopping = true; }
+void loop_cancel(uint64_t ud) { (void)ud; }
+void loop_on_drain(loop_busy_fn busy) { (void)busy; }
+
+struct io_uring_sqe *loop_sqe(void)
+{
+	/* Only accept arming asks for one here: give it scratch space, nothing is submitted. */
+	memset(&L.sqe, 0, sizeof(L.sqe));
+	return &L.sqe;
+}
+
+uint8_t loop_register(const char *name, loop_cqe_fn fn)
+{
+	(void)name;
+	(void)fn;
+	return ++L.n_kinds;
+}
+
+void loop_on_flush(loop_fn fn, int order)
+{
+	uint32_t i;
+
+	for (i = 0; i < L.n_flush; i++) {
+		if (L.flush[i] == fn)
+			return;
+	}
+	for (i = L.n_flush; i > 0 && L.order[i - 1] > order; i--) {
+		L.flush[i] = L.flush[i - 1];
+		L.order[i] = L.order[i - 1];
+	}
+	L.flush[i] = fn;
+	L.order[i] = order;
+	L.n_flush++;
+}
+
+void loop_on_tick(loop_fn fn)
+{
+	for (uint32_t i = 0; i < L.n_ticks; i++) {
+		if (L.ticks[i] == fn)
+			return;
+	}
+	L.ticks[L.n_ticks++] = fn;
+}
+
+/* --- sockets --------------------------------------------------------------------------------------------- */
+
+#define MAX_SOCKS 4096
+
+static struct {
+	sock_t *tab[MAX_SOCKS];
+	uint32_t gen[MAX_SOCKS];
+	uint32_t count;
+} S;
+
+static void sock_flush(void);
+
+int sock_open(sock_t *s, int fd, const sock_ops_t *ops)
+{
+	for (uint32_t i = 0; i < MAX_SOCKS; i++) {
+		if (S.tab[i])
+			continue;
+		memset(s, 0, sizeof(*s));
+		s->fd = fd;
+		s->idx = i;
+		s->gen = ++S.gen[i] & 0xffffff;
+		s->ops = ops;
+		s->recv_armed = true;
+		S.tab[i] = s;
+		S.count++;
+		return 0;
+	}
+	return -ENOMEM;
+}
+
+sock_t *sock_get(uint32_t idx, uint32_t gen)
+{
+	sock_t *s = idx < MAX_SOCKS ? S.tab[idx] : NULL;
+
+	return s && s->gen == gen && !s->closing ? s : NULL;
+}
+
+uint8_t *sock_reserve(sock_t *s, size_t n)
+{
+	return outq_reserve(&s->out, n);
+}
+
+void sock_commit(sock_t *s, size_t n)
+{
+	s->out.pending.len += (uint32_t)n;
+}
+
+void sock_pause(sock_t *s)
+{
+	s->paused = true;
+	if (s->recv_armed) {
+		/* The real recv ends with a final completion after its cancellation: at once, here. */
+		s->recv_armed = false;
+		if (!s->closing && s->ops->on_recv_stopped)
+			s->ops->on_recv_stopped(s);
+	}
+}
+
+void sock_resume(sock_t *s)
+{
+	if (s->closing)
+		return;
+	s->paused = false;
+	s->recv_armed = true;
+}
+
+void sock_close(sock_t *s, bool flush)
+{
+	if (s->closing)
+		return;
+	s->closing = true;
+	s->flush_on_close = flush;
+	s->recv_armed = false;
+}
+
+uint32_t sock_count(void)
+{
+	return S.count;
+}
+
+/* What a closed connection wrote last (its DISCONNECT...), kept for the test by connection id. */
+#define MAX_LAST 64
+static struct {
+	uint64_t id;
+	uint8_t *data;
+	size_t len;
+} last[MAX_LAST];
+static unsigned n_last;
+
+static void keep_last(const conn_t *c)
+{
+	const outq_t *q = &c->sk.out;
+	unsigned i = n_last++ % MAX_LAST;
+
+	free(last[i].data);
+	last[i].id = c->id;
+	last[i].len = q->pending.len;
+	last[i].data = __real_malloc(q->pending.len ? q->pending.len : 1);
+	memcpy(last[i].data, q->pending.data, q->pending.len);
+}
+
+size_t fake_last_output(uint64_t id, uint8_t **out)
+{
+	for (unsigned i = 0; i < MAX_LAST; i++) {
+		if (last[i].data && last[i].id == id) {
+			size_t n = last[i].len;
+
+			*out = last[i].data;
+			last[i].data = NULL;
+			last[i].len = 0;
+			return n;
+		}
+	}
+	*out = NULL;
+	return 0;
+}
+
+/* Closed sockets are released at the end of the turn, as the real ones once their SQEs are done; the last
+ * output of a connection closed with a flush is kept for the test. */
+static void sock_flush(void)
+{
+	for (uint32_t i = 0; i < MAX_SOCKS; i++) {
+		sock_t *s = S.tab[i];
+
+		if (!s || !s->closing)
+			continue;
+		if (s->fd == -1 && s->flush_on_close)
+			keep_last((conn_t *)s);
+		S.tab[i] = NULL;
+		S.count--;
+		outq_finish(&s->out);
+		s->ops->on_free(s);
+	}
+}
+
+/* --- control channel, Redis ------------------------------------------------------------------------------ */
+
+int ctl_handoff(struct conn *c)
+{
+	(void)c;
+	return -EMSGSIZE; /* one worker in these tests: nothing moves */
+}
+
+typedef struct fake_cmd {
+	struct fake_cmd *next;
+	rds_cb cb;
+	void *ctx;
+	int argc;
+	char **argv;
+	size_t *lens;
+} fake_cmd_t;
+
+static struct {
+	fake_cmd_t *head, **tail;
+	size_t n;
+} R = { .tail = &R.head };
+
+int rds_init(const rds_config_t *cfg) { (void)cfg; return 0; }
+int rds_function_register(const char *src, size_t len) { (void)src; (void)len; return 0; }
+size_t rds_pending(void) { return R.n; }
+
+int rds_command(uint16_t slot, int argc, const char **argv, const size_t *lens, rds_cb cb, void *ctx)
+{
+	fake_cmd_t *c = __real_calloc(1, sizeof(*c));
+
+	(void)slot;
+	c->cb = cb;
+	c->ctx = ctx;
+	c->argc = argc;
+	c->argv = __real_calloc((size_t)argc, sizeof(char *));
+	c->lens = __real_calloc((size_t)argc, sizeof(size_t));
+	for (int i = 0; i < argc; i++) {
+		size_t len = lens ? lens[i] : strlen(argv[i]);
+
+		c->argv[i] = __real_malloc(len + 1);
+		memcpy(c->argv[i], argv[i], len);
+		c->argv[i][len] = '\0';
+		c->lens[i] = len;
+	}
+	*R.tail = c;
+	R.tail = &c->next;
+	R.n++;
+	return 0;
+}
+
+static void cmd_free(fake_cmd_t *c)
+{
+	for (int i = 0; i < c->argc; i++)
+		free(c->argv[i]);
+	free(c->argv);
+	free(c->lens);
+	free(c);
+}
+
+static fake_cmd_t *pop(void)
+{
+	fake_cmd_t *c = R.head;
+
+	if (!c)
+		return NULL;
+	R.head = c->next;
+	if (!R.head)
+		R.tail = &R.head;
+	R.n--;
+	return c;
+}
+
+void rds_finish(void)
+{
+	fake_cmd_t *c;
+
+	while ((c = pop())) {
+		if (c->cb)
+			c->cb(c->ctx, NULL, -ECANCELED);
+		cmd_free(c);
+	}
+}
+
+size_t fake_rds_pending(void)
+{
+	return R.n;
+}
+
+size_t fake_rds_argc(void)
+{
+	return R.head ? (size_t)R.head->argc : 0;
+}
+
+const char *fake_rds_argv(size_t i, size_t *len)
+{
+	if (!R.head || i >= (size_t)R.head->argc)
+		return NULL;
+	*len = R.head->lens[i];
+	return R.head->argv[i];
+}
+
+void fake_rds_answer(const char *resp, size_t len, int err)
+{
+	fake_cmd_t *c = pop();
+	redisReader *rd;
+	void *reply = NULL;
+
+	if (!c)
+		return;
+	if (!err) {
+		rd = redisReaderCreate();
+		redisReaderFeed(rd, resp, len);
+		if (redisReaderGetReply(rd, &reply) != REDIS_OK || !reply)
+			err = -EPROTO;
+		redisReaderFree(rd);
+	}
+	if (c->cb)
+		c->cb(c->ctx, err ? NULL : reply, err);
+	if (reply)
+		freeReplyObject(reply);
+	cmd_free(c);
+}
+
+/* --- the worker ------------------------------------------------------------------------------------------ */
+
+static wk_t wk;
+static config_t fcfg;
+static worker_args_t fargs;
+
+void worker_serve(void)
+{
+	mesh_start();
+}
+
+void fake_init(const config_t *cfg, int id, int n)
+{
+	memset(&L, 0, sizeof(L));
+	memset(&S, 0, sizeof(S));
+	L.now = 1000000;
+	if (cfg)
+		fcfg = *cfg;
+	else
+		config_defaults(&fcfg);
+	memset(&wk, 0, sizeof(wk));
+	wk.id = id;
+	wk.n = n;
+	wk.cfg = &fcfg;
+	wk.listen_fd = -1;
+	wk.ctl_fd = -1;
+	W = &wk;
+	memset(&fargs, 0, sizeof(fargs));
+	fargs.id = id;
+	fargs.n_workers = n;
+	fargs.cfg = &fcfg;
+	for (int k = 0; k < WORKER_MAX; k++)
+		fargs.mesh_fds[k] = k < n && k != id ? FAKE_CHAN_FD(k) : -1;
+	loop_on_flush(sock_flush, LOOP_ORDER_SOCK);
+	reply_module_init();
+	conn_module_init();
+	sess_module_init();
+	route_init();
+	mesh_init(&fargs);
+	store_init(worker_serve);
+	if (store_ready())
+		worker_serve();
+}
+
+void fake_turn(void)
+{
+	for (uint32_t i = 0; i < L.n_flush; i++)
+		L.flush[i]();
+}
+
+void fake_advance(uint64_t ms)
+{
+	L.now += ms;
+	for (uint32_t i = 0; i < L.n_ticks; i++)
+		L.ticks[i]();
+	fake_turn();
+}
+
+void fake_finish(void)
+{
+	fake_fail_alloc_after(0);
+	for (uint32_t i = 0; i < MAX_SOCKS; i++) {
+		sock_t *s = S.tab[i];
+
+		if (s && s->ops->on_eof && !s->closing)
+			s->ops->on_eof(s, 0);
+	}
+	fake_turn();
+	sess_module_finish();
+	store_finish();
+	route_finish();
+	mesh_finish();
+	fake_turn();
+	while (R.n)
+		cmd_free(pop());
+	for (unsigned i = 0; i < MAX_LAST; i++) {
+		free(last[i].data);
+		last[i].data = NULL;
+	}
+}
+
+conn_t *fake_connect(void)
+{
+	return conn_adopt(-1, NULL, 0);
+}
+
+void fake_input(conn_t *c, const void *p, size_t n)
+{
+	if (!c->sk.closing)
+		c->sk.ops->on_data(&c->sk, p, n);
+}
+
+size_t fake_output(conn_t *c, uint8_t **out)
+{
+	outq_t *q = &c->sk.out;
+	size_t n = q->pending.len;
+
+	*out = __real_malloc(n ? n : 1);
+	memcpy(*out, q->pending.data, n);
+	q->pending.len = 0;
+	return n;
+}
+
+conn_t *fake_conn_find(uint64_t id)
+{
+	for (uint32_t i = 0; i < MAX_SOCKS; i++) {
+		sock_t *s = S.tab[i];
+
+		if (s && !s->closing && s->ops == S.tab[i]->ops && s->fd == -1) {
+			conn_t *c = (conn_t *)s;
+
+			if (c->id == id)
+				return c;
+		}
+	}
+	return NULL;
+}
+
+bool fake_conn_open(uint64_t id)
+{
+	return fake_conn_find(id) != NULL;
+}
+
+struct sock *fake_chan(int k)
+{
+	for (uint32_t i = 0; i < MAX_SOCKS; i++) {
+		sock_t *s = S.tab[i];
+
+		if (s && !s->closing && s->fd == FAKE_CHAN_FD(k))
+			return s;
+	}
+	return NULL;
+}
+
+size_t fake_chan_output(int k, uint8_t **out)
+{
+	sock_t *s = fake_chan(k);
+	size_t n = s ? s->out.pending.len : 0;
+
+	*out = __real_malloc(n ? n : 1);
+	if (n) {
+		memcpy(*out, s->out.pending.data, n);
+		s->out.pending.len = 0;
+	}
+	return n;
+}
+
+void fake_chan_input(int k, const void *p, size_t n)
+{
+	sock_t *s = fake_chan(k);
+
+	if (s)
+		s->ops->on_data(s, p, n);
+}
