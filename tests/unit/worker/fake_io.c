@@ -124,7 +124,35 @@ static struct {
 	sock_t *tab[MAX_SOCKS];
 	uint32_t gen[MAX_SOCKS];
 	uint32_t count;
+	buf_t wire[MAX_SOCKS];     /* bytes the peer sent that the socket has not received (paused) */
 } S;
+
+/* Append to a wire buffer without the failure injection (the fake's own memory must not fail). */
+static void wire_append(buf_t *w, const void *p, size_t n)
+{
+	if (w->len + n > w->cap) {
+		w->cap = (uint32_t)((w->len + n) * 2);
+		w->data = __real_realloc(w->data, w->cap);
+	}
+	memcpy(w->data + w->len, p, n);
+	w->len += (uint32_t)n;
+}
+
+/* Deliver what waits on the wire while the socket receives, as the kernel would after a resume. */
+static void deliver(sock_t *s)
+{
+	buf_t *w = &S.wire[s->idx];
+
+	while (w->len && !s->paused && !s->closing) {
+		size_t n = w->len < 4096 ? w->len : 4096;
+		uint8_t chunk[4096];
+
+		memcpy(chunk, w->data, n);
+		memmove(w->data, w->data + n, w->len - n);
+		w->len -= (uint32_t)n;
+		s->ops->on_data(s, chunk, n);
+	}
+}
 
 static void sock_flush(void);
 
@@ -176,10 +204,11 @@ void sock_pause(sock_t *s)
 
 void sock_resume(sock_t *s)
 {
-	if (s->closing)
+	if (s->closing || !s->paused)
 		return;
 	s->paused = false;
 	s->recv_armed = true;
+	deliver(s);
 }
 
 void sock_close(sock_t *s, bool flush)
@@ -246,6 +275,7 @@ static void sock_flush(void)
 			keep_last((conn_t *)s);
 		S.tab[i] = NULL;
 		S.count--;
+		buf_finish(&S.wire[i]);
 		outq_finish(&s->out);
 		s->ops->on_free(s);
 	}
@@ -462,8 +492,10 @@ conn_t *fake_connect(void)
 
 void fake_input(conn_t *c, const void *p, size_t n)
 {
-	if (!c->sk.closing)
-		c->sk.ops->on_data(&c->sk, p, n);
+	if (c->sk.closing)
+		return;
+	wire_append(&S.wire[c->sk.idx], p, n);
+	deliver(&c->sk);
 }
 
 size_t fake_output(conn_t *c, uint8_t **out)
@@ -525,6 +557,8 @@ void fake_chan_input(int k, const void *p, size_t n)
 {
 	sock_t *s = fake_chan(k);
 
-	if (s)
-		s->ops->on_data(s, p, n);
+	if (s) {
+		wire_append(&S.wire[s->idx], p, n);
+		deliver(s);
+	}
 }

@@ -1,0 +1,407 @@
+/*
+ * test-store.c — the Redis session store against a fake Redis: replies PUBACKs wait for, replies of the
+ * wrong type or shape, a poison operation among good ones, lost connections, damaged records at start-up,
+ * and the bounds on what a client can make pile up while it waits for the store.
+ */
+#include <check.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "msg.h"
+#include "record.h"
+#include "redis_fake.h"
+#include "sess.h"
+#include "tclient.h"
+
+static config_t cfg;
+
+static void setup(void)
+{
+	config_defaults(&cfg);
+	cfg.redis_buckets = 1; /* every client in one bucket: one batch per turn */
+}
+
+static int ack_reason(tcli_t *t, uint8_t type, uint16_t *pid)
+{
+	mqtt_frame_t f;
+	mqtt_ack_t a;
+
+	if (!tc_expect(t, type, &f) || mqtt_decode_ack(&f, t->version, &a) < 0)
+		return -1;
+	if (pid)
+		*pid = a.packet_id;
+	return a.reason;
+}
+
+/* A persistent subscriber on `filter`, offline afterwards (its session cold: only in the store). */
+static void offline_subscriber(const char *cid, const char *filter)
+{
+	tcli_t t;
+	mqtt_frame_t f;
+
+	ck_assert_int_eq(tc_open(&t, MQTT_V311, cid, false, 0, NULL), 0);
+	rf_answer_all();
+	tc_subscribe(&t, 1, filter, 1);
+	rf_answer_all();
+	ck_assert(tc_expect(&t, MQTT_SUBACK, &f));
+	fake_input(fake_conn_find(t.id), "\xe0\x00", 2);
+	fake_turn();
+	rf_answer_all();
+	tc_close(&t);
+}
+
+START_TEST(test_puback_waits_for_the_stored_copy)
+{
+	tcli_t pub;
+
+	rf_start(&cfg, 0, 1, NULL);
+	offline_subscriber("sub", "t/#");
+	ck_assert_int_eq(tc_open(&pub, MQTT_V311, "pub", true, 0, NULL), 0);
+	tc_publish(&pub, "t/1", "m", 1, 1);
+	ck_assert_int_eq(ack_reason(&pub, MQTT_PUBACK, NULL), -1);
+	ck_assert_uint_eq(fake_rds_pending(), 1);
+	rf_answer_ok(NULL);
+	fake_turn();
+	ck_assert_int_eq(ack_reason(&pub, MQTT_PUBACK, NULL), 0);
+	tc_close(&pub);
+	fake_finish();
+}
+END_TEST
+
+START_TEST(test_lost_connection_retried_until_answered)
+{
+	tcli_t pub;
+
+	rf_start(&cfg, 0, 1, NULL);
+	offline_subscriber("sub", "t/#");
+	ck_assert_int_eq(tc_open(&pub, MQTT_V311, "pub", true, 0, NULL), 0);
+	tc_publish(&pub, "t/1", "m", 1, 1);
+	for (int i = 0; i < 5; i++) {
+		fake_rds_answer(NULL, 0, -ECONNRESET);
+		fake_advance(250); /* the retry delay */
+		ck_assert_int_eq(ack_reason(&pub, MQTT_PUBACK, NULL), -1);
+		ck_assert_uint_eq(fake_rds_pending(), 1);
+	}
+	rf_answer_ok(NULL);
+	fake_turn();
+	ck_assert_int_eq(ack_reason(&pub, MQTT_PUBACK, NULL), 0);
+	ck_assert_uint_ge(W->st.store_retries, 5);
+	tc_close(&pub);
+	fake_finish();
+}
+END_TEST
+
+START_TEST(test_poison_operation_set_aside_the_rest_moves)
+{
+	tcli_t pub;
+	uint8_t buf[256];
+	size_t n = 0;
+	char ops[64];
+	uint16_t pid;
+
+	rf_start(&cfg, 0, 1, NULL);
+	offline_subscriber("a", "a/#");
+	offline_subscriber("b", "b/#");
+	ck_assert_int_eq(tc_open(&pub, MQTT_V5, "pub", true, 0, NULL), 0);
+	rf_answer_all();
+	/* Two PUBLISHes in one read: one batch with both copies. */
+	for (int i = 0; i < 2; i++) {
+		mqtt_publish_t p = { .qos = 1, .packet_id = (uint16_t)(i + 1),
+			.topic = { (const uint8_t *)(i ? "b/1" : "a/1"), 3 }, .payload = { (const uint8_t *)"m", 1 } };
+
+		n += mqtt_encode_publish(buf + n, sizeof(buf) - n, MQTT_V5, &p);
+	}
+	tc_send_raw(&pub, buf, n);
+	ck_assert_uint_eq(rf_ops(ops, sizeof(ops)), 2);
+	/* Refused as a batch until it is split; then only the second operation is refused. */
+	for (int i = 0; i < 3; i++) {
+		rf_answer_error("ERR poison");
+		fake_advance(1000);
+	}
+	ck_assert_uint_eq(fake_rds_pending(), 2);
+	rf_answer_ok(NULL);
+	for (int i = 0; i < 3 && fake_rds_pending(); i++) {
+		rf_answer_error("ERR poison");
+		fake_advance(1000);
+	}
+	ck_assert_uint_eq(fake_rds_pending(), 0);
+	ck_assert_uint_eq(W->st.store_failed_ops, 1);
+	/* The good one is acknowledged, the poisoned one is not a success (MQTT 5: 0x80). */
+	ck_assert_int_eq(ack_reason(&pub, MQTT_PUBACK, &pid), 0);
+	ck_assert_uint_eq(pid, 1);
+	ck_assert_int_eq(ack_reason(&pub, MQTT_PUBACK, &pid), MQTT_RC_UNSPECIFIED);
+	ck_assert_uint_eq(pid, 2);
+	/* And the bucket keeps moving. */
+	tc_publish(&pub, "b/2", "m", 1, 3);
+	rf_answer_ok(NULL);
+	fake_turn();
+	ck_assert_int_eq(ack_reason(&pub, MQTT_PUBACK, &pid), 0);
+	ck_assert_uint_eq(pid, 3);
+	tc_close(&pub);
+	fake_finish();
+}
+END_TEST
+
+START_TEST(test_v311_refused_copy_closes_unanswered)
+{
+	tcli_t pub;
+
+	rf_start(&cfg, 0, 1, NULL);
+	offline_subscriber("a", "a/#");
+	ck_assert_int_eq(tc_open(&pub, MQTT_V311, "pub", false, 0, NULL), 0);
+	rf_answer_all();
+	tc_publish(&pub, "a/1", "m", 1, 1);
+	for (int i = 0; i < 6 && fake_rds_pending(); i++) {
+		rf_answer_error("ERR refused");
+		fake_advance(1000);
+	}
+	/* 3.1.1 has no negative PUBACK: the publisher is closed without one and sends the message again. */
+	ck_assert_int_eq(ack_reason(&pub, MQTT_PUBACK, NULL), -1);
+	ck_assert(!tc_alive(&pub));
+	tc_close(&pub);
+	fake_finish();
+}
+END_TEST
+
+/* Reconnect `cid` (cold) and answer its load with `load` (RESP of the 'L' result, len bytes). */
+static void reconnect_with_load_n(tcli_t *t, const char *cid, const char *load, size_t len)
+{
+	mqtt_frame_t f;
+	char ops[64];
+
+	memset(t, 0, sizeof(*t));
+	t->version = MQTT_V311;
+	t->c = fake_connect();
+	t->id = t->c->id;
+	{
+		mqtt_connect_t cn = { .version = MQTT_V311, .keep_alive = 60,
+			.client_id = { (const uint8_t *)cid, (uint32_t)strlen(cid) } };
+		uint8_t buf[256];
+
+		tc_send_raw(t, buf, mqtt_encode_connect(buf, sizeof(buf), &cn));
+	}
+	ck_assert(tc_expect(t, MQTT_CONNACK, &f));
+	ck_assert_uint_ge(rf_ops(ops, sizeof(ops)), 1);
+	ck_assert_ptr_nonnull(strchr(ops, 'L'));
+	rf_answer_load(load, len);
+	fake_turn();
+}
+
+static void reconnect_with_load(tcli_t *t, const char *cid, const char *load)
+{
+	reconnect_with_load_n(t, cid, load, load ? strlen(load) : 0);
+}
+
+START_TEST(test_load_reply_of_wrong_type_fails_the_load_not_the_worker)
+{
+	static const char *bad[] = {
+		":5\r\n",                              /* an integer */
+		"$-1\r\n",                             /* nil */
+		"*2\r\n*0\r\n*0\r\n",                  /* too short */
+		"*4\r\n*0\r\n:1\r\n*0\r\n*0\r\n",      /* queue is not a pair list */
+		"*4\r\n*0\r\n*1\r\n$1\r\n1\r\n*0\r\n*0\r\n", /* odd pair list */
+		"*4\r\n*0\r\n*2\r\n$-1\r\n$-1\r\n*0\r\n*0\r\n", /* nil pairs */
+	};
+	tcli_t t;
+
+	rf_start(&cfg, 0, 1, NULL);
+	offline_subscriber("s", "t");
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		reconnect_with_load(&t, "s", bad[i]);
+		ck_assert_msg(!tc_alive(&t), "load reply %zu accepted", i);
+		tc_close(&t);
+		rf_answer_all();
+	}
+	/* A good load still works afterwards. */
+	reconnect_with_load(&t, "s", NULL);
+	ck_assert(tc_alive(&t));
+	tc_close(&t);
+	fake_finish();
+}
+END_TEST
+
+static size_t blob_resp(char *out, size_t cap, uint64_t qseq, const char *topic, const char *payload, bool damage)
+{
+	msg_t hdr = { .qos = 1, .topic_len = (uint16_t)strlen(topic), .payload_len = (uint32_t)strlen(payload) };
+	uint8_t data[256], blob[512];
+	msg_t *m;
+	size_t bl, n;
+	char num[24];
+
+	memcpy(data, topic, hdr.topic_len);
+	memcpy(data + hdr.topic_len, payload, hdr.payload_len);
+	m = msg_create_raw(&hdr, data);
+	bl = record_blob_size(m);
+	record_blob_encode(blob, m, 1, 0, 0, INT64_MAX / 2);
+	if (damage)
+		blob[0] ^= 0xff;
+	msg_unref(m);
+	n = (size_t)snprintf(num, sizeof(num), "%llu", (unsigned long long)qseq);
+	n = (size_t)snprintf(out, cap, "$%zu\r\n%s\r\n$%zu\r\n", n, num, bl);
+	memcpy(out + n, blob, bl);
+	memcpy(out + n + bl, "\r\n", 2);
+	return n + bl + 2;
+}
+
+START_TEST(test_damaged_stored_message_quarantined_others_delivered)
+{
+	char load[4096];
+	size_t n;
+	tcli_t t;
+	mqtt_frame_t f;
+	mqtt_publish_t p;
+	char ops[64];
+
+	rf_start(&cfg, 0, 1, NULL);
+	offline_subscriber("s", "t");
+	n = (size_t)snprintf(load, sizeof(load), "*4\r\n*0\r\n*6\r\n");
+	n += blob_resp(load + n, sizeof(load) - n, 1, "t", "one", false);
+	n += blob_resp(load + n, sizeof(load) - n, 2, "t", "two", true);
+	n += blob_resp(load + n, sizeof(load) - n, 3, "t", "three", false);
+	n += (size_t)snprintf(load + n, sizeof(load) - n, "*0\r\n*0\r\n");
+	reconnect_with_load_n(&t, "s", load, n);
+	ck_assert(tc_alive(&t));
+	ck_assert(tc_expect(&t, MQTT_PUBLISH, &f));
+	ck_assert_int_eq(mqtt_decode_publish(&f, MQTT_V311, &p), 0);
+	ck_assert_mem_eq(p.payload.p, "one", 3);
+	ck_assert(tc_expect(&t, MQTT_PUBLISH, &f));
+	ck_assert_int_eq(mqtt_decode_publish(&f, MQTT_V311, &p), 0);
+	ck_assert_mem_eq(p.payload.p, "three", 5);
+	ck_assert_uint_eq(W->st.store_quarantined, 1);
+	/* The damaged one is moved aside in Redis ('Q'), not left to fail every load. */
+	ck_assert_uint_ge(rf_ops(ops, sizeof(ops)), 1);
+	ck_assert_ptr_nonnull(strchr(ops, 'Q'));
+	tc_close(&t);
+	fake_finish();
+}
+END_TEST
+
+START_TEST(test_restore_skips_damaged_records_and_starts)
+{
+	/* A good session with one good and one damaged subscription, a record of the wrong shape, and a session
+	 * with an impossible protocol version. */
+	static const char restore[] =
+		"*3\r\n"
+		"*3\r\n$4\r\ngood\r\n*4\r\n$1\r\nv\r\n$1\r\n4\r\n$1\r\ne\r\n$3\r\n600\r\n"
+		"*4\r\n$3\r\na/b\r\n$9\r\n1,0,0,0,0\r\n$5\r\nx/#/y\r\n$9\r\n1,0,0,0,0\r\n"
+		"*2\r\n:1\r\n$-1\r\n"
+		"*3\r\n$3\r\nbad\r\n*2\r\n$1\r\nv\r\n$2\r\n99\r\n*0\r\n";
+	tcli_t pub;
+
+	rf_start(&cfg, 0, 1, restore);
+	ck_assert_uint_eq(sess_count(), 1);
+	ck_assert_ptr_nonnull(sess_find((const uint8_t *)"good", 4));
+	ck_assert_uint_eq(sess_find((const uint8_t *)"good", 4)->n_subs, 1);
+	ck_assert_uint_eq(W->st.store_quarantined, 3);
+	/* Routing to the restored offline session works: its copy is written to the store. */
+	ck_assert_int_eq(tc_open(&pub, MQTT_V5, "pub", true, 0, NULL), 0);
+	tc_publish(&pub, "a/b", "m", 1, 1);
+	ck_assert_uint_eq(fake_rds_pending(), 1);
+	rf_answer_ok(NULL);
+	fake_turn();
+	ck_assert_int_eq(ack_reason(&pub, MQTT_PUBACK, NULL), 0);
+	tc_close(&pub);
+	fake_finish();
+}
+END_TEST
+
+START_TEST(test_replies_waiting_for_the_store_hold_input)
+{
+	tcli_t pub;
+	uint8_t buf[100 * 16];
+	size_t n = 0;
+	char ops[4096];
+	uint16_t pid;
+	int acks = 0;
+
+	cfg.max_pending_replies = 16;
+	rf_start(&cfg, 0, 1, NULL);
+	offline_subscriber("sub", "t");
+	ck_assert_int_eq(tc_open(&pub, MQTT_V311, "pub", true, 0, NULL), 0);
+	for (int i = 0; i < 100; i++) {
+		mqtt_publish_t p = { .qos = 1, .packet_id = (uint16_t)(i + 1), .topic = { (const uint8_t *)"t", 1 },
+			.payload = { (const uint8_t *)"m", 1 } };
+
+		n += mqtt_encode_publish(buf + n, sizeof(buf) - n, MQTT_V311, &p);
+	}
+	tc_send_raw(&pub, buf, n);
+	/* Only max_pending_replies PUBLISHes were taken; the rest waits unparsed. */
+	ck_assert_uint_eq(rf_ops(ops, sizeof(ops)), 16);
+	ck_assert(fake_conn_find(pub.id)->held);
+	while (fake_rds_pending()) {
+		rf_answer_ok(NULL);
+		fake_turn();
+		while (ack_reason(&pub, MQTT_PUBACK, &pid) == 0)
+			ck_assert_uint_eq(pid, ++acks);
+	}
+	ck_assert_int_eq(acks, 100);
+	tc_close(&pub);
+	fake_finish();
+}
+END_TEST
+
+START_TEST(test_input_bounded_while_the_session_loads)
+{
+	tcli_t t;
+	uint8_t pings[2 * 4096];
+	mqtt_frame_t f;
+	int pongs = 0;
+
+	rf_start(&cfg, 0, 1, NULL);
+	offline_subscriber("s", "t");
+	memset(&t, 0, sizeof(t));
+	t.version = MQTT_V311;
+	t.c = fake_connect();
+	t.id = t.c->id;
+	{
+		mqtt_connect_t cn = { .version = MQTT_V311, .keep_alive = 60, .client_id = { (const uint8_t *)"s", 1 } };
+		uint8_t buf[64];
+
+		tc_send_raw(&t, buf, mqtt_encode_connect(buf, sizeof(buf), &cn));
+	}
+	for (size_t i = 0; i < sizeof(pings); i += 2)
+		memcpy(pings + i, "\xc0\x00", 2);
+	/* The load is not answered: the client's packets are held, and receiving stops past the bound. */
+	for (int i = 0; i < 40; i++)
+		fake_input(fake_conn_find(t.id), pings, sizeof(pings));
+	ck_assert(fake_conn_find(t.id)->sk.paused);
+	ck_assert_uint_le(fake_conn_find(t.id)->rbuf.len, (64u << 10) + sizeof(pings));
+	ck_assert_uint_gt(W->st.paused_input, 0);
+	rf_answer_ok(NULL);
+	fake_turn();
+	while (tc_recv(&t, &f))
+		pongs += f.type == MQTT_PINGRESP;
+	ck_assert_int_gt(pongs, 4096);
+	ck_assert(!fake_conn_find(t.id)->sk.paused);
+	tc_close(&t);
+	fake_finish();
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("store");
+	TCase *tc = tcase_create("store");
+	SRunner *sr;
+	int failed;
+
+	tcase_add_checked_fixture(tc, setup, NULL);
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, test_puback_waits_for_the_stored_copy);
+	tcase_add_test(tc, test_lost_connection_retried_until_answered);
+	tcase_add_test(tc, test_poison_operation_set_aside_the_rest_moves);
+	tcase_add_test(tc, test_v311_refused_copy_closes_unanswered);
+	tcase_add_test(tc, test_load_reply_of_wrong_type_fails_the_load_not_the_worker);
+	tcase_add_test(tc, test_damaged_stored_message_quarantined_others_delivered);
+	tcase_add_test(tc, test_restore_skips_damaged_records_and_starts);
+	tcase_add_test(tc, test_replies_waiting_for_the_store_hold_input);
+	tcase_add_test(tc, test_input_bounded_while_the_session_loads);
+	suite_add_tcase(s, tc);
+	sr = srunner_create(s);
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
