@@ -1,8 +1,11 @@
 /* tclient.c — a test MQTT client on fake I/O (see tclient.h). */
 #include "tclient.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "slot.h"
 
 void tc_send_raw(tcli_t *t, const void *p, size_t n)
 {
@@ -151,4 +154,16 @@ void tc_close(tcli_t *t)
 	free(t->in);
 	t->in = NULL;
 	t->in_len = t->in_off = 0;
+}
+
+const char *tc_id_on(const char *base, int k, int n)
+{
+	static char id[128];
+
+	for (unsigned i = 0;; i++) {
+		int len = snprintf(id, sizeof(id), "%s-%u", base, i);
+
+		if (slot_owner(slot_of(id, (size_t)len), n) == k)
+			return id;
+	}
 }

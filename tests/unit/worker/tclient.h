@@ -36,6 +36,8 @@ bool tc_recv(tcli_t *t, mqtt_frame_t *f);
 bool tc_expect(tcli_t *t, uint8_t type, mqtt_frame_t *f);
 /* Is the connection still open? */
 bool tc_alive(const tcli_t *t);
+/* A client ID starting with base owned by worker k of n (static storage, valid until the next call). */
+const char *tc_id_on(const char *base, int k, int n);
 void tc_close(tcli_t *t);
 
 #endif
