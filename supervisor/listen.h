@@ -2,7 +2,7 @@
  * listen.h — the broker's TCP listeners: one SO_REUSEPORT socket per worker.
  *
  * Created and held by the supervisor for the broker's whole life, so a worker that crashes and restarts gets
- * the same socket back and the connections the kernel queued on it meanwhile are not lost (STYLE.md 16).
+ * the same socket back and the connections the kernel queued on it meanwhile are not lost (docs/STYLE.md 16).
  * Supervisor only, before fork.
  */
 #ifndef RINGMQ_SUPERVISOR_LISTEN_H

@@ -4,7 +4,7 @@
  *
  * One sup_t per broker, in the supervisor process; nothing here runs in a worker except the code between
  * fork() and worker_run(). The loop is epoll over a signalfd, the workers' control channels and the control
- * socket; signals only set flags and the loop acts on them (STYLE.md 15).
+ * socket; signals only set flags and the loop acts on them (docs/STYLE.md 15).
  */
 #ifndef RINGMQ_SUPERVISOR_SUP_H
 #define RINGMQ_SUPERVISOR_SUP_H

@@ -6,9 +6,9 @@
  * bytes are parsed in place with mqtt_frame() and only a trailing partial packet is copied into the
  * connection's spill buffer, so an idle connection costs no receive memory. Output is appended to the
  * connection's `pend` buffer during a loop turn and flushed with one send per connection at the top of the
- * next turn (STYLE 10); while a send is in flight new output keeps accumulating in `pend`.
+ * next turn (docs/STYLE.md 10); while a send is in flight new output keeps accumulating in `pend`.
  *
- * Connection lifetime (STYLE 8): every SQE holds a reference; closing shuts the socket down (and cancels a
+ * Connection lifetime (docs/STYLE.md 8): every SQE holds a reference; closing shuts the socket down (and cancels a
  * pending connect) and the slot is only reset, and possibly reconnected, when the last completion is in.
  * The generation in user_data drops completions that would still arrive for an older socket.
  */
@@ -357,7 +357,7 @@ on_cqe(bconn_thread_t *t, struct io_uring_cqe *cqe, int64_t now)
 		recycle_buf(t, bid);
 	}
 	if ((c->gen & 0xffffff) != gen)
-		return; /* cannot happen while refs gate finalize(); kept as the STYLE 8 guard */
+		return; /* cannot happen while refs gate finalize(); kept as the docs/STYLE.md 8 guard */
 	switch (op) {
 	case OP_CONNECT:
 		c->refs--;
@@ -590,7 +590,7 @@ setup_ring(bconn_thread_t *t)
 	if (r < 0)
 		return r;
 	t->ring_ok = true;
-	/* liburing 2.3 has no io_uring_setup_buf_ring(): map and register the ring ourselves (STYLE 11). */
+	/* liburing 2.3 has no io_uring_setup_buf_ring(): map and register the ring ourselves (docs/STYLE.md 11). */
 	t->br_len = BR_ENTRIES * sizeof(struct io_uring_buf);
 	t->br = mmap(NULL, t->br_len, PROT_READ | PROT_WRITE, MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
 	if (t->br == MAP_FAILED) {

@@ -50,7 +50,7 @@ typedef struct bconn_interval {
 
 /*
  * Create thread `idx`'s engine (not yet running): allocates the pairs' state and the io_uring (the ring is
- * set up in the thread itself, see STYLE 11). Returns NULL with errno set on failure. Main thread only.
+ * set up in the thread itself, see docs/STYLE.md 11). Returns NULL with errno set on failure. Main thread only.
  */
 bconn_thread_t *bconn_create(const bench_cfg_t *cfg, bench_shared_t *sh, uint32_t idx);
 /* Free everything; the thread must have been joined (or never started). NULL is a no-op. */
