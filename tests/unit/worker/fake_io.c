@@ -3,6 +3,8 @@
 
 #include <errno.h>
 #include <hiredis/hiredis.h>
+#include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -402,6 +404,72 @@ void fake_rds_answer(const char *resp, size_t len, int err)
 	if (reply)
 		freeReplyObject(reply);
 	cmd_free(c);
+}
+
+/* Arguments per store operation (letter, client ID, then its own). */
+static int op_args(char op)
+{
+	switch (op) {
+	case 'X': case 'L': return 2;
+	case 'O': case 'V': case 'D': case 'I': case 'J': case 'Q': return 3;
+	case 'M': case 'U': case 'P': return 4;
+	case 'A': return 5;
+	default: return -1;
+	}
+}
+
+size_t fake_rds_ops(char *ops, size_t cap)
+{
+	size_t argc = fake_rds_argc(), n = 0, len;
+
+	/* FCALL ringmq_batch 1 key op... */
+	for (size_t i = 4; i < argc && n + 1 < cap;) {
+		const char *a = fake_rds_argv(i, &len);
+		int k = len == 1 ? op_args(a[0]) : -1;
+
+		if (k < 0)
+			return SIZE_MAX;
+		ops[n++] = a[0];
+		i += (size_t)k;
+	}
+	ops[n] = '\0';
+	return n;
+}
+
+void fake_rds_answer_ok(const char *load, size_t load_len)
+{
+	static const char empty[] = "*4\r\n*0\r\n*0\r\n*0\r\n*0\r\n";
+	char ops[4096], *resp;
+	size_t n, cap = 64, len = 0, fl;
+	const char *fn = fake_rds_argv(1, &fl);
+
+	if (fn && strcmp(fn, "ringmq_restore") == 0) {
+		fake_rds_answer("*0\r\n", 4, 0);
+		return;
+	}
+	if (!load) {
+		load = empty;
+		load_len = sizeof(empty) - 1;
+	}
+	n = fake_rds_ops(ops, sizeof(ops));
+	if (n == SIZE_MAX) {
+		fake_rds_answer("-ERR unknown op\r\n", 18, 0);
+		return;
+	}
+	for (size_t i = 0; i < n; i++)
+		cap += ops[i] == 'L' ? load_len : 8;
+	resp = __real_malloc(cap);
+	len += (size_t)snprintf(resp + len, cap - len, "*%zu\r\n", n);
+	for (size_t i = 0; i < n; i++) {
+		if (ops[i] == 'L') {
+			memcpy(resp + len, load, load_len);
+			len += load_len;
+		} else {
+			len += (size_t)snprintf(resp + len, cap - len, ":0\r\n");
+		}
+	}
+	fake_rds_answer(resp, len, 0);
+	free(resp);
 }
 
 /* --- the worker ------------------------------------------------------------------------------------------ */

@@ -53,6 +53,12 @@ size_t fake_rds_pending(void);
 const char *fake_rds_argv(size_t i, size_t *len);
 size_t fake_rds_argc(void);
 void fake_rds_answer(const char *resp, size_t len, int err);
+/* The letters of the operations in the oldest command (an FCALL ringmq_batch) into ops; SIZE_MAX when one
+ * is unknown. */
+size_t fake_rds_ops(char *ops, size_t cap);
+/* Answer the oldest command as Redis would: a restore with no sessions; a batch with 0 per write and `load`
+ * (RESP of one 'L' result, load_len bytes; NULL: an empty session) per load. */
+void fake_rds_answer_ok(const char *load, size_t load_len);
 
 /* Allocation failure injection: the n-th malloc/calloc/realloc from now fails (0: none). */
 void fake_fail_alloc_after(long n);
