@@ -549,46 +549,6 @@ START_TEST(test_MQTT_1_5_4_string_too_long)
 }
 END_TEST
 
-START_TEST(test_MQTT_4_13_error_mapping)
-{
-	static const struct {
-		int err;
-		uint8_t rc;
-		int v3;
-	} map[] = {
-		{ MQTT_OK, 0x00, 0 },
-		{ MQTT_E_MALFORMED, 0x81, -1 },
-		{ MQTT_E_PROTOCOL, 0x82, -1 },
-		{ MQTT_E_TOO_LARGE, 0x95, -1 },
-		{ MQTT_E_UTF8, 0x81, -1 },
-		{ MQTT_E_TOPIC_NAME, 0x90, -1 },
-		{ MQTT_E_TOPIC_FILTER, 0x8F, -1 },
-		{ MQTT_E_VERSION, 0x84, 1 },
-		{ MQTT_E_CLIENT_ID, 0x85, 2 },
-		{ MQTT_E_PROPERTY, 0x82, -1 },
-		{ MQTT_E_PACKET_ID, 0x82, -1 },
-		{ MQTT_E_QOS, 0x81, -1 },
-		{ MQTT_E_NOSPACE, 0x83, -1 },
-	};
-	size_t i, j;
-
-	for (i = 0; i < sizeof(map) / sizeof(map[0]); i++) {
-		ck_assert_uint_eq(mqtt_err_reason(map[i].err), map[i].rc);
-		ck_assert_int_eq(mqtt_err_connack_v3(map[i].err), map[i].v3);
-		ck_assert_ptr_nonnull(mqtt_err_str(map[i].err));
-		for (j = 0; j < i; j++)
-			ck_assert_str_ne(mqtt_err_str(map[i].err), mqtt_err_str(map[j].err));
-	}
-	ck_assert_str_eq(mqtt_err_str(-99), "unknown error");
-	ck_assert_uint_eq(mqtt_err_reason(-99), MQTT_RC_UNSPECIFIED);
-	ck_assert_str_eq(mqtt_type_name(MQTT_CONNECT), "CONNECT");
-	ck_assert_str_eq(mqtt_type_name(MQTT_UNSUBACK), "UNSUBACK");
-	ck_assert_str_eq(mqtt_type_name(MQTT_AUTH), "AUTH");
-	ck_assert_str_eq(mqtt_type_name(0), "RESERVED");
-	ck_assert_str_eq(mqtt_type_name(16), "UNKNOWN");
-}
-END_TEST
-
 static Suite *
 encode_suite(void)
 {
@@ -610,9 +570,6 @@ encode_suite(void)
 	tcase_add_test(tc, test_MQTT_2_2_2_props_encoding_order);
 	tcase_add_test(tc, test_MQTT_3_3_2_3_7_user_props_forwarded);
 	tcase_add_test(tc, test_MQTT_1_5_4_string_too_long);
-	suite_add_tcase(s, tc);
-	tc = tcase_create("errors");
-	tcase_add_test(tc, test_MQTT_4_13_error_mapping);
 	suite_add_tcase(s, tc);
 	return s;
 }
