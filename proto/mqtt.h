@@ -280,14 +280,13 @@ typedef struct mqtt_subopts {
 
 /*
  * SUBSCRIBE / UNSUBSCRIBE. The topic list is left as a validated view; walk it with mqtt_sub_next() /
- * mqtt_unsub_next(). mqtt_decode_subscribe() has already validated every entry, so the walk cannot fail.
+ * mqtt_unsub_next(). mqtt_decode_subscribe() has already validated every entry (each filter is a valid topic
+ * filter, shared or not: a packet with an invalid one fails with MQTT_E_TOPIC_FILTER), so the walk cannot fail.
  */
 typedef struct mqtt_subscribe {
 	uint16_t packet_id;
 	mqtt_props_t props;
 	uint32_t count;
-	uint32_t n_invalid;    /* entries whose filter is well-formed UTF-8 but not a valid filter: the broker
-	                          answers those per entry (0x8F / 0x80) instead of dropping the connection */
 	mqtt_str_t list;       /* raw topic list */
 	uint8_t version;
 } mqtt_subscribe_t;
@@ -346,12 +345,31 @@ bool mqtt_topic_match(const uint8_t *filter, size_t flen, const uint8_t *topic, 
 /* --- decoding (server and client side) ---------------------------------------------------------------- */
 
 /* Each takes the frame from mqtt_frame(). `version` is the connection's protocol level. Return MQTT_OK or a
- * negative enum mqtt_err. */
+ * negative enum mqtt_err; a property that the packet type does not allow is MQTT_E_MALFORMED (MQTT 5 2.2.2.2),
+ * a repeated one or a forbidden value MQTT_E_PROPERTY. */
+
+/*
+ * CONNECT. out->version is set from the level byte as soon as it is read, before anything is judged, so that
+ * even a refused CONNECT tells mqtt_err_answer() which dialect to answer in. A protocol name other than "MQTT"
+ * or "MQIsdp" fails with MQTT_E_PROTOCOL_NAME, and out->version still holds the byte that follows the name:
+ * every MQTT version puts its level there, so a 5 means the client expects MQTT 5's CONNACK 0x84, anything
+ * else gets the 3.1.1 treatment (close). A known name with a level not its own ("MQTT" 3, "MQIsdp" 4, any
+ * level 6+) fails with MQTT_E_VERSION. A client id that is not valid UTF-8 is MQTT_E_UTF8; an empty one where
+ * the version forbids it, MQTT_E_CLIENT_ID.
+ */
 int mqtt_decode_connect(const mqtt_frame_t *f, mqtt_connect_t *out);
+/* CONNACK (client side). In 3.1 (level 3) the first byte has no Session Present flag: session_present is
+ * always false there. */
 int mqtt_decode_connack(const mqtt_frame_t *f, uint8_t version, mqtt_connack_t *out);
+/* PUBLISH. An empty topic is MQTT_E_TOPIC_NAME in 3.x; in MQTT 5 it decodes when a Topic Alias is present
+ * (the receiver resolves the alias, and answers alias 0 or an unknown alias itself) and is MQTT_E_PROTOCOL
+ * without one (3.3.2.3.4). */
 int mqtt_decode_publish(const mqtt_frame_t *f, uint8_t version, mqtt_publish_t *out);
 /* PUBACK/PUBREC/PUBREL/PUBCOMP. */
 int mqtt_decode_ack(const mqtt_frame_t *f, uint8_t version, mqtt_ack_t *out);
+/* SUBSCRIBE / UNSUBSCRIBE: a filter that is not valid UTF-8 fails with MQTT_E_UTF8, one that breaks the
+ * filter syntax (empty; '#' not last or not alone in its level; '+' not alone in its level; "$share/" with an
+ * empty or wildcard group or no filter after it) with MQTT_E_TOPIC_FILTER: the whole packet is refused. */
 int mqtt_decode_subscribe(const mqtt_frame_t *f, uint8_t version, mqtt_subscribe_t *out);
 int mqtt_decode_unsubscribe(const mqtt_frame_t *f, uint8_t version, mqtt_subscribe_t *out);
 /* SUBACK / UNSUBACK (UNSUBACK in 3.1.1 has no reason codes: count = 0). */
@@ -388,6 +406,8 @@ bool mqtt_prop_allowed(uint8_t type, uint8_t id);
  * if cap is too small. For version < 5, properties and reason codes that 3.1.1 lacks are omitted. */
 uint32_t mqtt_connect_size(const mqtt_connect_t *c);
 size_t mqtt_encode_connect(uint8_t *buf, size_t cap, const mqtt_connect_t *c);
+/* CONNACK: for 3.1 (version 3) the first byte is always 0, whatever c->session_present says (3.1 has no
+ * Session Present flag). */
 uint32_t mqtt_connack_size(uint8_t version, const mqtt_connack_t *c);
 size_t mqtt_encode_connack(uint8_t *buf, size_t cap, uint8_t version, const mqtt_connack_t *c);
 uint32_t mqtt_publish_size(uint8_t version, const mqtt_publish_t *p);

@@ -549,6 +549,28 @@ START_TEST(test_MQTT_1_5_4_string_too_long)
 }
 END_TEST
 
+/* MQTT 3.1 (level 3) CONNACK: the first variable-header byte is reserved (3.1 has no Session Present flag), so
+ * it is written as 0 and not read as a flag. 3.1.1 [MQTT-3.2.2-2] keeps the flag. */
+START_TEST(test_MQTT_3_2_2_1_connack_v31_no_session_present)
+{
+	static const uint8_t v31[] = { 0x20, 0x02, 0x00, 0x00 };
+	static const uint8_t v31_flag[] = { 0x20, 0x02, 0x01, 0x00 };
+	mqtt_connack_t c = { .session_present = true, .reason = 0 }, d;
+	mqtt_frame_t f;
+	uint8_t *out;
+
+	ck_assert_uint_eq(mqtt_connack_size(MQTT_V31, &c), 4);
+	out = guard_out(4);
+	assert_bytes(out, mqtt_encode_connack(out, 4, MQTT_V31, &c), v31, sizeof(v31));
+	/* from a server that sets the bit anyway: no session is made up */
+	ck_assert_int_eq(mqtt_frame(guard_copy(v31_flag, 4), 4, 0, &f), 4);
+	ck_assert_int_eq(mqtt_decode_connack(&f, MQTT_V31, &d), MQTT_OK);
+	ck_assert(!d.session_present);
+	ck_assert_int_eq(mqtt_decode_connack(&f, MQTT_V311, &d), MQTT_OK);
+	ck_assert(d.session_present);
+}
+END_TEST
+
 static Suite *
 encode_suite(void)
 {
@@ -558,6 +580,7 @@ encode_suite(void)
 	tcase_add_test(tc, test_MQTT_3_1_connect_round_trip);
 	tcase_add_test(tc, test_MQTT_3_1_connect_bytes_v311);
 	tcase_add_test(tc, test_MQTT_3_2_connack_round_trip);
+	tcase_add_test(tc, test_MQTT_3_2_2_1_connack_v31_no_session_present);
 	tcase_add_test(tc, test_MQTT_3_3_publish_round_trip);
 	tcase_add_test(tc, test_MQTT_1_5_5_packet_length_boundaries);
 	tcase_add_test(tc, test_MQTT_3_4_2_1_ack_forms);
