@@ -365,18 +365,14 @@ err_close:
 	return NULL;
 }
 
-static int
-load_file(config_t *cfg, const char *path, char *err, size_t errlen)
+int
+config_load_text(config_t *cfg, const char *text, const char *path, char *err, size_t errlen)
 {
 	config_setting_t *root;
 	libconfig_t lc;
 	char src[512];
-	char *text;
 	int rc = -1;
 
-	text = read_file(path, err, errlen);
-	if (text == NULL)
-		return -1;
 	config_init(&lc);
 	if (config_read_string(&lc, text) != CONFIG_TRUE) {
 		const char *etext = config_error_text(&lc);
@@ -439,6 +435,18 @@ load_file(config_t *cfg, const char *path, char *err, size_t errlen)
 	rc = 0;
 out:
 	config_destroy(&lc);
+	return rc;
+}
+
+static int
+load_file(config_t *cfg, const char *path, char *err, size_t errlen)
+{
+	char *text = read_file(path, err, errlen);
+	int rc;
+
+	if (text == NULL)
+		return -1;
+	rc = config_load_text(cfg, text, path, err, errlen);
 	free(text);
 	return rc;
 }
