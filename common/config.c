@@ -90,6 +90,12 @@ set_err(char *err, size_t errlen, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(err, errlen, fmt, ap);
 	va_end(ap);
+	/* The line quotes the bad value, which may hold a newline (--port=$'1\n2', a file path): keep it one line,
+	 * as the caller's log format and config.h promise. */
+	for (char *p = err; *p != '\0'; p++) {
+		if ((unsigned char)*p < 0x20 || *p == 0x7F)
+			*p = '?';
+	}
 }
 
 /* Flag and file spellings differ only in '-' vs '_': compare treating them as equal. */
