@@ -17,6 +17,7 @@
 
 #include "config.h"
 #include "fuzz.h"
+#include "log.h"
 
 #define MAX_ARGS 64
 
@@ -82,8 +83,8 @@ check_config(const config_t *c)
 	FUZZ_CHECK(c->buf_size >= 64 && c->buf_size <= 16777216);
 	FUZZ_CHECK(c->ring_entries >= 1 && c->ring_entries <= 32768);
 	FUZZ_CHECK(strcmp(c->store, "memory") == 0 || strcmp(c->store, "redis") == 0);
-	FUZZ_CHECK(strcmp(c->log_level, "error") == 0 || strcmp(c->log_level, "warn") == 0
-		|| strcmp(c->log_level, "info") == 0 || strcmp(c->log_level, "debug") == 0);
+	/* any spelling the logger takes ("warning", "DEBUG"): it parses the field again at start-up */
+	FUZZ_CHECK(log_level_parse(c->log_level) >= 0);
 	FUZZ_CHECK(c->redis_db >= 0 && c->redis_db <= 65535);
 	FUZZ_CHECK(c->redis_timeout_ms >= 10 && c->redis_timeout_ms <= 600000);
 	FUZZ_CHECK(c->redis_buckets >= 1 && c->redis_buckets <= 16384);
