@@ -100,6 +100,12 @@ set_err(char *err, size_t errlen, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(err, errlen, fmt, ap);
 	va_end(ap);
+	/* The line quotes the bad value, which may hold a newline (--port=$'1\n2', a file path): keep it one line,
+	 * as the caller's log format and config.h promise. */
+	for (char *p = err; *p != '\0'; p++) {
+		if ((unsigned char)*p < 0x20 || *p == 0x7F)
+			*p = '?';
+	}
 }
 
 /* Flag and file spellings differ only in '-' vs '_': compare treating them as equal. */
@@ -375,18 +381,14 @@ err_close:
 	return NULL;
 }
 
-static int
-load_file(config_t *cfg, const char *path, char *err, size_t errlen)
+int
+config_load_text(config_t *cfg, const char *text, const char *path, char *err, size_t errlen)
 {
 	config_setting_t *root;
 	libconfig_t lc;
 	char src[512];
-	char *text;
 	int rc = -1;
 
-	text = read_file(path, err, errlen);
-	if (text == NULL)
-		return -1;
 	config_init(&lc);
 	if (config_read_string(&lc, text) != CONFIG_TRUE) {
 		const char *etext = config_error_text(&lc);
@@ -449,6 +451,18 @@ load_file(config_t *cfg, const char *path, char *err, size_t errlen)
 	rc = 0;
 out:
 	config_destroy(&lc);
+	return rc;
+}
+
+static int
+load_file(config_t *cfg, const char *path, char *err, size_t errlen)
+{
+	char *text = read_file(path, err, errlen);
+	int rc;
+
+	if (text == NULL)
+		return -1;
+	rc = config_load_text(cfg, text, path, err, errlen);
 	free(text);
 	return rc;
 }

@@ -64,6 +64,13 @@ void config_defaults(config_t *cfg);
  * Unknown keys in the file are errors; unknown --flags are not (they are the caller's).
  */
 int config_load(config_t *cfg, int *argc, char **argv, char *err, size_t errlen);
+/*
+ * Apply the text of a config file (libconfig syntax, NUL-terminated) on top of *cfg, as config_load() does
+ * with the file it reads; `path` names the file in error lines ("config: PATH:3: ..."). Reads no file and no
+ * environment — except that libconfig's "@include" directive opens the file it names. Returns 0, or -1 after
+ * writing one line to `err`; *cfg is then partly updated. For tests and fuzzing; any process.
+ */
+int config_load_text(config_t *cfg, const char *text, const char *path, char *err, size_t errlen);
 /* Print every key as "  --key=VALUE  help (default: <current value>)" to `file` (a FILE *), for --help. */
 void config_print_help(const config_t *cfg, void *file);
 

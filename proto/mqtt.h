@@ -6,8 +6,9 @@
  * into a caller buffer and return the number of bytes written, or 0 when the buffer is too small (call the
  * matching *_size() function first to size it). Every function may be called from any thread.
  *
- * Errors are negative enum mqtt_err values; mqtt_err_reason() is the one place that maps them to MQTT 5
- * reason codes.
+ * Errors are negative enum mqtt_err values, shared by the decoders and by the broker's packet handlers;
+ * mqtt_err_answer() is the one place that turns one into what goes on the wire (CONNACK, DISCONNECT, or a plain
+ * close), for either protocol dialect.
  */
 #ifndef RINGMQ_PROTO_MQTT_H
 #define RINGMQ_PROTO_MQTT_H
@@ -41,22 +42,46 @@ enum mqtt_version {
 	MQTT_V5 = 5,
 };
 
-/* Decoder/validator results. 0 is success; MQTT_NEED_MORE only from mqtt_frame(). */
+/*
+ * Results of the decoders and validators here, and of the broker's packet handlers: one vocabulary for
+ * everything that can end a connection. 0 is success; MQTT_NEED_MORE only from mqtt_frame(). The comment on
+ * each names its MQTT 5 reason code and, where one exists, its 3.1.1 CONNACK return code; mqtt_err.c holds the
+ * table and mqtt_err_answer() applies it. The values are stable (they appear in logs and tests) and all lie in
+ * -1..-99, so callers may keep private codes at -100 and below.
+ */
 enum mqtt_err {
 	MQTT_OK = 0,
 	MQTT_NEED_MORE = 1,
-	MQTT_E_MALFORMED = -1,       /* bad length, truncated field, bad flags, bad VBI: 0x81 */
+	/* from the decoders */
+	MQTT_E_MALFORMED = -1,       /* bad length, truncated field, bad flags, bad VBI, property not allowed in the
+	                                packet type: 0x81 */
 	MQTT_E_PROTOCOL = -2,        /* well-formed but forbidden by the spec: 0x82 */
 	MQTT_E_TOO_LARGE = -3,       /* over the maximum packet size: 0x95 */
-	MQTT_E_UTF8 = -4,            /* ill-formed UTF-8 / U+0000 / surrogate: 0x81 */
-	MQTT_E_TOPIC_NAME = -5,      /* invalid topic name (wildcard, empty): 0x90 */
-	MQTT_E_TOPIC_FILTER = -6,    /* invalid topic filter: 0x8F */
-	MQTT_E_VERSION = -7,         /* unsupported protocol name / level: 0x84 */
-	MQTT_E_CLIENT_ID = -8,       /* client identifier not valid: 0x85 */
-	MQTT_E_PROPERTY = -9,        /* property not allowed here, duplicated, or bad value: 0x82 */
+	MQTT_E_UTF8 = -4,            /* ill-formed UTF-8 / U+0000 / surrogate (client id included): 0x81 */
+	MQTT_E_TOPIC_NAME = -5,      /* invalid topic name (wildcard; empty in 3.1.1): 0x90 */
+	MQTT_E_TOPIC_FILTER = -6,    /* syntactically invalid filter in SUBSCRIBE/UNSUBSCRIBE: the packet is
+	                                malformed, 0x81 (MQTT 5's 0x8F is for well-formed filters a server refuses) */
+	MQTT_E_VERSION = -7,         /* protocol level not supported with that name: 0x84; 3.1.1 CONNACK 1 */
+	MQTT_E_CLIENT_ID = -8,       /* client identifier refused: 0x85; 3.1.1 CONNACK 2 */
+	MQTT_E_PROPERTY = -9,        /* property duplicated or with a forbidden value: 0x82 */
 	MQTT_E_PACKET_ID = -10,      /* packet identifier 0 where one is required: 0x82 */
 	MQTT_E_QOS = -11,            /* QoS 3: 0x81 */
-	MQTT_E_NOSPACE = -12,        /* encoder: caller buffer too small */
+	MQTT_E_NOSPACE = -12,        /* encoder: caller buffer too small: 0x83 */
+	/* session-level failures, from the broker's handlers */
+	MQTT_E_RECEIVE_MAX = -13,    /* more unacknowledged QoS 1/2 PUBLISHes than our Receive Maximum: 0x93 */
+	MQTT_E_TOPIC_ALIAS = -14,    /* topic alias 0 or above our Topic Alias Maximum: 0x94 */
+	MQTT_E_QUOTA = -15,          /* a per-client bound hit (memory, queue, reply FIFO, connection limit): 0x97;
+	                                3.1.1 CONNACK 3 */
+	MQTT_E_UNAVAILABLE = -16,    /* cannot serve sessions now: 0x88; 3.1.1 CONNACK 3 */
+	MQTT_E_BUSY = -17,           /* server busy: 0x89; 3.1.1 CONNACK 3 */
+	MQTT_E_AUTH_METHOD = -18,    /* authentication method not supported: 0x8C */
+	MQTT_E_BAD_AUTH = -19,       /* bad user name or password: 0x86; 3.1.1 CONNACK 4 */
+	MQTT_E_NOT_AUTHORIZED = -20, /* not authorized: 0x87; 3.1.1 CONNACK 5 */
+	MQTT_E_PROTOCOL_NAME = -21,  /* CONNECT with a protocol name other than "MQTT"/"MQIsdp": MQTT 5 CONNACK
+	                                0x84 [MQTT-3.1.2-1]; 3.1.1 close without CONNACK */
+	MQTT_E_CLOSE = -22,          /* close without sending anything: a 3.1.1 protocol violation, or already
+	                                answered */
+	MQTT_E_NOMEM = -23,          /* our own allocation failed: 0x89 server busy; 3.1.1 CONNACK 3 */
 };
 
 /* MQTT 5 reason codes (also used for the 3.1.1 CONNACK return codes where they map). */
@@ -255,14 +280,13 @@ typedef struct mqtt_subopts {
 
 /*
  * SUBSCRIBE / UNSUBSCRIBE. The topic list is left as a validated view; walk it with mqtt_sub_next() /
- * mqtt_unsub_next(). mqtt_decode_subscribe() has already validated every entry, so the walk cannot fail.
+ * mqtt_unsub_next(). mqtt_decode_subscribe() has already validated every entry (each filter is a valid topic
+ * filter, shared or not: a packet with an invalid one fails with MQTT_E_TOPIC_FILTER), so the walk cannot fail.
  */
 typedef struct mqtt_subscribe {
 	uint16_t packet_id;
 	mqtt_props_t props;
 	uint32_t count;
-	uint32_t n_invalid;    /* entries whose filter is well-formed UTF-8 but not a valid filter: the broker
-	                          answers those per entry (0x8F / 0x80) instead of dropping the connection */
 	mqtt_str_t list;       /* raw topic list */
 	uint8_t version;
 } mqtt_subscribe_t;
@@ -321,12 +345,31 @@ bool mqtt_topic_match(const uint8_t *filter, size_t flen, const uint8_t *topic, 
 /* --- decoding (server and client side) ---------------------------------------------------------------- */
 
 /* Each takes the frame from mqtt_frame(). `version` is the connection's protocol level. Return MQTT_OK or a
- * negative enum mqtt_err. */
+ * negative enum mqtt_err; a property that the packet type does not allow is MQTT_E_MALFORMED (MQTT 5 2.2.2.2),
+ * a repeated one or a forbidden value MQTT_E_PROPERTY. */
+
+/*
+ * CONNECT. out->version is set from the level byte as soon as it is read, before anything is judged, so that
+ * even a refused CONNECT tells mqtt_err_answer() which dialect to answer in. A protocol name other than "MQTT"
+ * or "MQIsdp" fails with MQTT_E_PROTOCOL_NAME, and out->version still holds the byte that follows the name:
+ * every MQTT version puts its level there, so a 5 means the client expects MQTT 5's CONNACK 0x84, anything
+ * else gets the 3.1.1 treatment (close). A known name with a level not its own ("MQTT" 3, "MQIsdp" 4, any
+ * level 6+) fails with MQTT_E_VERSION. A client id that is not valid UTF-8 is MQTT_E_UTF8; an empty one where
+ * the version forbids it, MQTT_E_CLIENT_ID.
+ */
 int mqtt_decode_connect(const mqtt_frame_t *f, mqtt_connect_t *out);
+/* CONNACK (client side). In 3.1 (level 3) the first byte has no Session Present flag: session_present is
+ * always false there. */
 int mqtt_decode_connack(const mqtt_frame_t *f, uint8_t version, mqtt_connack_t *out);
+/* PUBLISH. An empty topic is MQTT_E_TOPIC_NAME in 3.x; in MQTT 5 it decodes when a Topic Alias is present
+ * (the receiver resolves the alias, and answers alias 0 or an unknown alias itself) and is MQTT_E_PROTOCOL
+ * without one (3.3.2.3.4). */
 int mqtt_decode_publish(const mqtt_frame_t *f, uint8_t version, mqtt_publish_t *out);
 /* PUBACK/PUBREC/PUBREL/PUBCOMP. */
 int mqtt_decode_ack(const mqtt_frame_t *f, uint8_t version, mqtt_ack_t *out);
+/* SUBSCRIBE / UNSUBSCRIBE: a filter that is not valid UTF-8 fails with MQTT_E_UTF8, one that breaks the
+ * filter syntax (empty; '#' not last or not alone in its level; '+' not alone in its level; "$share/" with an
+ * empty or wildcard group or no filter after it) with MQTT_E_TOPIC_FILTER: the whole packet is refused. */
 int mqtt_decode_subscribe(const mqtt_frame_t *f, uint8_t version, mqtt_subscribe_t *out);
 int mqtt_decode_unsubscribe(const mqtt_frame_t *f, uint8_t version, mqtt_subscribe_t *out);
 /* SUBACK / UNSUBACK (UNSUBACK in 3.1.1 has no reason codes: count = 0). */
@@ -363,6 +406,8 @@ bool mqtt_prop_allowed(uint8_t type, uint8_t id);
  * if cap is too small. For version < 5, properties and reason codes that 3.1.1 lacks are omitted. */
 uint32_t mqtt_connect_size(const mqtt_connect_t *c);
 size_t mqtt_encode_connect(uint8_t *buf, size_t cap, const mqtt_connect_t *c);
+/* CONNACK: for 3.1 (version 3) the first byte is always 0, whatever c->session_present says (3.1 has no
+ * Session Present flag). */
 uint32_t mqtt_connack_size(uint8_t version, const mqtt_connack_t *c);
 size_t mqtt_encode_connack(uint8_t *buf, size_t cap, uint8_t version, const mqtt_connack_t *c);
 uint32_t mqtt_publish_size(uint8_t version, const mqtt_publish_t *p);
@@ -395,10 +440,45 @@ size_t mqtt_encode_empty(uint8_t *buf, size_t cap, uint8_t type);
 
 /* --- errors ------------------------------------------------------------------------------------------- */
 
-/* The MQTT 5 reason code for a decoder error (the one place this mapping lives). */
+/* What to send for an error; every answer ends with closing the connection. */
+enum mqtt_action {
+	MQTT_ACT_CONNACK = 1,        /* CONNACK with `code` (a refusal), then close */
+	MQTT_ACT_DISCONNECT,         /* MQTT 5 DISCONNECT with `code` and `text` as its reason string, then close */
+	MQTT_ACT_CLOSE,              /* close without sending anything */
+};
+
+typedef struct mqtt_answer {
+	uint8_t action;              /* enum mqtt_action */
+	uint8_t code;                /* CONNACK: MQTT 5 reason code or 3.x return code (never 0); DISCONNECT: MQTT 5
+	                                reason code; CLOSE: the MQTT 5 reason the error stands for, for logs only
+	                                (0 for MQTT_E_CLOSE) */
+	const char *text;            /* static, never NULL: for the Reason String property and for logs */
+} mqtt_answer_t;
+
+/*
+ * The one place an error becomes wire behaviour. `version` is the connection's protocol level: the level byte
+ * of its CONNECT (mqtt_connect_t.version, which mqtt_decode_connect() fills even when it fails, as soon as the
+ * byte is read), 0 when not even that is known. `before_connack` is true until a CONNACK has been sent.
+ *
+ *   before CONNACK, version 5:   CONNACK with the MQTT 5 reason code (MQTT_E_PROTOCOL_NAME: 0x84)
+ *   before CONNACK, other level: CONNACK with the 3.1.1 return code when the error has one (1..5), else close
+ *                                (wrong protocol name, bad UTF-8 in the client id, any malformed CONNECT)
+ *   after CONNACK, version 5:    DISCONNECT with a reason code valid in DISCONNECT and a reason string
+ *   after CONNACK, 3.x:          close
+ *   MQTT_E_CLOSE, or version 0:  close
+ *
+ * A level that is neither 3, 4 nor 5 (refused with MQTT_E_VERSION) gets the 3.1.1 form, which is what
+ * [MQTT-3.1.2-2] asks of a server that does not know the client's level. err must be negative; anything not in
+ * the table (and MQTT_OK / MQTT_NEED_MORE) is answered as an unspecified error (0x80, or close in 3.x). Pure:
+ * any thread.
+ */
+mqtt_answer_t mqtt_err_answer(int err, uint8_t version, bool before_connack);
+/* The MQTT 5 reason code naming err (its CONNACK code for CONNECT errors); 0 for MQTT_OK. Kept for callers that
+ * build their own answer: prefer mqtt_err_answer(). */
 uint8_t mqtt_err_reason(int err);
-/* The MQTT 3.1.1 CONNACK return code for a CONNECT decoding error, or -1 when 3.1.1 says to just close. */
+/* The MQTT 3.1.1 CONNACK return code for err, or -1 when 3.1.1 says to just close; 0 for MQTT_OK. */
 int mqtt_err_connack_v3(int err);
+/* Short description of err, for logs and reason strings (the same text mqtt_err_answer() gives). */
 const char *mqtt_err_str(int err);
 const char *mqtt_type_name(uint8_t type);
 

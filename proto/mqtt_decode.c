@@ -72,8 +72,15 @@ mqtt_decode_connect(const mqtt_frame_t *f, mqtt_connect_t *out)
 	rd_init(&r, f);
 	if (!rd_bin(&r, &name) || !rd_u8(&r, &level))
 		return MQTT_E_MALFORMED;
-	/* The level is kept even when refused, so the caller can answer in the client's own dialect. */
+	/*
+	 * The level is kept even when refused, so the caller can answer in the client's own dialect: with a wrong
+	 * protocol name too, since the byte after the name is where every MQTT version puts its level, and a
+	 * client that wrote 5 there is asking for MQTT 5's answer (CONNACK 0x84) [MQTT-3.1.2-1].
+	 */
 	out->version = level;
+	if (!str_eq(&name, "MQTT") && !str_eq(&name, "MQIsdp"))
+		return MQTT_E_PROTOCOL_NAME;
+	/* [MQTT-3.1.2-2]: a known name with a level that does not go with it */
 	if (!(str_eq(&name, "MQTT") && (level == MQTT_V311 || level == MQTT_V5))
 	    && !(str_eq(&name, "MQIsdp") && level == MQTT_V31))
 		return MQTT_E_VERSION;
@@ -124,9 +131,10 @@ mqtt_decode_connect(const mqtt_frame_t *f, mqtt_connect_t *out)
 	if (r.pos != r.end)
 		return MQTT_E_MALFORMED;
 
-	/* [MQTT-3.1.3-4]; reported as a client id error so 3.1.1 clients get return code 2 rather than a close */
+	/* [MQTT-3.1.3-4], [MQTT-1.5.3-1], [MQTT-1.5.3-2]: a client id that is not a valid UTF-8 string makes the
+	 * CONNECT malformed (3.1.1 closes, MQTT 5 answers 0x81); return code 2 is for ids we choose to refuse */
 	if (!mqtt_utf8_valid(out->client_id.p, out->client_id.len))
-		return MQTT_E_CLIENT_ID;
+		return MQTT_E_UTF8;
 	/* [MQTT-3.1.3-8]: 3.1.1 rejects an empty id that asks for a persistent session; 3.1 wants 1..23 chars,
 	 * and we enforce only the lower bound since every broker in use accepts longer ids. */
 	if (out->client_id.len == 0 && (level == MQTT_V31 || (level == MQTT_V311 && !out->clean_start)))
@@ -150,7 +158,8 @@ mqtt_decode_connack(const mqtt_frame_t *f, uint8_t version, mqtt_connack_t *out)
 	/* [MQTT-3.2.2-1]: bits 7..1 reserved */
 	if (ack_flags & 0xFE)
 		return MQTT_E_MALFORMED;
-	out->session_present = ack_flags & 0x01;
+	/* 3.1 has no Session Present flag; reading bit 0 as one would make up a session */
+	out->session_present = (ack_flags & 0x01) && version != MQTT_V31;
 	if (version == MQTT_V5) {
 		if ((rc = mqtt_props_decode_rd(&r, MQTT_CONNACK, &out->props)) < 0)
 			return rc;
@@ -201,10 +210,13 @@ mqtt_decode_publish(const mqtt_frame_t *f, uint8_t version, mqtt_publish_t *out)
 	out->payload.len = (uint32_t)rd_left(&r);
 
 	if (out->topic.len == 0) {
-		/* [MQTT-3.3.2-1]; MQTT 5 3.3.2.1 allows it when a topic alias supplies the name */
-		if (version == MQTT_V5 && (out->props.present & MQTT_PROP_BIT(MQTT_PROP_TOPIC_ALIAS)))
+		/* 3.1.1 [MQTT-4.7.3-1]: at least one character. MQTT 5 3.3.2.3.4 allows it when a topic alias
+		 * supplies the name (which the receiver resolves), and calls it a Protocol Error otherwise. */
+		if (version != MQTT_V5)
+			return MQTT_E_TOPIC_NAME;
+		if (out->props.present & MQTT_PROP_BIT(MQTT_PROP_TOPIC_ALIAS))
 			return MQTT_OK;
-		return MQTT_E_TOPIC_NAME;
+		return MQTT_E_PROTOCOL;
 	}
 	if (!mqtt_utf8_valid(out->topic.p, out->topic.len))
 		return MQTT_E_UTF8;
@@ -296,8 +308,11 @@ sub_header(const mqtt_frame_t *f, uint8_t type, uint8_t version, rd_t *r, mqtt_s
 	return MQTT_OK;
 }
 
-/* One topic-filter entry of SUBSCRIBE/UNSUBSCRIBE: an invalid filter is answered per entry by the broker
- * (counted in n_invalid); a bad string is a malformed packet. */
+/*
+ * One topic-filter entry of SUBSCRIBE/UNSUBSCRIBE. A filter that breaks the syntax of 4.7.1 / 4.8.2 (or is not
+ * UTF-8) makes the whole packet malformed: MQTT 5's per-entry 0x8F is left for well-formed filters the server
+ * refuses, which is the handler's business, not the decoder's.
+ */
 static int
 sub_entry(rd_t *r, mqtt_subscribe_t *out, bool *shared)
 {
@@ -306,9 +321,7 @@ sub_entry(rd_t *r, mqtt_subscribe_t *out, bool *shared)
 
 	if (!rd_bin(r, &filter))
 		return MQTT_E_MALFORMED;
-	if ((rc = mqtt_filter_check(&filter, shared)) == MQTT_E_TOPIC_FILTER)
-		out->n_invalid++;
-	else if (rc < 0)
+	if ((rc = mqtt_filter_check(&filter, shared)) < 0)
 		return rc;
 	out->count++;
 	return MQTT_OK;

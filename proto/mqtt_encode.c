@@ -142,7 +142,8 @@ mqtt_encode_connack(uint8_t *buf, size_t cap, uint8_t version, const mqtt_connac
 	if (total == 0 || cap < total)
 		return 0;
 	p = wr_header(buf, MQTT_CONNACK, 0, rem);
-	p = wr_u8(p, c->session_present ? 1 : 0);
+	/* 3.1's first byte is reserved: a 3.1 client may refuse a Session Present flag it does not know */
+	p = wr_u8(p, c->session_present && version != MQTT_V31 ? 1 : 0);
 	p = wr_u8(p, c->reason);
 	p = wr_props(p, version, &c->props, plen);
 	return finish(buf, p);

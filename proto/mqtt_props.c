@@ -134,7 +134,7 @@ read_value(rd_t *r, uint8_t t, uint32_t *num, mqtt_str_t *s1, mqtt_str_t *s2)
 	case PT_PAIR:
 		return rd_bin(r, s1) && rd_bin(r, s2) ? MQTT_OK : MQTT_E_MALFORMED;
 	default:
-		return MQTT_E_PROPERTY;
+		return MQTT_E_MALFORMED;
 	}
 }
 
@@ -163,9 +163,13 @@ mqtt_props_decode_rd(rd_t *r, uint8_t type, mqtt_props_t *out)
 		bool repeatable;
 		int rc;
 
-		/* A one-byte VBI: every defined id is below 0x80, so a multi-byte id is unknown as well. */
+		/*
+		 * MQTT 5 2.2.2.2: "contains an Identifier which is not valid for its packet type ... is a Malformed
+		 * Packet" — unknown ids included. The id is a one-byte VBI: every defined id is below 0x80, so a
+		 * multi-byte id is unknown as well.
+		 */
 		if (!mqtt_prop_allowed(type, id))
-			return MQTT_E_PROPERTY;
+			return MQTT_E_MALFORMED;
 		info = &prop_table[id];
 		bit = MQTT_PROP_BIT(id);
 		repeatable = id == MQTT_PROP_USER_PROPERTY || (id == MQTT_PROP_SUBSCRIPTION_ID && type == MQTT_PUBLISH);

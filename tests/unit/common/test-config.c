@@ -447,6 +447,43 @@ START_TEST(test_error_truncated_to_errlen)
 }
 END_TEST
 
+/* config_load_text: the file path's parser, from memory, on top of what *cfg already holds. */
+START_TEST(test_load_text_from_memory)
+{
+	config_t cfg;
+	char err[256];
+
+	config_defaults(&cfg);
+	cfg.port = 7;
+	ck_assert_int_eq(config_load_text(&cfg, "workers = 3;\nmax_connections = 4294967295;\n", "mem", err,
+		sizeof(err)), 0);
+	ck_assert_int_eq(cfg.workers, 3);
+	ck_assert_uint_eq(cfg.max_connections, 4294967295u);
+	ck_assert_uint_eq(cfg.port, 7);
+	ck_assert_int_eq(config_load_text(&cfg, "\nport = 70000;", "mem", err, sizeof(err)), -1);
+	ck_assert_str_eq(err, "config: port: '70000' is out of range 0..65535 (from mem:2)");
+	ck_assert_int_eq(config_load_text(&cfg, "port = ", "mem", err, sizeof(err)), -1);
+	ck_assert_ptr_nonnull(strstr(err, "config: mem:1: "));
+	ck_assert_int_eq(config_load_text(&cfg, "", "mem", err, sizeof(err)), 0);
+}
+END_TEST
+
+/* Found by fuzz-config: a value with a newline made the "one line" error two lines. */
+START_TEST(test_error_stays_one_line)
+{
+	char *argv[] = { "ringmqd", "--port", "12\n34\t", NULL };
+	int argc = 3;
+	config_t cfg;
+	char err[256];
+
+	ck_assert_int_eq(config_load(&cfg, &argc, argv, err, sizeof(err)), -1);
+	ck_assert_str_eq(err, "config: port: '12?34?' is not a number (from --port)");
+	config_defaults(&cfg);
+	ck_assert_int_eq(config_load_text(&cfg, "store = \"a\\nb\";", "x\ny.conf", err, sizeof(err)), -1);
+	ck_assert_str_eq(err, "config: store: 'a?b' is not one of memory, redis (from x?y.conf:1)");
+}
+END_TEST
+
 START_TEST(test_print_help_lists_every_key_with_current_value)
 {
 	config_t c;
@@ -490,6 +527,8 @@ main(void)
 	tcase_add_test(tc, test_unknown_flags_left_in_argv);
 	tcase_add_test(tc, test_file_types_strings_and_int64);
 	tcase_add_test(tc, test_file_large_integers_not_wrapped);
+	tcase_add_test(tc, test_load_text_from_memory);
+	tcase_add_test(tc, test_error_stays_one_line);
 	tcase_add_test(tc, test_error_out_of_range_from_flag);
 	tcase_add_test(tc, test_error_not_a_number_from_env);
 	tcase_add_test(tc, test_error_negative_and_overflow_are_out_of_range);

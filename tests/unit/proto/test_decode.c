@@ -131,8 +131,13 @@ START_TEST(test_MQTT_3_3_2_1_empty_topic)
 
 	publish_body(&b, MQTT_V311, "", 0, 0, NULL);
 	ck_assert_int_eq(decode_bb(0x30, &b, MQTT_V311), MQTT_E_TOPIC_NAME);
+	/* MQTT 5 3.3.2.3.4: "It is a Protocol Error if the Topic Name is zero length and there is no Topic Alias" */
 	publish_body(&b, MQTT_V5, "", 0, 0, NULL);
-	ck_assert_int_eq(decode_bb(0x30, &b, MQTT_V5), MQTT_E_TOPIC_NAME);
+	ck_assert_int_eq(decode_bb(0x30, &b, MQTT_V5), MQTT_E_PROTOCOL);
+	ck_assert_uint_eq(mqtt_err_answer(MQTT_E_PROTOCOL, MQTT_V5, false).code, MQTT_RC_PROTOCOL_ERROR);
+	ck_assert_uint_eq(mqtt_err_answer(MQTT_E_TOPIC_NAME, MQTT_V311, false).action, MQTT_ACT_CLOSE);
+	publish_body(&b, MQTT_V31, "", 1, 1, NULL);
+	ck_assert_int_eq(decode_bb(0x32, &b, MQTT_V31), MQTT_E_TOPIC_NAME);
 	bb_u8(&p, MQTT_PROP_TOPIC_ALIAS);
 	bb_u16(&p, 3);
 	publish_body(&b, MQTT_V5, "", 1, 9, &p);
@@ -168,8 +173,9 @@ START_TEST(test_MQTT_3_1_2_2_protocol_version)
 	ck_assert_int_eq(connect_rc(&b), MQTT_E_VERSION);
 	connect_body(&b, "MQTT", 6, 0x02, "c");
 	ck_assert_int_eq(connect_rc(&b), MQTT_E_VERSION);
+	/* a wrong name is not a version problem: 3.1.1 closes, MQTT 5 may answer 0x84 [MQTT-3.1.2-1] */
 	connect_body(&b, "mqtt", MQTT_V311, 0x02, "c");
-	ck_assert_int_eq(connect_rc(&b), MQTT_E_VERSION);
+	ck_assert_int_eq(connect_rc(&b), MQTT_E_PROTOCOL_NAME);
 	/* the refused level is still reported, to answer in the client's dialect */
 	connect_body(&b, "MQTT", 7, 0x02, "c");
 	n = bb_packet(0x10, &b, pkt);
@@ -178,6 +184,55 @@ START_TEST(test_MQTT_3_1_2_2_protocol_version)
 	ck_assert_uint_eq(c.version, 7);
 	ck_assert_int_eq(mqtt_err_connack_v3(MQTT_E_VERSION), MQTT_V3_BAD_VERSION);
 	ck_assert_int_eq(mqtt_err_reason(MQTT_E_VERSION), MQTT_RC_UNSUPPORTED_VERSION);
+}
+END_TEST
+
+/* Decode a CONNECT with the given protocol name and level byte; return the result and the reported level. */
+static int
+connect_name_rc(const char *name, uint8_t level, uint8_t *version)
+{
+	mqtt_connect_t c;
+	mqtt_frame_t f;
+	uint8_t pkt[64];
+	size_t n;
+	bb_t b;
+	int rc;
+
+	connect_body(&b, name, level, 0x02, "c");
+	n = bb_packet(0x10, &b, pkt);
+	ck_assert_int_eq(mqtt_frame(guard_copy(pkt, n), n, 0, &f), (int64_t)n);
+	rc = mqtt_decode_connect(&f, &c);
+	*version = c.version;
+	return rc;
+}
+
+/* [MQTT-3.1.2-1]: a protocol name other than "MQTT" (or 3.1's "MQIsdp"); the level byte after it says which
+ * dialect the client wants its answer in. */
+START_TEST(test_MQTT_3_1_2_1_protocol_name)
+{
+	static const char *const names[] = { "mqtt", "MQT", "MQTTT", "", "MQIsdP", "HTTP" };
+	mqtt_answer_t a;
+	uint8_t v;
+	size_t i;
+
+	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		ck_assert_int_eq(connect_name_rc(names[i], MQTT_V5, &v), MQTT_E_PROTOCOL_NAME);
+		ck_assert_uint_eq(v, MQTT_V5);
+		a = mqtt_err_answer(MQTT_E_PROTOCOL_NAME, v, true);
+		ck_assert_uint_eq(a.action, MQTT_ACT_CONNACK);
+		ck_assert_uint_eq(a.code, MQTT_RC_UNSUPPORTED_VERSION);
+		ck_assert_int_eq(connect_name_rc(names[i], MQTT_V311, &v), MQTT_E_PROTOCOL_NAME);
+		ck_assert_uint_eq(v, MQTT_V311);
+		ck_assert_uint_eq(mqtt_err_answer(MQTT_E_PROTOCOL_NAME, v, true).action, MQTT_ACT_CLOSE);
+		ck_assert_int_eq(connect_name_rc(names[i], MQTT_V31, &v), MQTT_E_PROTOCOL_NAME);
+		ck_assert_uint_eq(v, MQTT_V31);
+	}
+	/* a known name with the other version's level is a version error, answered with CONNACK in both */
+	ck_assert_int_eq(connect_name_rc("MQIsdp", MQTT_V5, &v), MQTT_E_VERSION);
+	ck_assert_int_eq(connect_name_rc("MQTT", MQTT_V31, &v), MQTT_E_VERSION);
+	a = mqtt_err_answer(MQTT_E_VERSION, v, true);
+	ck_assert_uint_eq(a.action, MQTT_ACT_CONNACK);
+	ck_assert_uint_eq(a.code, MQTT_V3_BAD_VERSION);
 }
 END_TEST
 
@@ -242,16 +297,36 @@ START_TEST(test_MQTT_3_1_2_22_password_without_username)
 }
 END_TEST
 
-START_TEST(test_MQTT_3_1_3_4_client_id_utf8)
+/* [MQTT-3.1.3-4], [MQTT-1.5.3-1], [MQTT-1.5.3-2]: the client id is a UTF-8 string; one that is ill-formed or
+ * holds U+0000 makes the CONNECT malformed: closed in 3.1.1, CONNACK 0x81 in MQTT 5. */
+START_TEST(test_MQTT_1_5_3_1_client_id_utf8)
 {
 	bb_t b;
 
 	connect_body(&b, "MQTT", MQTT_V311, 0x02, "id\xED\xA0\x80");
-	ck_assert_int_eq(connect_rc(&b), MQTT_E_CLIENT_ID);
+	ck_assert_int_eq(connect_rc(&b), MQTT_E_UTF8);
 	connect_body(&b, "MQTT", MQTT_V5, 0x02, "\xC3");
-	ck_assert_int_eq(connect_rc(&b), MQTT_E_CLIENT_ID);
+	ck_assert_int_eq(connect_rc(&b), MQTT_E_UTF8);
+	connect_body(&b, "MQIsdp", MQTT_V31, 0x02, "\xFF");
+	ck_assert_int_eq(connect_rc(&b), MQTT_E_UTF8);
+	ck_assert_uint_eq(mqtt_err_answer(MQTT_E_UTF8, MQTT_V311, true).action, MQTT_ACT_CLOSE);
+	ck_assert_uint_eq(mqtt_err_answer(MQTT_E_UTF8, MQTT_V5, true).code, MQTT_RC_MALFORMED);
+	/* the remaining refusal, an id we will not take, is still return code 2 / 0x85 */
 	ck_assert_int_eq(mqtt_err_connack_v3(MQTT_E_CLIENT_ID), MQTT_V3_ID_REJECTED);
 	ck_assert_int_eq(mqtt_err_reason(MQTT_E_CLIENT_ID), MQTT_RC_CLIENT_ID_INVALID);
+}
+END_TEST
+
+START_TEST(test_MQTT_1_5_3_2_client_id_null_char)
+{
+	bb_t b;
+
+	connect_body(&b, "MQTT", MQTT_V311, 0x02, NULL);
+	bb_bin(&b, "a\0b", 3);
+	ck_assert_int_eq(connect_rc(&b), MQTT_E_UTF8);
+	connect_body(&b, "MQTT", MQTT_V5, 0x02, NULL);
+	bb_bin(&b, "\0", 1);
+	ck_assert_int_eq(connect_rc(&b), MQTT_E_UTF8);
 }
 END_TEST
 
@@ -348,7 +423,7 @@ START_TEST(test_MQTT_3_1_connect_fields)
 	bb_props(&b, &wp);
 	bb_str(&b, "w");
 	bb_str(&b, "x");
-	ck_assert_int_eq(connect_rc(&b), MQTT_E_PROPERTY);
+	ck_assert_int_eq(connect_rc(&b), MQTT_E_MALFORMED);
 }
 END_TEST
 
@@ -427,32 +502,65 @@ START_TEST(test_MQTT_3_8_3_4_no_local_shared)
 }
 END_TEST
 
-/* [MQTT-4.7.1-1], [MQTT-4.7.1-2], [MQTT-4.8.2-1], [MQTT-4.8.2-2] in SUBSCRIBE and UNSUBSCRIBE */
+/*
+ * [MQTT-4.7.1-1], [MQTT-4.7.1-2], [MQTT-4.7.3-1], [MQTT-4.8.2-1], [MQTT-4.8.2-2] in SUBSCRIBE and UNSUBSCRIBE:
+ * a filter that breaks the syntax makes the whole packet malformed (DISCONNECT 0x81 in MQTT 5, close in
+ * 3.1.1), as mosquitto does; 0x8F is for well-formed filters the server refuses.
+ */
 START_TEST(test_MQTT_4_7_1_subscribe_filters)
 {
 	static const char *const bad[] = { "a/#/b", "a+", "#a", "", "$share/g", "$share//a", "$share/g+/a",
-		"$share/g/a#", "$share/g/" };
-	static const char *const good[] = { "#", "+/+", "$share/g/#", "$SYS/#", "a//b" };
+		"$share/g#/a", "$share/g/a#", "$share/g/", "a/b#", "+a/b", "a/+b", "a/#/" };
+	static const char *const good[] = { "#", "+/+", "$share/g/#", "$SYS/#", "a//b", "/", "+", "a/+/#",
+		"$share/g/+/x", "$share", "$sharefoo/a" };
+	mqtt_answer_t a;
 	size_t i;
 	int v;
 
-	for (v = MQTT_V311; v <= MQTT_V5; v++) {
+	for (v = MQTT_V31; v <= MQTT_V5; v++) {
 		for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 			mqtt_str_t f = { (const uint8_t *)bad[i], (uint32_t)strlen(bad[i]) };
 			bool shared;
 
-			/* The packet stays well-formed; the entry is flagged for a per-filter 0x8F. */
-			ck_assert_msg(subscribe_rc((uint8_t)v, bad[i], 0) == MQTT_OK, "sub %s", bad[i]);
-			ck_assert_msg(unsubscribe_rc((uint8_t)v, bad[i]) == MQTT_OK, "unsub %s", bad[i]);
+			ck_assert_msg(subscribe_rc((uint8_t)v, bad[i], 0) == MQTT_E_TOPIC_FILTER, "sub %s", bad[i]);
+			ck_assert_msg(unsubscribe_rc((uint8_t)v, bad[i]) == MQTT_E_TOPIC_FILTER, "unsub %s", bad[i]);
 			ck_assert_msg(mqtt_filter_check(&f, &shared) == MQTT_E_TOPIC_FILTER, "check %s", bad[i]);
 		}
 		for (i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
 			ck_assert_msg(subscribe_rc((uint8_t)v, good[i], 1) == MQTT_OK, "sub %s", good[i]);
 			ck_assert_msg(unsubscribe_rc((uint8_t)v, good[i]) == MQTT_OK, "unsub %s", good[i]);
 		}
+		/* ill-formed UTF-8 in a filter is malformed as well */
 		ck_assert_int_eq(subscribe_rc((uint8_t)v, "a/\xC0\x80", 0), MQTT_E_UTF8);
+		ck_assert_int_eq(unsubscribe_rc((uint8_t)v, "a/\xC0\x80"), MQTT_E_UTF8);
+		ck_assert_int_eq(unsubscribe_rc((uint8_t)v, "$share/\xFF/a"), MQTT_E_UTF8);
 	}
-	ck_assert_int_eq(mqtt_err_reason(MQTT_E_TOPIC_FILTER), MQTT_RC_TOPIC_FILTER_INVALID);
+	a = mqtt_err_answer(MQTT_E_TOPIC_FILTER, MQTT_V5, false);
+	ck_assert_uint_eq(a.action, MQTT_ACT_DISCONNECT);
+	ck_assert_uint_eq(a.code, MQTT_RC_MALFORMED);
+	ck_assert_str_eq(a.text, "invalid topic filter");
+	ck_assert_uint_eq(mqtt_err_answer(MQTT_E_TOPIC_FILTER, MQTT_V311, false).action, MQTT_ACT_CLOSE);
+	ck_assert_int_eq(mqtt_err_reason(MQTT_E_TOPIC_FILTER), MQTT_RC_MALFORMED);
+}
+END_TEST
+
+/* A bad filter anywhere in the list refuses the packet, after good entries too. */
+START_TEST(test_MQTT_4_7_1_subscribe_bad_filter_later)
+{
+	bb_t b = { .n = 0 };
+
+	bb_u16(&b, 1);
+	bb_u8(&b, 0);
+	bb_str(&b, "a/b");
+	bb_u8(&b, 1);
+	bb_str(&b, "c/#/d");
+	bb_u8(&b, 1);
+	ck_assert_int_eq(decode_bb(0x82, &b, MQTT_V5), MQTT_E_TOPIC_FILTER);
+	b.n = 0;
+	bb_u16(&b, 1);
+	bb_str(&b, "a/b");
+	bb_str(&b, "x+");
+	ck_assert_int_eq(decode_bb(0xA2, &b, MQTT_V311), MQTT_E_TOPIC_FILTER);
 }
 END_TEST
 
@@ -560,7 +668,8 @@ props_in(uint8_t type, const bb_t *p)
 	}
 }
 
-/* MQTT 5 2.2.2.2: a property outside its packet types */
+/* MQTT 5 2.2.2.2: "A Control Packet which contains an Identifier which is not valid for its packet type, or
+ * contains a value not of the specified data type, is a Malformed Packet" — unknown identifiers included. */
 START_TEST(test_MQTT_2_2_2_2_property_not_allowed)
 {
 	bb_t p = { .n = 0 };
@@ -568,32 +677,45 @@ START_TEST(test_MQTT_2_2_2_2_property_not_allowed)
 
 	bb_u8(&p, MQTT_PROP_SESSION_EXPIRY);
 	bb_u32(&p, 1);
-	ck_assert_int_eq(publish_props_rc(&p, &m), MQTT_E_PROPERTY);
-	ck_assert_int_eq(props_in(MQTT_PUBACK, &p), MQTT_E_PROPERTY);
+	ck_assert_int_eq(publish_props_rc(&p, &m), MQTT_E_MALFORMED);
+	ck_assert_int_eq(props_in(MQTT_PUBACK, &p), MQTT_E_MALFORMED);
 	ck_assert_int_eq(props_in(MQTT_CONNECT, &p), MQTT_OK);
 	ck_assert_int_eq(props_in(MQTT_DISCONNECT, &p), MQTT_OK);
 	p.n = 0;
 	bb_u8(&p, MQTT_PROP_TOPIC_ALIAS);
 	bb_u16(&p, 1);
-	ck_assert_int_eq(props_in(MQTT_CONNECT, &p), MQTT_E_PROPERTY);
-	ck_assert_int_eq(props_in(MQTT_CONNACK, &p), MQTT_E_PROPERTY);
+	ck_assert_int_eq(props_in(MQTT_CONNECT, &p), MQTT_E_MALFORMED);
+	ck_assert_int_eq(props_in(MQTT_CONNACK, &p), MQTT_E_MALFORMED);
 	p.n = 0;
 	bb_u8(&p, MQTT_PROP_MAXIMUM_QOS);
 	bb_u8(&p, 1);
-	ck_assert_int_eq(props_in(MQTT_CONNECT, &p), MQTT_E_PROPERTY);
+	ck_assert_int_eq(props_in(MQTT_CONNECT, &p), MQTT_E_MALFORMED);
 	ck_assert_int_eq(props_in(MQTT_CONNACK, &p), MQTT_OK);
 	p.n = 0;
 	bb_u8(&p, 0x7F);        /* no such property */
 	bb_u8(&p, 0);
-	ck_assert_int_eq(props_in(MQTT_CONNACK, &p), MQTT_E_PROPERTY);
+	ck_assert_int_eq(props_in(MQTT_CONNACK, &p), MQTT_E_MALFORMED);
 	p.n = 0;
 	bb_u8(&p, 0x00);
-	ck_assert_int_eq(props_in(MQTT_CONNACK, &p), MQTT_E_PROPERTY);
+	ck_assert_int_eq(props_in(MQTT_CONNACK, &p), MQTT_E_MALFORMED);
 	ck_assert(mqtt_prop_allowed(MQTT_WILL_PROPS, MQTT_PROP_WILL_DELAY));
 	ck_assert(!mqtt_prop_allowed(MQTT_PUBLISH, MQTT_PROP_WILL_DELAY));
 	ck_assert(!mqtt_prop_allowed(MQTT_PINGREQ, MQTT_PROP_USER_PROPERTY));
 	ck_assert(mqtt_prop_allowed(MQTT_AUTH, MQTT_PROP_AUTH_DATA));
-	ck_assert_int_eq(mqtt_err_reason(MQTT_E_PROPERTY), MQTT_RC_PROTOCOL_ERROR);
+	p.n = 0;
+	bb_u8(&p, 0x80);        /* a multi-byte identifier: none is defined */
+	bb_u8(&p, 0x01);
+	bb_u8(&p, 0);
+	ck_assert_int_eq(props_in(MQTT_CONNACK, &p), MQTT_E_MALFORMED);
+	/* Receive Maximum belongs to CONNECT and CONNACK only */
+	p.n = 0;
+	bb_u8(&p, MQTT_PROP_RECEIVE_MAXIMUM);
+	bb_u16(&p, 5);
+	ck_assert_int_eq(props_in(MQTT_PUBACK, &p), MQTT_E_MALFORMED);
+	ck_assert_int_eq(props_in(MQTT_SUBSCRIBE, &p), MQTT_E_MALFORMED);
+	ck_assert_int_eq(props_in(MQTT_DISCONNECT, &p), MQTT_E_MALFORMED);
+	ck_assert_int_eq(props_in(MQTT_AUTH, &p), MQTT_E_MALFORMED);
+	ck_assert_uint_eq(mqtt_err_answer(MQTT_E_MALFORMED, MQTT_V5, false).code, MQTT_RC_MALFORMED);
 }
 END_TEST
 
@@ -771,12 +893,24 @@ START_TEST(test_MQTT_2_2_2_1_property_length_overrun)
 	static const uint8_t badvbi[] = { 0x30, 0x08, 0x00, 0x01, 't', 0x80, 0x80, 0x80, 0x80, 0x01 };
 	static const uint8_t ack_over[] = { 0x40, 0x04, 0x00, 0x01, 0x00, 0x09 };
 	static const uint8_t subid_cut[] = { 0x30, 0x06, 0x00, 0x01, 't', 0x02, 0x0B, 0x80 };
+	static const uint8_t str_past_block[] = { 0x30, 0x0C, 0x00, 0x01, 't', 0x03, 0x03, 0x00, 0x05,
+		'h', 'e', 'l', 'l', 'o' };
+	static const uint8_t u32_past_block[] = { 0x30, 0x09, 0x00, 0x01, 't', 0x02, 0x02, 0x00,
+		0x00, 0x00, 0x01 };
+	static const uint8_t pair_past_block[] = { 0x30, 0x0D, 0x00, 0x01, 't', 0x06, 0x26, 0x00, 0x01, 'k', 0x00,
+		0x02, 'v', 'x', 'y' };
 
 	ck_assert_int_eq(decode_pkt(over, sizeof(over), MQTT_V5), MQTT_E_MALFORMED);
 	ck_assert_int_eq(decode_pkt(cut, sizeof(cut), MQTT_V5), MQTT_E_MALFORMED);
 	ck_assert_int_eq(decode_pkt(badvbi, sizeof(badvbi), MQTT_V5), MQTT_E_MALFORMED);
 	ck_assert_int_eq(decode_pkt(ack_over, sizeof(ack_over), MQTT_V5), MQTT_E_MALFORMED);
 	ck_assert_int_eq(decode_pkt(subid_cut, sizeof(subid_cut), MQTT_V5), MQTT_E_MALFORMED);
+	/* a value whose length runs past its property block, though not past the packet: the payload after the
+	 * block must not be read as the rest of the string */
+	ck_assert_int_eq(decode_pkt(str_past_block, sizeof(str_past_block), MQTT_V5), MQTT_E_MALFORMED);
+	ck_assert_int_eq(decode_pkt(u32_past_block, sizeof(u32_past_block), MQTT_V5), MQTT_E_MALFORMED);
+	ck_assert_int_eq(decode_pkt(pair_past_block, sizeof(pair_past_block), MQTT_V5), MQTT_E_MALFORMED);
+	ck_assert_uint_eq(mqtt_err_answer(MQTT_E_MALFORMED, MQTT_V5, false).code, MQTT_RC_MALFORMED);
 }
 END_TEST
 
@@ -897,7 +1031,9 @@ decode_suite(void)
 	tcase_add_test(tc, test_MQTT_3_1_2_3_reserved_flag);
 	tcase_add_test(tc, test_MQTT_3_1_2_13_will_flags);
 	tcase_add_test(tc, test_MQTT_3_1_2_22_password_without_username);
-	tcase_add_test(tc, test_MQTT_3_1_3_4_client_id_utf8);
+	tcase_add_test(tc, test_MQTT_3_1_2_1_protocol_name);
+	tcase_add_test(tc, test_MQTT_1_5_3_1_client_id_utf8);
+	tcase_add_test(tc, test_MQTT_1_5_3_2_client_id_null_char);
 	tcase_add_test(tc, test_MQTT_3_1_3_8_empty_client_id);
 	tcase_add_test(tc, test_MQTT_3_1_connect_trailing_bytes);
 	tcase_add_test(tc, test_MQTT_3_1_connect_fields);
@@ -917,6 +1053,7 @@ decode_suite(void)
 	tcase_add_test(tc, test_MQTT_3_8_3_1_retain_handling_3);
 	tcase_add_test(tc, test_MQTT_3_8_3_4_no_local_shared);
 	tcase_add_test(tc, test_MQTT_4_7_1_subscribe_filters);
+	tcase_add_test(tc, test_MQTT_4_7_1_subscribe_bad_filter_later);
 	tcase_add_test(tc, test_MQTT_3_8_3_subscribe_walk);
 	suite_add_tcase(s, tc);
 

@@ -211,8 +211,9 @@ START_TEST(test_MQTT_corrupted_packets)
 		if (fr <= 0)
 			continue;
 		rc = decode_any(&f, versions[i]);
+		/* decoders report packet errors only, never a session-level one */
 		ck_assert_int_le(rc, 0);
-		ck_assert_int_ge(rc, MQTT_E_QOS);
+		ck_assert(rc >= MQTT_E_QOS || rc == MQTT_E_PROTOCOL_NAME);
 		if (rc == MQTT_OK)
 			ok++;
 		else
