@@ -14,7 +14,6 @@
 #include <stdint.h>
 
 #include "buf.h"
-#include "err.h"
 #include "mqtt.h"
 #include "reply.h"
 #include "sock.h"
