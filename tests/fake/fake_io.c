@@ -132,6 +132,8 @@ static struct {
 /* Append to a wire buffer without the failure injection (the fake's own memory must not fail). */
 static void wire_append(buf_t *w, const void *p, size_t n)
 {
+	if (!n)
+		return;
 	if (w->len + n > w->cap) {
 		w->cap = (uint32_t)((w->len + n) * 2);
 		w->data = __real_realloc(w->data, w->cap);
@@ -245,7 +247,8 @@ static void keep_last(const conn_t *c)
 	last[i].id = c->id;
 	last[i].len = q->pending.len;
 	last[i].data = __real_malloc(q->pending.len ? q->pending.len : 1);
-	memcpy(last[i].data, q->pending.data, q->pending.len);
+	if (q->pending.len)
+		memcpy(last[i].data, q->pending.data, q->pending.len);
 }
 
 size_t fake_last_output(uint64_t id, uint8_t **out)
@@ -572,7 +575,8 @@ size_t fake_output(conn_t *c, uint8_t **out)
 	size_t n = q->pending.len;
 
 	*out = __real_malloc(n ? n : 1);
-	memcpy(*out, q->pending.data, n);
+	if (n)
+		memcpy(*out, q->pending.data, n);
 	q->pending.len = 0;
 	return n;
 }
