@@ -132,7 +132,7 @@ int handle_connect(conn_t *c, const mqtt_frame_t *f)
 	if (W->cfg->max_connections && conn_active_count() >= W->cfg->max_connections) {
 		/* The limit counts the sessions this worker serves, wherever their sockets were accepted. */
 		W->st.rejected_max_conn++;
-		return MQTT_E_BUSY;
+		return MQTT_E_QUOTA;
 	}
 
 	set_client_limits(c, &cn);
