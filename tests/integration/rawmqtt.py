@@ -328,9 +328,17 @@ class Closed(Exception):
 class RawClient:
     """A blocking MQTT connection over a plain socket. Every wait has a deadline; nothing sleeps."""
 
-    def __init__(self, port, version=4, host='127.0.0.1', connect_timeout=5.0):
+    def __init__(self, port, version=4, host='127.0.0.1', connect_timeout=5.0, rcvbuf=None):
+        """rcvbuf: SO_RCVBUF set before connecting (the window is fixed at the handshake), for clients that
+        read slowly or never."""
         self.version = version
-        self.sock = socket.create_connection((host, port), timeout=connect_timeout)
+        if rcvbuf:
+            self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+            self.sock.settimeout(connect_timeout)
+            self.sock.connect((host, port))
+        else:
+            self.sock = socket.create_connection((host, port), timeout=connect_timeout)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.buf = bytearray()
         self.closed = False
