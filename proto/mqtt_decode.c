@@ -80,10 +80,13 @@ mqtt_decode_connect(const mqtt_frame_t *f, mqtt_connect_t *out)
 	out->version = level;
 	if (!str_eq(&name, "MQTT") && !str_eq(&name, "MQIsdp"))
 		return MQTT_E_PROTOCOL_NAME;
-	/* [MQTT-3.1.2-2]: a known name with a level that does not go with it */
-	if (!(str_eq(&name, "MQTT") && (level == MQTT_V311 || level == MQTT_V5))
-	    && !(str_eq(&name, "MQIsdp") && level == MQTT_V31))
+	/* [MQTT-3.1.2-2]: a level we do not speak is refused as such (CONNACK 1 / 0x84); a level we speak with
+	 * the other version's name ("MQIsdp" at 4, "MQTT" at 3) is a wrong protocol name for that level
+	 * [MQTT-3.1.2-1]: a 3.x client is closed without CONNACK. */
+	if (level != MQTT_V31 && level != MQTT_V311 && level != MQTT_V5)
 		return MQTT_E_VERSION;
+	if (str_eq(&name, "MQIsdp") != (level == MQTT_V31))
+		return MQTT_E_PROTOCOL_NAME;
 	if (!rd_u8(&r, &flags) || !rd_u16(&r, &out->keep_alive))
 		return MQTT_E_MALFORMED;
 

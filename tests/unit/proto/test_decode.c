@@ -167,10 +167,11 @@ START_TEST(test_MQTT_3_1_2_2_protocol_version)
 	ck_assert_int_eq(connect_rc(&b), MQTT_OK);
 	connect_body(&b, "MQTT", MQTT_V5, 0x02, "c");
 	ck_assert_int_eq(connect_rc(&b), MQTT_OK);
+	/* a level we speak with the other version's name is a wrong name for that level [MQTT-3.1.2-1] */
 	connect_body(&b, "MQTT", 3, 0x02, "c");
-	ck_assert_int_eq(connect_rc(&b), MQTT_E_VERSION);
+	ck_assert_int_eq(connect_rc(&b), MQTT_E_PROTOCOL_NAME);
 	connect_body(&b, "MQIsdp", MQTT_V311, 0x02, "c");
-	ck_assert_int_eq(connect_rc(&b), MQTT_E_VERSION);
+	ck_assert_int_eq(connect_rc(&b), MQTT_E_PROTOCOL_NAME);
 	connect_body(&b, "MQTT", 6, 0x02, "c");
 	ck_assert_int_eq(connect_rc(&b), MQTT_E_VERSION);
 	/* a wrong name is not a version problem: 3.1.1 closes, MQTT 5 may answer 0x84 [MQTT-3.1.2-1] */
@@ -227,9 +228,15 @@ START_TEST(test_MQTT_3_1_2_1_protocol_name)
 		ck_assert_int_eq(connect_name_rc(names[i], MQTT_V31, &v), MQTT_E_PROTOCOL_NAME);
 		ck_assert_uint_eq(v, MQTT_V31);
 	}
-	/* a known name with the other version's level is a version error, answered with CONNACK in both */
-	ck_assert_int_eq(connect_name_rc("MQIsdp", MQTT_V5, &v), MQTT_E_VERSION);
-	ck_assert_int_eq(connect_name_rc("MQTT", MQTT_V31, &v), MQTT_E_VERSION);
+	/* a known name with the other version's level is a wrong name for that level: MQTT 5 gets 0x84, 3.x
+	 * is closed; a level nobody speaks is a version error, answered with CONNACK 1 */
+	ck_assert_int_eq(connect_name_rc("MQIsdp", MQTT_V5, &v), MQTT_E_PROTOCOL_NAME);
+	ck_assert_uint_eq(mqtt_err_answer(MQTT_E_PROTOCOL_NAME, v, true).code, MQTT_RC_UNSUPPORTED_VERSION);
+	ck_assert_int_eq(connect_name_rc("MQIsdp", MQTT_V311, &v), MQTT_E_PROTOCOL_NAME);
+	ck_assert_uint_eq(mqtt_err_answer(MQTT_E_PROTOCOL_NAME, v, true).action, MQTT_ACT_CLOSE);
+	ck_assert_int_eq(connect_name_rc("MQTT", MQTT_V31, &v), MQTT_E_PROTOCOL_NAME);
+	ck_assert_uint_eq(mqtt_err_answer(MQTT_E_PROTOCOL_NAME, v, true).action, MQTT_ACT_CLOSE);
+	ck_assert_int_eq(connect_name_rc("MQTT", 6, &v), MQTT_E_VERSION);
 	a = mqtt_err_answer(MQTT_E_VERSION, v, true);
 	ck_assert_uint_eq(a.action, MQTT_ACT_CONNACK);
 	ck_assert_uint_eq(a.code, MQTT_V3_BAD_VERSION);
