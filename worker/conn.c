@@ -125,7 +125,7 @@ conn_t *conn_adopt(int fd, const uint8_t *data, size_t len)
 	int one = 1;
 	conn_t *c = calloc(1, sizeof(*c));
 
-	if (!c || sock_open(&c->sk, fd, &conn_ops) < 0) {
+	if (!c || sock_open(&c->sk, fd, &conn_ops, false) < 0) {
 		log_error(ENOMEM, "cannot take a new connection");
 		free(c);
 		close(fd);

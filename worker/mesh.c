@@ -75,15 +75,15 @@ static mchan_t *chan_open(int k, int fd)
 {
 	mchan_t *ch = calloc(1, sizeof(*ch));
 
-	if (!ch || sock_open(&ch->sk, fd, &chan_ops) < 0) {
+	/* Before our sessions are restored, frames must wait: a message for a session not restored yet would find
+	 * no subscriber and be acknowledged. Not even a first recv is armed. */
+	if (!ch || sock_open(&ch->sk, fd, &chan_ops, !M.started) < 0) {
 		log_error(ENOMEM, "cannot open the channel to worker %d", k);
 		free(ch);
 		close(fd);
 		return NULL;
 	}
 	ch->k = k;
-	if (!M.started)
-		sock_pause(&ch->sk); /* frames wait in the socket until our sessions are restored */
 	return ch;
 }
 
@@ -254,7 +254,8 @@ void mesh_set_fd(int k, int fd)
 		return;
 	p->up = true;
 	p->gen++;
-	log_info("new channel to worker %d", k);
+	log_info("new channel to worker %d%s: %u messages it had not acknowledged are sent again", k,
+		store_durable() ? "" : " (memory store)", p->toks.len);
 	M.held -= p->toks.len;
 	for (uint32_t i = 0; i < p->toks.len; i++) {
 		if (!resend(p, ring_at(&p->toks, sizeof(tok_t), i))) {

@@ -91,7 +91,7 @@ static void arm_recv(sock_t *s)
 	s->refs++;
 }
 
-int sock_open(sock_t *s, int fd, const sock_ops_t *ops)
+int sock_open(sock_t *s, int fd, const sock_ops_t *ops, bool paused)
 {
 	uint32_t idx;
 
@@ -104,6 +104,7 @@ int sock_open(sock_t *s, int fd, const sock_ops_t *ops)
 	s->ops = ops;
 	S.tab[idx] = s;
 	S.count++;
+	s->paused = paused;
 	arm_recv(s);
 	return 0;
 }

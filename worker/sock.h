@@ -61,8 +61,9 @@ struct sock {
 void sock_module_init(void);
 /* Free the table (after every socket was released). */
 void sock_module_finish(void);
-/* Take fd (nonblocking stream socket) into s and start receiving. 0, or -ENOMEM (fd not taken). */
-int sock_open(sock_t *s, int fd, const sock_ops_t *ops);
+/* Take fd (nonblocking stream socket) into s and start receiving (or not, with paused: sock_resume starts it).
+ * 0, or -ENOMEM (fd not taken). */
+int sock_open(sock_t *s, int fd, const sock_ops_t *ops, bool paused);
 /* The socket in slot idx if its generation is gen and it is not closing; else NULL. */
 sock_t *sock_get(uint32_t idx, uint32_t gen);
 /* Room for n output bytes (NULL on allocation failure); sock_commit() queues them for this turn's flush. */

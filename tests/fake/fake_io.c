@@ -160,7 +160,7 @@ static void deliver(sock_t *s)
 
 static void sock_flush(void);
 
-int sock_open(sock_t *s, int fd, const sock_ops_t *ops)
+int sock_open(sock_t *s, int fd, const sock_ops_t *ops, bool paused)
 {
 	for (uint32_t i = 0; i < MAX_SOCKS; i++) {
 		if (S.tab[i])
@@ -170,7 +170,8 @@ int sock_open(sock_t *s, int fd, const sock_ops_t *ops)
 		s->idx = i;
 		s->gen = ++S.gen[i] & 0xffffff;
 		s->ops = ops;
-		s->recv_armed = true;
+		s->paused = paused;
+		s->recv_armed = !paused;
 		S.tab[i] = s;
 		S.count++;
 		return 0;
@@ -197,6 +198,21 @@ void sock_commit(sock_t *s, size_t n)
 
 void sock_pause(sock_t *s)
 {
+	buf_t *w = &S.wire[s->idx];
+
+	if (s->paused)
+		return;
+	/* A recv armed with bytes waiting may complete before its cancellation does: one more read comes. */
+	if (s->recv_armed && w->len && !s->closing) {
+		size_t n = w->len < 4096 ? w->len : 4096;
+		uint8_t chunk[4096];
+
+		memcpy(chunk, w->data, n);
+		memmove(w->data, w->data + n, w->len - n);
+		w->len -= (uint32_t)n;
+		s->paused = true;
+		s->ops->on_data(s, chunk, n);
+	}
 	s->paused = true;
 	if (s->recv_armed) {
 		/* The real recv ends with a final completion after its cancellation: at once, here. */

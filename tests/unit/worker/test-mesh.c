@@ -238,6 +238,44 @@ START_TEST(test_frame_acked_only_when_the_copy_is_stored)
 }
 END_TEST
 
+START_TEST(test_frames_wait_until_sessions_are_restored)
+{
+	/* The restarted worker's own view: a session restored from Redis, subscribed to "t". */
+	static const char restore[] = "*1\r\n*3\r\n$%s\r\n*2\r\n$1\r\nv\r\n$1\r\n4\r\n"
+		"*2\r\n$1\r\nt\r\n$9\r\n1,0,0,0,0\r\n";
+	char resp[256], idlen[64];
+	const char *id = tc_id_on("s", 0, 2);
+	buf_t b = { 0 };
+	msg_t hdr = { .qos = 1, .topic_len = 1, .payload_len = 1 };
+	msg_t *m = msg_create_raw(&hdr, (const uint8_t *)"tm");
+	char ops[64];
+
+	snprintf(idlen, sizeof(idlen), "%zu\r\n%s", strlen(id), id);
+	snprintf(resp, sizeof(resp), restore, idlen);
+	strcpy(cfg.store, "redis");
+	fake_init(&cfg, 0, 2);
+	fake_turn();
+	/* Worker 0 (restarted) has not restored yet; worker 1 already sends it a message for that session. */
+	frame_put_pub(&b, m, MESH_DELIVER | MF_ACK_WANTED, NULL, 0);
+	fake_chan_input(1, b.data, b.len);
+	fake_turn();
+	ck_assert_int_eq(read_chan().ack, 0);
+	ck_assert(rf_is_restore());
+	fake_rds_answer(resp, strlen(resp), 0);
+	fake_turn();
+	/* Restored: the frame is read now and finds its session: the copy goes to the store before the ack. */
+	ck_assert_uint_eq(rf_ops(ops, sizeof(ops)), 1);
+	ck_assert_int_eq(ops[0], 'A');
+	ck_assert_int_eq(read_chan().ack, 0);
+	rf_answer_ok(NULL);
+	fake_turn();
+	ck_assert_int_eq(read_chan().acked, 1);
+	msg_unref(m);
+	buf_finish(&b);
+	fake_finish();
+}
+END_TEST
+
 START_TEST(test_bad_frame_drops_the_channel)
 {
 	uint8_t junk[32];
@@ -265,6 +303,7 @@ int main(void)
 	tcase_add_test(tc, test_durable_store_peer_death_holds_and_resends);
 	tcase_add_test(tc, test_successor_interest_resynced);
 	tcase_add_test(tc, test_frame_acked_only_when_the_copy_is_stored);
+	tcase_add_test(tc, test_frames_wait_until_sessions_are_restored);
 	tcase_add_test(tc, test_bad_frame_drops_the_channel);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
