@@ -126,6 +126,7 @@ static struct {
 	sock_t *tab[MAX_SOCKS];
 	uint32_t gen[MAX_SOCKS];
 	uint32_t count;
+	uint32_t hi;               /* slots below this may be in use: loops stop there */
 	buf_t wire[MAX_SOCKS];     /* bytes the peer sent that the socket has not received (paused) */
 } S;
 
@@ -174,6 +175,8 @@ int sock_open(sock_t *s, int fd, const sock_ops_t *ops, bool paused)
 		s->recv_armed = !paused;
 		S.tab[i] = s;
 		S.count++;
+		if (i + 1 > S.hi)
+			S.hi = i + 1;
 		return 0;
 	}
 	return -ENOMEM;
@@ -287,7 +290,7 @@ size_t fake_last_output(uint64_t id, uint8_t **out)
  * output of a connection closed with a flush is kept for the test. */
 static void sock_flush(void)
 {
-	for (uint32_t i = 0; i < MAX_SOCKS; i++) {
+	for (uint32_t i = 0; i < S.hi; i++) {
 		sock_t *s = S.tab[i];
 
 		if (!s || !s->closing)
@@ -552,7 +555,7 @@ void fake_advance(uint64_t ms)
 void fake_finish(void)
 {
 	fake_fail_alloc_after(0);
-	for (uint32_t i = 0; i < MAX_SOCKS; i++) {
+	for (uint32_t i = 0; i < S.hi; i++) {
 		sock_t *s = S.tab[i];
 
 		if (s && s->ops->on_eof && !s->closing)
@@ -599,7 +602,7 @@ size_t fake_output(conn_t *c, uint8_t **out)
 
 conn_t *fake_conn_find(uint64_t id)
 {
-	for (uint32_t i = 0; i < MAX_SOCKS; i++) {
+	for (uint32_t i = 0; i < S.hi; i++) {
 		sock_t *s = S.tab[i];
 
 		if (s && !s->closing && s->ops == S.tab[i]->ops && s->fd == -1) {
@@ -619,7 +622,7 @@ bool fake_conn_open(uint64_t id)
 
 struct sock *fake_chan(int k)
 {
-	for (uint32_t i = 0; i < MAX_SOCKS; i++) {
+	for (uint32_t i = 0; i < S.hi; i++) {
 		sock_t *s = S.tab[i];
 
 		if (s && !s->closing && s->fd == FAKE_CHAN_FD(k))
