@@ -328,6 +328,8 @@ void loop_turn(uint32_t timeout_ms)
 	struct io_uring_cqe *cqe;
 
 	flush();
+	if (!L.timer_armed)
+		arm_timer();
 	io_uring_submit_and_wait_timeout(&L.ring, &cqe, 1, &ts, NULL);
 	drain_cq();
 }

@@ -155,6 +155,57 @@ class RedisStoreTest(BrokerTest):
         s.expect_none(0.5)
         s.disconnect()
 
+    # 3b
+    def _kill_subscriber_worker_mid_stream(self, online):
+        """Publisher on worker 0, persistent subscriber on worker 1 (connected or not). Worker 1 is SIGKILLed
+        after 50 PUBACKs while the publisher keeps going. Its sessions live on in Redis: worker 0 must hold
+        what worker 1 had not acknowledged and what comes while it is down, send it to the restarted worker,
+        and PUBACK only then — every PUBACKed message reaches the subscriber, none is lost."""
+        t = self.topic()
+        sid = self.cid(1, 's')
+        self.persistent_sub(sid, t)
+        s = self.reconnect(sid) if online else None
+        pub = self.raw_connected(self.cid(0, 'p'), version=4)
+        n = 400
+        old = self.broker.worker_pid(1)
+        acked = []
+        for i in range(n):
+            pub.send(R.publish(t, b'%d' % i, qos=1, pid=i + 1))
+            if i == 100:
+                while len(acked) < 50:
+                    acked.append(pub.expect(R.PUBACK, timeout=10).pid)
+                os.kill(old, signal.SIGKILL)
+        while len(acked) < n:
+            acked.append(pub.expect(R.PUBACK, timeout=20).pid)
+        self.assertEqual(sorted(acked), list(range(1, n + 1)))
+        wait_until(lambda: any(w['id'] == 1 and w['state'] == 'up' and w['pid'] != old
+                               for w in self.broker.worker_info()), timeout=20, what='worker 1 restarted')
+        got = set()
+        if s is not None:
+            # What the first connection received (and acknowledged) before the kill counts too.
+            s.wait_disconnected(10)
+            while True:
+                try:
+                    got.add(int(s.get(0.2).payload))
+                except AssertionError:
+                    break
+        s = self.reconnect(sid)
+        deadline = time.monotonic() + 30
+        while len(got) < n and time.monotonic() < deadline:
+            try:
+                got.add(int(s.get(max(0.01, deadline - time.monotonic())).payload))
+            except AssertionError:
+                break
+        self.assertEqual(sorted(set(range(n)) - got), [], 'PUBACKed messages lost with worker 1')
+        s.disconnect()
+        pub.disconnect()
+
+    def test_subscriber_worker_killed_offline_session(self):
+        self._kill_subscriber_worker_mid_stream(online=False)
+
+    def test_subscriber_worker_killed_online_session(self):
+        self._kill_subscriber_worker_mid_stream(online=True)
+
     # 4
     def test_message_expiry_while_offline(self):
         t = self.topic()
@@ -262,6 +313,8 @@ class RedisQueueLimitTest(RedisStoreTest):
     test_message_expiry_while_offline = None
     test_qos2_exactly_once_across_restart = None
     test_redis_restart_mid_stream = None
+    test_subscriber_worker_killed_offline_session = None
+    test_subscriber_worker_killed_online_session = None
 
 
 if __name__ == '__main__':
