@@ -285,8 +285,11 @@ static void handoff_step(conn_t *c)
 {
 	int ret = ctl_handoff(c);
 
-	if (ret == -EAGAIN)
-		return; /* the channel is full: the sweep retries */
+	if (ret == -EAGAIN) {
+		/* The channel is full: try again as soon as it has room (the sweep retries too). */
+		ctl_when_writable(conn_handoff_retry);
+		return;
+	}
 	if (ret < 0) {
 		W->st.handoffs_failed++;
 		log_conn(LOG_WARN, c->id, -ret, "%s: cannot hand the connection to worker %d: closing", c->addr,
@@ -694,6 +697,15 @@ void conn_activated(conn_t *c)
 	c->state = CONN_ACTIVE;
 	C.n_active++;
 	W->st.connects++;
+}
+
+void conn_handoff_retry(void)
+{
+	for (conn_t *c = C.live, *next; c; c = next) {
+		next = c->next;
+		if (c->state == CONN_HANDOFF && !c->sk.recv_armed)
+			handoff_step(c);
+	}
 }
 
 /* --- back-pressure --------------------------------------------------------------------------------------- */

@@ -116,6 +116,8 @@ void conn_hold(conn_t *c);
 void conn_release(conn_t *c);
 /* Graceful stop: stop accepting; DISCONNECT 0x8B to MQTT 5 clients; close everything. */
 void conn_stop_all(void);
+/* Go on with handoffs the control channel had no room for. */
+void conn_handoff_retry(void);
 /* CONNACK was sent: c serves its session now. */
 void conn_activated(conn_t *c);
 /* Sockets and connections past CONNACK on this worker. */

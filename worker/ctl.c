@@ -30,7 +30,10 @@ typedef struct inbound {
 
 static struct {
 	uint8_t kind;
+	uint8_t kind_out;
 	bool armed;
+	bool out_armed;
+	void (*on_writable)(void);
 	inbound_t *inbound;
 	uint8_t payload[CHAN_MAX_PAYLOAD];
 } K;
@@ -66,9 +69,35 @@ static void tick(void)
 	}
 }
 
+static void on_writable(uint64_t ud, struct io_uring_cqe *cqe)
+{
+	void (*fn)(void) = K.on_writable;
+
+	(void)ud;
+	(void)cqe;
+	K.out_armed = false;
+	K.on_writable = NULL;
+	if (fn)
+		fn();
+}
+
+void ctl_when_writable(void (*fn)(void))
+{
+	struct io_uring_sqe *sqe;
+
+	K.on_writable = fn;
+	if (K.out_armed)
+		return;
+	sqe = loop_sqe();
+	io_uring_prep_poll_add(sqe, W->ctl_fd, POLLOUT);
+	io_uring_sqe_set_data64(sqe, ud_make(K.kind_out, 0, 0));
+	K.out_armed = true;
+}
+
 void ctl_init(void)
 {
 	K.kind = loop_register("ctl", on_poll);
+	K.kind_out = loop_register("ctl-out", on_writable);
 	loop_on_tick(tick);
 	arm();
 }

@@ -19,5 +19,7 @@ void ctl_finish(void);
  */
 int ctl_handoff(struct conn *c);
 void ctl_send_ready(void);
+/* Call fn once the channel can take records again (after -EAGAIN); one pending call at a time. */
+void ctl_when_writable(void (*fn)(void));
 
 #endif

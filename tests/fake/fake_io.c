@@ -307,6 +307,11 @@ static void sock_flush(void)
 
 /* --- control channel, Redis ------------------------------------------------------------------------------ */
 
+void ctl_when_writable(void (*fn)(void))
+{
+	(void)fn;
+}
+
 int ctl_handoff(struct conn *c)
 {
 	(void)c;
