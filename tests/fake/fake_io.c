@@ -499,6 +499,17 @@ void fake_rds_answer_ok(const char *load, size_t load_len)
 	free(resp);
 }
 
+struct redisReply *fake_resp_parse(const char *resp)
+{
+	redisReader *rd = redisReaderCreate();
+	void *r = NULL;
+
+	redisReaderFeed(rd, resp, strlen(resp));
+	redisReaderGetReply(rd, &r);
+	redisReaderFree(rd);
+	return r;
+}
+
 /* --- the worker ------------------------------------------------------------------------------------------ */
 
 static wk_t wk;

@@ -60,6 +60,9 @@ size_t fake_rds_ops(char *ops, size_t cap);
  * (RESP of one 'L' result, load_len bytes; NULL: an empty session) per load. */
 void fake_rds_answer_ok(const char *load, size_t load_len);
 
+/* A reply object from RESP text (hiredis's reader): for tests of reply decoding. Free with freeReplyObject. */
+struct redisReply *fake_resp_parse(const char *resp);
+
 /* Allocation failure injection: the n-th malloc/calloc/realloc from now fails (0: none). */
 void fake_fail_alloc_after(long n);
 

@@ -144,6 +144,18 @@ void tc_ack(tcli_t *t, uint8_t type, uint16_t pid)
 	tc_send_raw(t, buf, n);
 }
 
+int tc_ack_reason(tcli_t *t, uint8_t type, uint16_t *pid)
+{
+	mqtt_frame_t f;
+	mqtt_ack_t a;
+
+	if (!tc_expect(t, type, &f) || mqtt_decode_ack(&f, t->version, &a) < 0)
+		return -1;
+	if (pid)
+		*pid = a.packet_id;
+	return a.reason;
+}
+
 bool tc_alive(const tcli_t *t)
 {
 	return fake_conn_open(t->id);

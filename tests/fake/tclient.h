@@ -34,6 +34,8 @@ void tc_ack(tcli_t *t, uint8_t type, uint16_t pid);
 bool tc_recv(tcli_t *t, mqtt_frame_t *f);
 /* Skip packets until one of type `type`; false when none. */
 bool tc_expect(tcli_t *t, uint8_t type, mqtt_frame_t *f);
+/* The reason code of the next acknowledgement of that type (its packet id in *pid), -1 when none came. */
+int tc_ack_reason(tcli_t *t, uint8_t type, uint16_t *pid);
 /* Is the connection still open? */
 bool tc_alive(const tcli_t *t);
 /* A client ID starting with base owned by worker k of n (static storage, valid until the next call). */

@@ -96,17 +96,6 @@ START_TEST(test_split_one_copies_operation_and_waiter)
 }
 END_TEST
 
-static redisReply *parse(const char *resp)
-{
-	redisReader *rd = redisReaderCreate();
-	void *r = NULL;
-
-	redisReaderFeed(rd, resp, strlen(resp));
-	redisReaderGetReply(rd, &r);
-	redisReaderFree(rd);
-	return r;
-}
-
 START_TEST(test_reply_must_have_one_result_per_operation)
 {
 	batch_t *b = batch_create(0);
@@ -114,13 +103,13 @@ START_TEST(test_reply_must_have_one_result_per_operation)
 
 	add(b, 'D', "a", "1");
 	add(b, 'D', "b", "2");
-	r = parse("*2\r\n:0\r\n:0\r\n");
+	r = fake_resp_parse("*2\r\n:0\r\n:0\r\n");
 	ck_assert_int_eq(batch_reply_check(b, r), 0);
 	freeReplyObject(r);
-	r = parse("*1\r\n:0\r\n");
+	r = fake_resp_parse("*1\r\n:0\r\n");
 	ck_assert_int_eq(batch_reply_check(b, r), -EPROTO);
 	freeReplyObject(r);
-	r = parse(":2\r\n");
+	r = fake_resp_parse(":2\r\n");
 	ck_assert_int_eq(batch_reply_check(b, r), -EPROTO);
 	freeReplyObject(r);
 	ck_assert_int_eq(batch_reply_check(b, NULL), -EPROTO);

@@ -40,18 +40,6 @@ static void subscriber(tcli_t *t, uint8_t version, const char *cid, const char *
 	ck_assert(tc_expect(t, MQTT_SUBACK, &f));
 }
 
-static int ack_reason(tcli_t *t, uint8_t type, uint16_t *pid)
-{
-	mqtt_frame_t f;
-	mqtt_ack_t a;
-
-	if (!tc_expect(t, type, &f) || mqtt_decode_ack(&f, t->version, &a) < 0)
-		return -1;
-	if (pid)
-		*pid = a.packet_id;
-	return a.reason;
-}
-
 static bool next_publish(tcli_t *t, mqtt_publish_t *p)
 {
 	mqtt_frame_t f;
@@ -192,12 +180,12 @@ START_TEST(test_no_matching_subscribers_0x10)
 	start();
 	ck_assert_int_eq(tc_open(&pub, MQTT_V5, "p", true, 0, NULL), 0);
 	tc_publish(&pub, "nobody/listens", "x", 1, 1);
-	ck_assert_int_eq(ack_reason(&pub, MQTT_PUBACK, NULL), MQTT_RC_NO_MATCHING_SUBSCRIBERS);
+	ck_assert_int_eq(tc_ack_reason(&pub, MQTT_PUBACK, NULL), MQTT_RC_NO_MATCHING_SUBSCRIBERS);
 	tc_publish(&pub, "nobody/listens", "x", 2, 2);
-	ck_assert_int_eq(ack_reason(&pub, MQTT_PUBREC, NULL), MQTT_RC_NO_MATCHING_SUBSCRIBERS);
+	ck_assert_int_eq(tc_ack_reason(&pub, MQTT_PUBREC, NULL), MQTT_RC_NO_MATCHING_SUBSCRIBERS);
 	subscriber(&sub, MQTT_V5, "s", "nobody/+");
 	tc_publish(&pub, "nobody/listens", "x", 1, 3);
-	ck_assert_int_eq(ack_reason(&pub, MQTT_PUBACK, NULL), 0);
+	ck_assert_int_eq(tc_ack_reason(&pub, MQTT_PUBACK, NULL), 0);
 	tc_close(&pub);
 	tc_close(&sub);
 	stop();
@@ -382,7 +370,7 @@ START_TEST(test_slow_reader_output_bounded_and_nothing_lost)
 	for (int i = 0; i < 40; i++) {
 		memcpy(payload, expect, (size_t)snprintf(expect, sizeof(expect), "%04d", i));
 		tc_publish(&pub, "big", payload, 1, (uint16_t)(i + 1));
-		while (ack_reason(&pub, MQTT_PUBACK, &pid) == 0)
+		while (tc_ack_reason(&pub, MQTT_PUBACK, &pid) == 0)
 			acked++;
 	}
 	ck_assert_int_eq(acked, 40);
@@ -426,7 +414,7 @@ START_TEST(test_allocation_failure_never_loses_an_acknowledged_message)
 		fake_fail_alloc_after(k);
 		tc_publish(&pub, "t/1", "precious", 1, 1);
 		fake_fail_alloc_after(0);
-		acked = ack_reason(&pub, MQTT_PUBACK, NULL) == 0;
+		acked = tc_ack_reason(&pub, MQTT_PUBACK, NULL) == 0;
 		ck_assert_msg(acked || !tc_alive(&pub), "k=%ld: publisher neither answered nor closed", k);
 		got = next_publish(&sub, &p);
 		if (!got && !tc_alive(&sub)) {

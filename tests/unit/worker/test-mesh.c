@@ -82,18 +82,6 @@ static seen_t read_chan(void)
 	return s;
 }
 
-static int ack_reason(tcli_t *t, uint16_t *pid)
-{
-	mqtt_frame_t f;
-	mqtt_ack_t a;
-
-	if (!tc_expect(t, MQTT_PUBACK, &f) || mqtt_decode_ack(&f, t->version, &a) < 0)
-		return -1;
-	if (pid)
-		*pid = a.packet_id;
-	return a.reason;
-}
-
 START_TEST(test_puback_waits_for_the_peer_ack)
 {
 	tcli_t pub;
@@ -107,13 +95,13 @@ START_TEST(test_puback_waits_for_the_peer_ack)
 	tc_publish(&pub, "europe/ua/kyiv/7/0", "m2", 1, 2);
 	s = read_chan();
 	ck_assert_int_eq(s.pub_ack, 2);
-	ck_assert_int_eq(ack_reason(&pub, NULL), -1);
+	ck_assert_int_eq(tc_ack_reason(&pub, MQTT_PUBACK, NULL), -1);
 	peer_sends(MF_ACK, 1);
-	ck_assert_int_eq(ack_reason(&pub, NULL), 0);
-	ck_assert_int_eq(ack_reason(&pub, NULL), -1);
+	ck_assert_int_eq(tc_ack_reason(&pub, MQTT_PUBACK, NULL), 0);
+	ck_assert_int_eq(tc_ack_reason(&pub, MQTT_PUBACK, NULL), -1);
 	/* A refusal is not a success: MQTT 5 gets 0x80. */
 	peer_sends(MF_NACK, 1);
-	ck_assert_int_eq(ack_reason(&pub, NULL), MQTT_RC_UNSPECIFIED);
+	ck_assert_int_eq(tc_ack_reason(&pub, MQTT_PUBACK, NULL), MQTT_RC_UNSPECIFIED);
 	tc_close(&pub);
 	fake_finish();
 }
@@ -127,11 +115,11 @@ START_TEST(test_memory_store_peer_death_answers)
 	peer_subscribes("t/#");
 	ck_assert_int_eq(tc_open(&pub, MQTT_V311, tc_id_on("p", 0, 2), true, 0, NULL), 0);
 	tc_publish(&pub, "t/1", "m", 1, 1);
-	ck_assert_int_eq(ack_reason(&pub, NULL), -1);
+	ck_assert_int_eq(tc_ack_reason(&pub, MQTT_PUBACK, NULL), -1);
 	mesh_peer_down(1);
 	fake_turn();
 	/* Its sessions were in its memory and died with it: nothing waits for them any more. */
-	ck_assert_int_eq(ack_reason(&pub, NULL), 0);
+	ck_assert_int_eq(tc_ack_reason(&pub, MQTT_PUBACK, NULL), 0);
 	ck_assert_uint_eq(route_peer_interest_count(1), 0);
 	tc_close(&pub);
 	fake_finish();
@@ -154,11 +142,11 @@ START_TEST(test_durable_store_peer_death_holds_and_resends)
 	mesh_peer_down(1);
 	fake_turn();
 	/* Worker 1's sessions live on in Redis: no PUBACK for a copy it never stored. */
-	ck_assert_int_eq(ack_reason(&pub, NULL), -1);
+	ck_assert_int_eq(tc_ack_reason(&pub, MQTT_PUBACK, NULL), -1);
 	ck_assert_uint_eq(route_peer_interest_count(1), 1);
 	/* Published while it is down: held too. */
 	tc_publish(&pub, "t/2", "while down", 1, 2);
-	ck_assert_int_eq(ack_reason(&pub, NULL), -1);
+	ck_assert_int_eq(tc_ack_reason(&pub, MQTT_PUBACK, NULL), -1);
 	ck_assert_uint_eq(mesh_outstanding(1), 2);
 	/* Its successor comes: both are sent again, in order, and acknowledged by it. */
 	mesh_set_fd(1, FAKE_CHAN_FD(1));
@@ -167,9 +155,9 @@ START_TEST(test_durable_store_peer_death_holds_and_resends)
 	ck_assert_int_eq(s.pub_ack, 2);
 	ck_assert_uint_eq(W->st.mesh_resent, 2);
 	peer_sends(MF_ACK, 2);
-	ck_assert_int_eq(ack_reason(&pub, &pid), 0);
+	ck_assert_int_eq(tc_ack_reason(&pub, MQTT_PUBACK, &pid), 0);
 	ck_assert_uint_eq(pid, 1);
-	ck_assert_int_eq(ack_reason(&pub, &pid), 0);
+	ck_assert_int_eq(tc_ack_reason(&pub, MQTT_PUBACK, &pid), 0);
 	ck_assert_uint_eq(pid, 2);
 	tc_close(&pub);
 	fake_finish();

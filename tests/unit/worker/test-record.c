@@ -74,17 +74,6 @@ START_TEST(test_blob_damage_detected)
 }
 END_TEST
 
-static redisReply *parse(const char *resp)
-{
-	redisReader *rd = redisReaderCreate();
-	void *r = NULL;
-
-	redisReaderFeed(rd, resp, strlen(resp));
-	redisReaderGetReply(rd, &r);
-	redisReaderFree(rd);
-	return r;
-}
-
 START_TEST(test_load_reply_shapes)
 {
 	static const char *bad[] = { ":1\r\n", "$-1\r\n", "*3\r\n*0\r\n*0\r\n*0\r\n",
@@ -93,14 +82,14 @@ START_TEST(test_load_reply_shapes)
 	record_load_t l;
 
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-		redisReply *r = parse(bad[i]);
+		redisReply *r = fake_resp_parse(bad[i]);
 
 		ck_assert_msg(record_decode_load(r, 0, 0, &l) == -EPROTO, "shape %zu accepted", i);
 		freeReplyObject(r);
 	}
 	{
 		/* Well-formed but useless entries are skipped or listed, never fatal. */
-		redisReply *r = parse("*4\r\n*0\r\n*4\r\n$1\r\nx\r\n$1\r\ny\r\n$1\r\n5\r\n$3\r\nbad\r\n"
+		redisReply *r = fake_resp_parse("*4\r\n*0\r\n*4\r\n$1\r\nx\r\n$1\r\ny\r\n$1\r\n5\r\n$3\r\nbad\r\n"
 			"*2\r\n$1\r\n5\r\n$7\r\n70000,9\r\n*3\r\n$1\r\n7\r\n$1\r\n0\r\n$5\r\nhello\r\n");
 
 		ck_assert_int_eq(record_decode_load(r, 0, 0, &l), 0);
@@ -121,7 +110,7 @@ START_TEST(test_session_record_shapes)
 	mqtt_str_t f;
 	mqtt_subopts_t o;
 	uint32_t id;
-	redisReply *r = parse("*3\r\n$2\r\nid\r\n*6\r\n$1\r\nv\r\n$1\r\n5\r\n$1\r\ne\r\n$2\r\n60\r\n$1\r\nh\r\n$2\r\n12\r\n"
+	redisReply *r = fake_resp_parse("*3\r\n$2\r\nid\r\n*6\r\n$1\r\nv\r\n$1\r\n5\r\n$1\r\ne\r\n$2\r\n60\r\n$1\r\nh\r\n$2\r\n12\r\n"
 		"*4\r\n$3\r\na/b\r\n$9\r\n2,1,1,2,9\r\n$3\r\na/#\r\n$7\r\n1,0,0,0\r\n");
 
 	ck_assert_int_eq(record_decode_sess(r, &rs), 0);
@@ -136,10 +125,10 @@ START_TEST(test_session_record_shapes)
 	ck_assert_int_eq(record_decode_sub(&rs, 1, &f, &o, &id), -EPROTO);
 	ck_assert_int_eq(record_decode_sub(&rs, 2, &f, &o, &id), -ENOENT);
 	freeReplyObject(r);
-	r = parse("*3\r\n$0\r\n\r\n*0\r\n*0\r\n"); /* empty id */
+	r = fake_resp_parse("*3\r\n$0\r\n\r\n*0\r\n*0\r\n"); /* empty id */
 	ck_assert_int_eq(record_decode_sess(r, &rs), -EPROTO);
 	freeReplyObject(r);
-	r = parse("*3\r\n:1\r\n*0\r\n*0\r\n");
+	r = fake_resp_parse("*3\r\n:1\r\n*0\r\n*0\r\n");
 	ck_assert_int_eq(record_decode_sess(r, &rs), -EPROTO);
 	freeReplyObject(r);
 	ck_assert_int_eq(record_decode_sess(NULL, &rs), -EPROTO);

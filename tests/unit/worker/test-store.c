@@ -23,18 +23,6 @@ static void setup(void)
 	cfg.redis_buckets = 1; /* every client in one bucket: one batch per turn */
 }
 
-static int ack_reason(tcli_t *t, uint8_t type, uint16_t *pid)
-{
-	mqtt_frame_t f;
-	mqtt_ack_t a;
-
-	if (!tc_expect(t, type, &f) || mqtt_decode_ack(&f, t->version, &a) < 0)
-		return -1;
-	if (pid)
-		*pid = a.packet_id;
-	return a.reason;
-}
-
 /* A persistent subscriber on `filter`, offline afterwards (its session cold: only in the store). */
 static void offline_subscriber(const char *cid, const char *filter)
 {
@@ -60,11 +48,11 @@ START_TEST(test_puback_waits_for_the_stored_copy)
 	offline_subscriber("sub", "t/#");
 	ck_assert_int_eq(tc_open(&pub, MQTT_V311, "pub", true, 0, NULL), 0);
 	tc_publish(&pub, "t/1", "m", 1, 1);
-	ck_assert_int_eq(ack_reason(&pub, MQTT_PUBACK, NULL), -1);
+	ck_assert_int_eq(tc_ack_reason(&pub, MQTT_PUBACK, NULL), -1);
 	ck_assert_uint_eq(fake_rds_pending(), 1);
 	rf_answer_ok(NULL);
 	fake_turn();
-	ck_assert_int_eq(ack_reason(&pub, MQTT_PUBACK, NULL), 0);
+	ck_assert_int_eq(tc_ack_reason(&pub, MQTT_PUBACK, NULL), 0);
 	tc_close(&pub);
 	fake_finish();
 }
@@ -81,12 +69,12 @@ START_TEST(test_lost_connection_retried_until_answered)
 	for (int i = 0; i < 5; i++) {
 		fake_rds_answer(NULL, 0, -ECONNRESET);
 		fake_advance(250); /* the retry delay */
-		ck_assert_int_eq(ack_reason(&pub, MQTT_PUBACK, NULL), -1);
+		ck_assert_int_eq(tc_ack_reason(&pub, MQTT_PUBACK, NULL), -1);
 		ck_assert_uint_eq(fake_rds_pending(), 1);
 	}
 	rf_answer_ok(NULL);
 	fake_turn();
-	ck_assert_int_eq(ack_reason(&pub, MQTT_PUBACK, NULL), 0);
+	ck_assert_int_eq(tc_ack_reason(&pub, MQTT_PUBACK, NULL), 0);
 	ck_assert_uint_ge(W->st.store_retries, 5);
 	tc_close(&pub);
 	fake_finish();
@@ -129,15 +117,15 @@ START_TEST(test_poison_operation_set_aside_the_rest_moves)
 	ck_assert_uint_eq(fake_rds_pending(), 0);
 	ck_assert_uint_eq(W->st.store_failed_ops, 1);
 	/* The good one is acknowledged, the poisoned one is not a success (MQTT 5: 0x80). */
-	ck_assert_int_eq(ack_reason(&pub, MQTT_PUBACK, &pid), 0);
+	ck_assert_int_eq(tc_ack_reason(&pub, MQTT_PUBACK, &pid), 0);
 	ck_assert_uint_eq(pid, 1);
-	ck_assert_int_eq(ack_reason(&pub, MQTT_PUBACK, &pid), MQTT_RC_UNSPECIFIED);
+	ck_assert_int_eq(tc_ack_reason(&pub, MQTT_PUBACK, &pid), MQTT_RC_UNSPECIFIED);
 	ck_assert_uint_eq(pid, 2);
 	/* And the bucket keeps moving. */
 	tc_publish(&pub, "b/2", "m", 1, 3);
 	rf_answer_ok(NULL);
 	fake_turn();
-	ck_assert_int_eq(ack_reason(&pub, MQTT_PUBACK, &pid), 0);
+	ck_assert_int_eq(tc_ack_reason(&pub, MQTT_PUBACK, &pid), 0);
 	ck_assert_uint_eq(pid, 3);
 	tc_close(&pub);
 	fake_finish();
@@ -158,7 +146,7 @@ START_TEST(test_v311_refused_copy_closes_unanswered)
 		fake_advance(1000);
 	}
 	/* 3.1.1 has no negative PUBACK: the publisher is closed without one and sends the message again. */
-	ck_assert_int_eq(ack_reason(&pub, MQTT_PUBACK, NULL), -1);
+	ck_assert_int_eq(tc_ack_reason(&pub, MQTT_PUBACK, NULL), -1);
 	ck_assert(!tc_alive(&pub));
 	tc_close(&pub);
 	fake_finish();
@@ -301,7 +289,7 @@ START_TEST(test_restore_skips_damaged_records_and_starts)
 	ck_assert_uint_eq(fake_rds_pending(), 1);
 	rf_answer_ok(NULL);
 	fake_turn();
-	ck_assert_int_eq(ack_reason(&pub, MQTT_PUBACK, NULL), 0);
+	ck_assert_int_eq(tc_ack_reason(&pub, MQTT_PUBACK, NULL), 0);
 	tc_close(&pub);
 	fake_finish();
 }
@@ -333,7 +321,7 @@ START_TEST(test_replies_waiting_for_the_store_hold_input)
 	while (fake_rds_pending()) {
 		rf_answer_ok(NULL);
 		fake_turn();
-		while (ack_reason(&pub, MQTT_PUBACK, &pid) == 0)
+		while (tc_ack_reason(&pub, MQTT_PUBACK, &pid) == 0)
 			ck_assert_uint_eq(pid, ++acks);
 	}
 	ck_assert_int_eq(acks, 100);
