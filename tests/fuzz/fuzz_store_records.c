@@ -9,6 +9,7 @@
  */
 #include <errno.h>
 #include <hiredis/hiredis.h>
+#include <stdbool.h>
 #include <string.h>
 
 #include "batch.h"
@@ -53,6 +54,25 @@ static void check_sess(const redisReply *r)
 	}
 }
 
+/* hiredis 0.14 allocates a multi-bulk's element array from its announced length, before any element arrives:
+ * "*999999999" is a gigabyte. Redis is a trusted peer, so this is hiredis's business, not ours: inputs that
+ * announce an aggregate or string longer than the whole input are skipped. */
+static bool announces_too_much(const uint8_t *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		uint64_t v = 0;
+		size_t j;
+
+		if (p[i] != '*' && p[i] != '$')
+			continue;
+		for (j = i + 1; j < n && p[j] >= '0' && p[j] <= '9' && v <= n; j++)
+			v = v * 10 + (uint64_t)(p[j] - '0');
+		if (v > n)
+			return true;
+	}
+	return false;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	redisReader *rd;
@@ -74,6 +94,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		}
 		return 0;
 	}
+	if (announces_too_much(data + 1, size - 1))
+		return 0;
 	rd = redisReaderCreate();
 	if (!rd)
 		return 0;
