@@ -7,6 +7,7 @@
  */
 #include <errno.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,7 +24,7 @@
 enum key_type { T_STR, T_U16, T_U32, T_INT };
 
 /* Extra checks beyond the numeric range. */
-enum key_check { C_NONE, C_POW2, C_LOGLEVEL, C_STORE };
+enum key_check { C_NONE, C_POW2, C_LOGLEVEL, C_CHOICE };
 
 typedef struct config_key {
 	const char *name;
@@ -34,10 +35,14 @@ typedef struct config_key {
 	enum key_check check;
 	const char *def;       /* default as text; NULL: computed (control_socket) */
 	const char *help;
+	const char *choices;   /* C_CHOICE: the allowed values, '|'-separated */
 } config_key_t;
 
 #define KEY(n, t, mn, mx, ck, d, h) \
-	{ #n, t, offsetof(config_t, n), sizeof(((config_t *)0)->n), mn, mx, ck, d, h }
+	{ #n, t, offsetof(config_t, n), sizeof(((config_t *)0)->n), mn, mx, ck, d, h, NULL }
+/* A string key that takes one of a fixed set of values. */
+#define KEYC(n, choices, d, h) \
+	{ #n, T_STR, offsetof(config_t, n), sizeof(((config_t *)0)->n), 0, 0, C_CHOICE, d, h, choices }
 
 static const config_key_t keys[] = {
 	KEY(listen_host, T_STR, 0, 0, C_NONE, "0.0.0.0", "address to listen on"),
@@ -72,7 +77,7 @@ static const config_key_t keys[] = {
 	    "provided receive buffers per worker (power of two)"),
 	KEY(buf_size, T_U32, 64, 16777216, C_NONE, "4096", "bytes per provided receive buffer"),
 	KEY(ring_entries, T_U32, 1, 32768, C_NONE, "4096", "io_uring submission queue size"),
-	KEY(store, T_STR, 0, 0, C_STORE, "memory", "session store: memory (embedded) or redis"),
+	KEYC(store, "memory|redis", "memory", "session store: memory (embedded) or redis"),
 	KEY(redis_addrs, T_STR, 0, 0, C_NONE, "127.0.0.1:6379",
 	    "Redis master(s) or cluster seed nodes, host:port[,host:port...]"),
 	KEY(redis_user, T_STR, 0, 0, C_NONE, "", "Redis ACL user (empty: default user)"),
@@ -84,6 +89,40 @@ static const config_key_t keys[] = {
 	KEY(redis_batching, T_U32, 0, 1, C_NONE, "1", "1: one script call per bucket per flush; 0: one per client"),
 	KEY(redis_max_pending, T_U32, 1, 100000000, C_NONE, "200000",
 	    "store operations in flight per worker before clients stop being read"),
+	KEY(tls_port, T_U16, 0, 65535, C_NONE, "0", "TLS listener port (0: no TLS listener; 8883 is usual)"),
+	KEY(tls_certfile, T_STR, 0, 0, C_NONE, "", "server certificate chain (PEM)"),
+	KEY(tls_keyfile, T_STR, 0, 0, C_NONE, "", "server private key (PEM)"),
+	KEY(tls_cafile, T_STR, 0, 0, C_NONE, "", "CA certificates that sign client certificates (PEM)"),
+	KEY(tls_capath, T_STR, 0, 0, C_NONE, "", "directory of hashed CA certificates (c_rehash)"),
+	KEY(tls_crlfile, T_STR, 0, 0, C_NONE, "", "certificate revocation list (PEM); reloaded with the certificates"),
+	KEYC(tls_min_version, "1.2|1.3", "1.2", "lowest TLS version accepted"),
+	KEY(tls_ciphers, T_STR, 0, 0, C_NONE, "", "TLS 1.2 cipher list (OpenSSL syntax; empty: OpenSSL's default)"),
+	KEY(tls_ciphersuites, T_STR, 0, 0, C_NONE, "", "TLS 1.3 cipher suites (empty: OpenSSL's default)"),
+	KEY(tls_groups, T_STR, 0, 0, C_NONE, "", "key exchange groups, e.g. X25519:P-256 (empty: default)"),
+	KEYC(tls_client_auth, "none|optional|required", "none", "client certificates: none, optional or required"),
+	KEYC(tls_identity, "none|cn", "none", "cn: a verified client certificate's CN is the client's user name"),
+	KEY(tls_handshake_timeout_ms, T_U32, 100, 3600000, C_NONE, "10000",
+	    "time from accept to the end of TCP + TLS handshake + CONNECT"),
+	KEYC(allow_anonymous, "auto|true|false", "auto",
+	    "clients without credentials: auto = allowed only when no password_file / pg_conninfo is set"),
+	KEY(auth_order, T_STR, 0, 0, C_NONE, "file,pg,cert", "authentication providers in the order tried"),
+	KEY(password_file, T_STR, 0, 0, C_NONE, "", "mosquitto_passwd-style password file (reloaded on SIGHUP)"),
+	KEY(acl_file, T_STR, 0, 0, C_NONE, "", "access rules file (mosquitto acl_file syntax; reloaded on SIGHUP)"),
+	KEY(pg_conninfo, T_STR, 0, 0, C_NONE, "", "PostgreSQL credentials: libpq connection string (empty: off)"),
+	KEYC(pg_match, "username|client_id|both|cert_cn", "username", "which CONNECT field finds a credential row"),
+	KEY(auth_threads, T_U32, 1, 64, C_NONE, "2", "password-hashing threads per worker"),
+	KEY(auth_queue, T_U32, 1, 1000000, C_NONE, "256",
+	    "password checks waiting per worker; more get CONNACK server busy"),
+	KEY(auth_fail_limit, T_U32, 0, 1000000, C_NONE, "10",
+	    "failed authentications per source address per minute before it is refused for a minute (0: off)"),
+	KEY(max_connections_per_address, T_U32, 0, UINT32_MAX, C_NONE, "0",
+	    "connections per source address per worker (0: unlimited)"),
+	KEY(max_connect_rate, T_U32, 0, UINT32_MAX, C_NONE, "0",
+	    "new connections per second per source address per worker (0: unlimited)"),
+	KEY(max_topic_length, T_U32, 1, 65535, C_NONE, "65535", "longest topic name or filter accepted, bytes"),
+	KEY(max_topic_levels, T_U32, 1, 65535, C_NONE, "128", "most levels in a topic name or filter"),
+	KEY(max_qos2_pending, T_U32, 1, 65535, C_NONE, "1024", "inbound QoS 2 packet ids awaiting PUBREL per client"),
+	KEY(max_user_properties, T_U32, 0, 65535, C_NONE, "64", "user properties per packet"),
 	KEY(message_ttl, T_U32, 1, UINT32_MAX, C_NONE, "604800",
 	    "seconds a stored message lives when it carries no message expiry (default 7 days)"),
 };
@@ -206,6 +245,22 @@ default_control_socket(char *buf, size_t size)
  * Parse `val` for key k into cfg. `src` names where the value came from, for the error line
  * ("--port", "RINGMQ_PORT", "/etc/ringmq.conf:3").
  */
+/* Is val one of the '|'-separated choices? */
+static bool
+choice_ok(const char *choices, const char *val)
+{
+	size_t len = strlen(val);
+
+	for (const char *p = choices; *p;) {
+		size_t n = strcspn(p, "|");
+
+		if (n == len && memcmp(p, val, n) == 0)
+			return true;
+		p += n + (p[n] == '|');
+	}
+	return false;
+}
+
 static int
 key_set(config_t *cfg, const config_key_t *k, const char *val, const char *src, char *err, size_t errlen)
 {
@@ -221,8 +276,20 @@ key_set(config_t *cfg, const config_key_t *k, const char *val, const char *src, 
 			        k->name, val, k->size - 1, src);
 			return -1;
 		}
-		if (k->check == C_STORE && strcmp(val, "memory") != 0 && strcmp(val, "redis") != 0) {
-			set_err(err, errlen, "config: %s: '%s' is not one of memory, redis (from %s)", k->name, val, src);
+		if (k->check == C_CHOICE && !choice_ok(k->choices, val)) {
+			char list[256];
+			size_t i, o = 0;
+
+			for (i = 0; k->choices[i] && o + 3 < sizeof(list); i++) {
+				if (k->choices[i] == '|') {
+					list[o++] = ',';
+					list[o++] = ' ';
+				} else {
+					list[o++] = k->choices[i];
+				}
+			}
+			list[o] = '\0';
+			set_err(err, errlen, "config: %s: '%s' is not one of %s (from %s)", k->name, val, list, src);
 			return -1;
 		}
 		if (k->check == C_LOGLEVEL && log_level_parse(val) < 0) {

@@ -50,6 +50,34 @@ typedef struct config {
 	uint32_t redis_buckets;      /* "redis_buckets": 1024 — clients per hash tag group */
 	uint32_t redis_batching;     /* "redis_batching": 1 — 0 = one script call per client (for comparison) */
 	uint32_t redis_max_pending;  /* "redis_max_pending": 200000 — store ops in flight before reading pauses */
+	uint16_t tls_port;           /* "tls_port": 0 = no TLS listener */
+	char tls_certfile[256];
+	char tls_keyfile[256];
+	char tls_cafile[256];
+	char tls_capath[256];
+	char tls_crlfile[256];
+	char tls_min_version[8];     /* "1.2" | "1.3" */
+	char tls_ciphers[512];
+	char tls_ciphersuites[256];
+	char tls_groups[128];
+	char tls_client_auth[16];    /* "none" | "optional" | "required" */
+	char tls_identity[8];        /* "none" | "cn" */
+	uint32_t tls_handshake_timeout_ms;
+	char allow_anonymous[8];     /* "auto" | "true" | "false" */
+	char auth_order[64];         /* "file,pg,cert" */
+	char password_file[256];
+	char acl_file[256];
+	char pg_conninfo[512];
+	char pg_match[16];           /* "username" | "client_id" | "both" | "cert_cn" */
+	uint32_t auth_threads;
+	uint32_t auth_queue;
+	uint32_t auth_fail_limit;
+	uint32_t max_connections_per_address;
+	uint32_t max_connect_rate;
+	uint32_t max_topic_length;
+	uint32_t max_topic_levels;
+	uint32_t max_qos2_pending;
+	uint32_t max_user_properties;
 	uint32_t message_ttl;        /* "message_ttl": 604800 — stored message lifetime without message expiry */
 } config_t;
 
