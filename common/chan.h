@@ -17,6 +17,8 @@
  *   S->W CHAN_PEER_DOWN    peer hdr.worker died: forget its subscriptions, fail what was in flight to it.
  *   S->W CHAN_SHUTDOWN     graceful stop: stop accepting, DISCONNECT 0x8B to MQTT 5 clients, close, exit 0.
  *   S->W CHAN_CTL_REQ      payload: one JSON request object (see docs/operations.md); hdr.seq echoes back.
+ *   S->W CHAN_RELOAD       reload TLS certificates, password and ACL files (SIGHUP, ringmqctl reload).
+ *   S->W CHAN_TLS_KEY      payload: a new TLS session ticket key (80 bytes); the previous one still decrypts.
  *   W->S CHAN_CTL_REPLY    payload: one JSON reply object for request hdr.seq.
  */
 #ifndef RINGMQ_COMMON_CHAN_H
@@ -38,6 +40,8 @@ enum chan_type {
 	CHAN_CTL_REQ = 6,
 	CHAN_CTL_REPLY = 7,
 	CHAN_HANDOFF_MORE = 8,
+	CHAN_RELOAD = 9,
+	CHAN_TLS_KEY = 10,
 };
 
 typedef struct chan_hdr {

@@ -357,9 +357,9 @@ build_status(ctl_t *c, ctl_conn_t *cn)
 		if (st)
 			conns += json_integer_value(json_object_get(st, "connections"));
 	}
-	return json_pack("{ss sI sI ss si si sI}", "version", RINGMQ_VERSION, "pid", (json_int_t)s->pid,
+	return json_pack("{ss sI sI ss ss si si sI}", "version", RINGMQ_VERSION, "pid", (json_int_t)s->pid,
 		"uptime_s", (json_int_t)((sup_now_ms() - s->start_ms) / 1000), "listen", s->listen_str,
-		"workers", s->n_workers, "workers_up", up, "connections", conns);
+		"tls_listen", s->tls_listen_str, "workers", s->n_workers, "workers_up", up, "connections", conns);
 }
 
 static json_t *
@@ -502,7 +502,7 @@ dispatch(ctl_t *c, ctl_conn_t *cn, json_t *req)
 	int i;
 
 	if (cmd == NULL) {
-		reply_error(c, cn, "missing \"cmd\" (status, workers, clients, client, kick, stats, shutdown)");
+		reply_error(c, cn, "missing \"cmd\" (status, workers, clients, client, kick, stats, shutdown, reload)");
 		return;
 	}
 	if (strcmp(cmd, "shutdown") == 0) {
@@ -511,11 +511,17 @@ dispatch(ctl_t *c, ctl_conn_t *cn, json_t *req)
 		sup_begin_shutdown(s, "control socket");
 		return;
 	}
+	if (strcmp(cmd, "reload") == 0) {
+		conn_reply(c, cn, json_pack("{sb}", "ok", 1));
+		sup_reload(s, "control socket");
+		return;
+	}
 	for (i = 0; i < (int)(sizeof(cmd_names) / sizeof(cmd_names[0])); i++)
 		if (strcmp(cmd, cmd_names[i]) == 0)
 			break;
 	if (i == (int)(sizeof(cmd_names) / sizeof(cmd_names[0]))) {
-		reply_error(c, cn, "unknown command '%.64s' (status, workers, clients, client, kick, stats, shutdown)",
+		reply_error(c, cn, "unknown command '%.64s' (status, workers, clients, client, kick, stats, shutdown, "
+			"reload)",
 			cmd);
 		return;
 	}

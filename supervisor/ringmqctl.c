@@ -36,6 +36,8 @@ static const char usage_text[] =
 	"  kick ID                disconnect a client\n"
 	"  stats                  counters: total and per worker\n"
 	"  shutdown               graceful shutdown of the broker\n"
+	"  reload                 reload TLS certificates and CRL, password and ACL files (as SIGHUP)\n"
+	"  tls reload             the same\n"
 	"\n"
 	"Options:\n"
 	"  -s, --socket PATH      control socket (default: $RINGMQ_CONTROL_SOCKET, else %s)\n"
@@ -258,6 +260,8 @@ print_status(json_t *r)
 	printf("pid:          %" JSON_INTEGER_FORMAT "\n", json_integer_value(json_object_get(r, "pid")));
 	printf("uptime:       %s\n", d ? d : "?");
 	printf("listen:       %s\n", str_or(json_object_get(r, "listen"), "?"));
+	if (*str_or(json_object_get(r, "tls_listen"), ""))
+		printf("tls listen:   %s\n", str_or(json_object_get(r, "tls_listen"), ""));
 	printf("workers:      %" JSON_INTEGER_FORMAT " (%" JSON_INTEGER_FORMAT " up)\n",
 		json_integer_value(json_object_get(r, "workers")), json_integer_value(json_object_get(r, "workers_up")));
 	printf("connections:  %" JSON_INTEGER_FORMAT "\n", json_integer_value(json_object_get(r, "connections")));
@@ -399,6 +403,8 @@ print_human(const opts_t *o, json_t *r)
 		print_stats(r);
 	} else if (strcmp(o->cmd, "shutdown") == 0) {
 		printf("ringmqd is shutting down\n");
+	} else if (strcmp(o->cmd, "reload") == 0) {
+		printf("reload requested: each worker logs what it reloaded\n");
 	}
 	return 0;
 }
@@ -576,9 +582,13 @@ parse_args(int argc, char **argv, opts_t *o, const char *default_socket)
 		if (npos != 2)
 			return usage_error("'%s' needs exactly one client ID", o->cmd);
 		o->id = pos[1];
+	} else if (strcmp(o->cmd, "tls") == 0) {
+		if (npos != 2 || strcmp(pos[1], "reload") != 0)
+			return usage_error("%s", "'tls' takes one subcommand: reload");
+		o->cmd = "reload";
 	} else if (strcmp(o->cmd, "status") == 0 || strcmp(o->cmd, "workers") == 0 ||
 		   strcmp(o->cmd, "clients") == 0 || strcmp(o->cmd, "stats") == 0 ||
-		   strcmp(o->cmd, "shutdown") == 0) {
+		   strcmp(o->cmd, "shutdown") == 0 || strcmp(o->cmd, "reload") == 0) {
 		if (npos != 1)
 			return usage_error("unexpected argument '%s'", pos[1]);
 	} else {

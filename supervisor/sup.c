@@ -17,6 +17,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/prctl.h>
+#include <sys/random.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -259,6 +260,8 @@ child_main(sup_t *s, int k, int ctl_end, const int *mesh, pid_t parent)
 	a.id = k;
 	a.n_workers = s->n_workers;
 	a.listen_fd = s->w[k].listen_fd;
+	a.tls_listen_fd = s->w[k].tls_listen_fd;
+	memcpy(a.tls_ticket_key, s->ticket_key, sizeof(a.tls_ticket_key));
 	a.ctl_fd = ctl_end;
 	a.cfg = s->cfg;
 	a.restart_count = s->w[k].restarts;
@@ -266,6 +269,8 @@ child_main(sup_t *s, int k, int ctl_end, const int *mesh, pid_t parent)
 	keep[nkeep++] = STDOUT_FILENO;
 	keep[nkeep++] = STDERR_FILENO;
 	keep[nkeep++] = a.listen_fd;
+	if (a.tls_listen_fd >= 0)
+		keep[nkeep++] = a.tls_listen_fd;
 	keep[nkeep++] = ctl_end;
 	for (int p = 0; p < WORKER_MAX; p++) {
 		a.mesh_fds[p] = p < s->n_workers && p != k ? mesh[p] : -1;
@@ -611,6 +616,10 @@ sup_begin_shutdown(sup_t *s, const char *why)
 			close(w->listen_fd);
 			w->listen_fd = -1;
 		}
+		if (w->tls_listen_fd >= 0) {
+			close(w->tls_listen_fd);
+			w->tls_listen_fd = -1;
+		}
 		if (w->pid <= 0) {
 			w->state = SUP_W_STOPPED;
 			sendq_drop(&s->sendq, k, false);
@@ -634,6 +643,9 @@ on_signal(sup_t *s)
 		case SIGCHLD:
 			s->sig_chld = true;
 			break;
+		case SIGHUP:
+			s->sig_hup = true;
+			break;
 		case SIGTERM:
 		case SIGINT:
 			if (s->stopping && !s->killed) {
@@ -648,18 +660,56 @@ on_signal(sup_t *s)
 	}
 }
 
+/* A fresh TLS session ticket key (getrandom: a key the clients could guess would let them forge sessions). */
+static void
+new_ticket_key(sup_t *s)
+{
+	size_t got = 0;
+
+	while (got < sizeof(s->ticket_key)) {
+		ssize_t n = getrandom(s->ticket_key + got, sizeof(s->ticket_key) - got, 0);
+
+		if (n > 0)
+			got += (size_t)n;
+	}
+	s->ticket_key_ms = sup_now_ms();
+}
+
+void
+sup_reload(sup_t *s, const char *why)
+{
+	log_info("reloading certificates, password and ACL files (%s)", why);
+	for (int k = 0; k < s->n_workers; k++) {
+		if (s->w[k].pid > 0 && !s->stopping)
+			sup_send(s, k, CHAN_RELOAD, k, 0, NULL, 0, -1, false);
+	}
+}
+
+/* Every SUP_TICKET_ROTATE_MS, a new ticket key for every worker (a restarted one gets it at fork). */
+static void
+rotate_ticket_key(sup_t *s, uint64_t now)
+{
+	if (!*s->tls_listen_str || s->stopping || now - s->ticket_key_ms < SUP_TICKET_ROTATE_MS)
+		return;
+	new_ticket_key(s);
+	for (int k = 0; k < s->n_workers; k++) {
+		if (s->w[k].pid > 0)
+			sup_send(s, k, CHAN_TLS_KEY, k, 0, s->ticket_key, sizeof(s->ticket_key), -1, false);
+	}
+}
+
 static int
 setup_signals(sup_t *s)
 {
 	sigset_t set;
 
-	/* SIGHUP: a closed terminal must not take the broker down; there is no reload. */
-	signal(SIGHUP, SIG_IGN);
+	/* SIGHUP reloads (signalfd below); a closed terminal therefore does not take the broker down either. */
 	signal(SIGPIPE, SIG_IGN);
 	sigemptyset(&set);
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGCHLD);
+	sigaddset(&set, SIGHUP);
 	if (sigprocmask(SIG_BLOCK, &set, NULL) < 0) {
 		log_error(errno, "sigprocmask");
 		return -1;
@@ -686,7 +736,7 @@ sup_init(sup_t *s, const config_t *cfg, int n_workers)
 	s->start_ms = sup_now_ms();
 	sendq_init(&s->sendq);
 	for (int k = 0; k < WORKER_MAX; k++) {
-		s->w[k].listen_fd = s->w[k].ctl_fd = -1;
+		s->w[k].listen_fd = s->w[k].ctl_fd = s->w[k].tls_listen_fd = -1;
 		s->w[k].state = SUP_W_STOPPED;
 	}
 	s->epfd = epoll_create1(EPOLL_CLOEXEC);
@@ -701,10 +751,21 @@ sup_init(sup_t *s, const config_t *cfg, int n_workers)
 	for (int k = 0; k < n_workers; k++)
 		s->w[k].listen_fd = fds[k];
 	listen_format(s->listen_str, sizeof(s->listen_str), cfg->listen_host, port);
+	if (cfg->tls_port) {
+		uint16_t tport;
+
+		if (listen_open(cfg->listen_host, cfg->tls_port, n_workers, fds, &tport) < 0)
+			return -1;
+		for (int k = 0; k < n_workers; k++)
+			s->w[k].tls_listen_fd = fds[k];
+		listen_format(s->tls_listen_str, sizeof(s->tls_listen_str), cfg->listen_host, tport);
+	}
+	new_ticket_key(s);
 	if (ctl_create(&s->ctl, s, cfg->control_socket) < 0)
 		return -1;
-	log_info("ringmqd %s starting: %d workers, listening on %s, control socket %s", RINGMQ_VERSION,
-		n_workers, s->listen_str, cfg->control_socket);
+	log_info("ringmqd %s starting: %d workers, listening on %s%s%s, control socket %s", RINGMQ_VERSION,
+		n_workers, s->listen_str, *s->tls_listen_str ? " and TLS on " : "", s->tls_listen_str,
+		cfg->control_socket);
 	if (start_all(s) < 0)
 		return -1;
 	return 0;
@@ -787,7 +848,12 @@ sup_run(sup_t *s)
 			s->sig_term = false;
 			sup_begin_shutdown(s, "signal");
 		}
+		if (s->sig_hup) {
+			s->sig_hup = false;
+			sup_reload(s, "SIGHUP");
+		}
 		now = sup_now_ms();
+		rotate_ticket_key(s, now);
 		for (int k = 0; k < s->n_workers; k++) {
 			sup_worker_t *w = &s->w[k];
 
@@ -831,6 +897,9 @@ sup_finish(sup_t *s)
 		if (s->w[k].listen_fd >= 0)
 			close(s->w[k].listen_fd);
 		s->w[k].listen_fd = -1;
+		if (s->w[k].tls_listen_fd >= 0)
+			close(s->w[k].tls_listen_fd);
+		s->w[k].tls_listen_fd = -1;
 	}
 	ctl_destroy(s->ctl);
 	s->ctl = NULL;

@@ -31,6 +31,7 @@ typedef struct sup_worker {
 	pid_t pid;              /* 0 while no process runs */
 	enum sup_wstate state;
 	int listen_fd;          /* held for the broker's life */
+	int tls_listen_fd;      /* the TLS port's, -1 without TLS */
 	int ctl_fd;             /* supervisor end of the control channel; -1 while no process runs */
 	bool out_armed;         /* EPOLLOUT requested on ctl_fd: records wait in the sendq */
 	unsigned restarts;      /* restarts of this slot so far (worker_args_t.restart_count) */
@@ -48,6 +49,9 @@ typedef struct sup {
 	pid_t pid;
 	uint64_t start_ms;           /* monotonic */
 	char listen_str[96];         /* "host:port" as bound */
+	char tls_listen_str[96];     /* "" without TLS */
+	uint8_t ticket_key[80];      /* TLS session ticket key given to every worker (worker_args_t) */
+	uint64_t ticket_key_ms;      /* when it was made: rotated every SUP_TICKET_ROTATE_MS */
 	sup_worker_t w[WORKER_MAX];
 	sendq_t sendq;
 	struct ctl *ctl;
@@ -61,7 +65,12 @@ typedef struct sup {
 	/* Set by signals, acted on by the loop. */
 	bool sig_term;
 	bool sig_chld;
+	bool sig_hup;
 } sup_t;
+
+/* TLS session tickets are encrypted with a key rotated this often (the workers keep the previous one too, so a
+ * ticket lives between one and two periods). */
+#define SUP_TICKET_ROTATE_MS (12ull * 3600 * 1000)
 
 /* Epoll tags: the event kind in the top byte, a generation in the next three, an index in the low 32 bits. */
 enum sup_ev { SUP_EV_SIGNAL = 1, SUP_EV_WORKER = 2, SUP_EV_CTL_LISTEN = 3, SUP_EV_CTL_CONN = 4 };
@@ -96,5 +105,8 @@ int sup_send(sup_t *s, int k, uint16_t type, int32_t worker, uint32_t seq, const
 	int fd, bool queue_if_down);
 /* Start the graceful shutdown (idempotent); why goes into the log line. */
 void sup_begin_shutdown(sup_t *s, const char *why);
+/* Reload what can be reloaded without a restart (TLS certificates and CRL, password and ACL files): every
+ * worker is told; each logs what it did. why goes into the log line. */
+void sup_reload(sup_t *s, const char *why);
 
 #endif

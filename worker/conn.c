@@ -16,8 +16,10 @@
 #include "log.h"
 #include "loop.h"
 #include "mesh.h"
+#include "relay.h"
 #include "sess.h"
 #include "store.h"
+#include "tls.h"
 #include "worker.h"
 
 /* Input held longer than this (bytes) stops receiving until it is parsed. */
@@ -25,10 +27,11 @@
 
 static struct {
 	uint8_t kind_accept;
-	bool accept_armed;
+	bool accept_armed[2];      /* [0] the plain listener, [1] the TLS one */
 	bool accepting;
 	conn_t *live;
 	conn_t *aborts;
+	conn_t *tls_dirty;         /* TLS connections with plaintext to encrypt at the flush */
 	uint32_t n_conns;
 	uint32_t n_active;
 	uint64_t next_id;
@@ -36,31 +39,39 @@ static struct {
 } C;
 
 static const sock_ops_t conn_ops;
+static const sock_ops_t relay_ops;
 
 static inline conn_t *of_sock(sock_t *s)
 {
 	return (conn_t *)s; /* sk is the first member */
 }
 
+static void tls_out(conn_t *c);
+
 /* --- accept ---------------------------------------------------------------------------------------------- */
 
 static void arm_accept(void)
 {
-	struct io_uring_sqe *sqe;
+	int fds[2] = { W->listen_fd, W->tls_listen_fd };
 
-	if (!C.accepting || C.accept_armed)
-		return;
-	sqe = loop_sqe();
-	io_uring_prep_multishot_accept(sqe, W->listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
-	io_uring_sqe_set_data64(sqe, ud_make(C.kind_accept, 0, 0));
-	C.accept_armed = true;
+	for (uint32_t i = 0; i < 2; i++) {
+		struct io_uring_sqe *sqe;
+
+		if (!C.accepting || C.accept_armed[i] || fds[i] < 0 || (i == 1 && !tls_enabled()))
+			continue;
+		sqe = loop_sqe();
+		io_uring_prep_multishot_accept(sqe, fds[i], NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+		io_uring_sqe_set_data64(sqe, ud_make(C.kind_accept, 0, i));
+		C.accept_armed[i] = true;
+	}
 }
 
 static void on_accept(uint64_t ud, struct io_uring_cqe *cqe)
 {
-	(void)ud;
+	uint32_t i = ud_idx(ud) & 1;
+
 	if (!(cqe->flags & IORING_CQE_F_MORE))
-		C.accept_armed = false;
+		C.accept_armed[i] = false;
 	if (cqe->res < 0) {
 		if (cqe->res != -ECANCELED)
 			log_warn(-cqe->res, "accept failed");
@@ -71,6 +82,8 @@ static void on_accept(uint64_t ud, struct io_uring_cqe *cqe)
 		 * here only against floods of connections that never send CONNECT. Nothing can be said in MQTT yet. */
 		W->st.rejected_max_conn++;
 		close(cqe->res);
+	} else if (i == 1) {
+		conn_adopt_tls(cqe->res);
 	} else {
 		conn_adopt(cqe->res, NULL, 0);
 	}
@@ -86,11 +99,13 @@ void conn_start_accepting(void)
 void conn_stop_accepting(void)
 {
 	C.accepting = false;
-	/* The multishot accept holds the listener: the loop does not end before its last completion (busy()),
+	/* A multishot accept holds its listener: the loop does not end before its last completion (busy()),
 	 * so once this process exits nothing keeps accepting on the port behind the kernel's asynchronous ring
 	 * teardown. */
-	if (C.accept_armed)
-		loop_cancel(ud_make(C.kind_accept, 0, 0));
+	for (uint32_t i = 0; i < 2; i++) {
+		if (C.accept_armed[i])
+			loop_cancel(ud_make(C.kind_accept, 0, i));
+	}
 }
 
 /* --- adoption -------------------------------------------------------------------------------------------- */
@@ -120,28 +135,40 @@ static void set_addr(conn_t *c)
 
 static void process(conn_t *c, const uint8_t *data, size_t len);
 
-conn_t *conn_adopt(int fd, const uint8_t *data, size_t len)
+/* A connection around socket fd (-1: none, relay back side), in the live list; NULL on failure (fd closed). */
+static conn_t *new_conn(int fd, const sock_ops_t *ops, bool paused)
 {
-	int one = 1;
 	conn_t *c = calloc(1, sizeof(*c));
 
-	if (!c || sock_open(&c->sk, fd, &conn_ops, false) < 0) {
+	if (!c || sock_open(&c->sk, fd, ops, paused) < 0) {
 		log_error(ENOMEM, "cannot take a new connection");
 		free(c);
-		close(fd);
+		if (fd >= 0)
+			close(fd);
 		return NULL;
 	}
-	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	c->id = ((uint64_t)W->id << 48) | ++C.next_id;
 	c->created_ms = loop_now();
 	c->last_rx_ms = loop_now();
 	c->last_tx_ms = loop_now();
 	c->recv_max_out = 65535;
+	c->relay_peer = -1;
 	c->next = C.live;
 	if (C.live)
 		C.live->prev = c;
 	C.live = c;
 	C.n_conns++;
+	return c;
+}
+
+conn_t *conn_adopt(int fd, const uint8_t *data, size_t len)
+{
+	int one = 1;
+	conn_t *c = new_conn(fd, &conn_ops, false);
+
+	if (!c)
+		return NULL;
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	set_addr(c);
 	log_conn(LOG_DEBUG, c->id, 0, "accepted from %s", c->addr);
 	if (len)
@@ -149,17 +176,73 @@ conn_t *conn_adopt(int fd, const uint8_t *data, size_t len)
 	return c;
 }
 
+conn_t *conn_adopt_tls(int fd)
+{
+	int one = 1;
+	conn_t *c = new_conn(fd, &conn_ops, false);
+
+	if (!c)
+		return NULL;
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	set_addr(c);
+	c->tls = tls_create();
+	if (!c->tls) {
+		log_error(ENOMEM, "cannot start TLS for %s", c->addr);
+		c->aborted = true;
+		conn_close(c, 0);
+		return NULL;
+	}
+	log_conn(LOG_DEBUG, c->id, 0, "accepted from %s (TLS)", c->addr);
+	return c;
+}
+
+conn_t *conn_adopt_relay(int peer, uint64_t link, const char *addr, const char *cert_cn)
+{
+	conn_t *c = new_conn(-1, &relay_ops, false);
+
+	if (!c)
+		return NULL;
+	c->relay_back = true;
+	c->relay_peer = (int16_t)peer;
+	c->relay_link = link;
+	snprintf(c->addr, sizeof(c->addr), "%s", addr);
+	if (cert_cn && !(c->cert_cn = strdup(cert_cn))) {
+		c->relay_peer = -1;
+		conn_close(c, 0);
+		return NULL;
+	}
+	log_conn(LOG_DEBUG, c->id, 0, "relayed from worker %d for %s (link c%llu)", peer, c->addr,
+		(unsigned long long)link);
+	return c;
+}
+
 conn_t *conn_get(uint32_t idx, uint32_t gen)
 {
 	sock_t *s = sock_get(idx, gen);
 
-	return s && s->ops == &conn_ops ? of_sock(s) : NULL;
+	return s && (s->ops == &conn_ops || s->ops == &relay_ops) ? of_sock(s) : NULL;
 }
 
 static void on_free(sock_t *s)
 {
 	conn_t *c = of_sock(s);
 
+	/* A relay's back side says it is gone only now: its last bytes went out before this. */
+	if (c->relay_back)
+		relay_closed(c);
+	else
+		relay_forget(c);
+	if (c->tls_dirty) {
+		for (conn_t **pp = &C.tls_dirty; *pp; pp = &(*pp)->next_tls) {
+			if (*pp == c) {
+				*pp = c->next_tls;
+				break;
+			}
+		}
+	}
+	tls_destroy(c->tls);
+	buf_finish(&c->tls_plain);
+	free(c->cert_cn);
 	reply_finish(&c->replies);
 	if (c->alias_in) {
 		for (uint32_t i = 0; i <= W->cfg->topic_alias_maximum; i++)
@@ -207,7 +290,7 @@ static void update_recv(conn_t *c)
 {
 	if (c->state == CONN_CLOSING)
 		return;
-	if (c->state == CONN_HANDOFF || (c->held && c->rbuf.len > HOLD_MAX) ||
+	if (c->state == CONN_HANDOFF || (c->held && c->rbuf.len > HOLD_MAX) || c->relay_paused ||
 	    (pressure && c->state == CONN_ACTIVE)) {
 		if (!c->sk.paused)
 			W->st.paused_input += !pressure;
@@ -217,13 +300,60 @@ static void update_recv(conn_t *c)
 	}
 }
 
-static void on_data(sock_t *s, const uint8_t *p, size_t n)
+/* Plaintext of a TLS connection, or bytes relayed from another worker. */
+static void on_plain(void *ctx, const uint8_t *p, size_t n)
 {
-	conn_t *c = of_sock(s);
+	conn_t *c = ctx;
 
+	if (c->state == CONN_RELAY)
+		relay_front_input(c, p, n);
+	else
+		process(c, p, n);
+}
+
+static void tls_data(conn_t *c, const uint8_t *p, size_t n)
+{
+	bool was_ready = tls_ready(c->tls);
+	int ev = tls_input(c->tls, p, n, on_plain, c);
+
+	if (ev < 0) {
+		W->st.tls_failed += !was_ready;
+		log_conn(LOG_INFO, c->id, 0, "%s: TLS %s: %s", c->addr, was_ready ? "error" : "handshake failed",
+			tls_error(c->tls));
+		tls_out(c); /* the alert */
+		conn_close(c, 0);
+		return;
+	}
+	if (ev == TLS_READY) {
+		W->st.tls_handshakes++;
+		W->st.tls_resumed += tls_resumed(c->tls);
+		if (*tls_peer_cn(c->tls) && !c->cert_cn)
+			c->cert_cn = strdup(tls_peer_cn(c->tls));
+	}
+	tls_out(c);
+	if (ev == TLS_CLOSED)
+		conn_close(c, 0);
+}
+
+void conn_input(conn_t *c, const uint8_t *p, size_t n)
+{
 	c->last_rx_ms = loop_now();
 	W->st.bytes_in += n;
-	process(c, p, n);
+	if (c->tls)
+		tls_data(c, p, n);
+	else
+		process(c, p, n);
+	update_recv(c);
+}
+
+static void on_data(sock_t *s, const uint8_t *p, size_t n)
+{
+	conn_input(of_sock(s), p, n);
+}
+
+void conn_relay_pause(conn_t *c, bool paused)
+{
+	c->relay_paused = paused;
 	update_recv(c);
 }
 
@@ -270,6 +400,29 @@ static const sock_ops_t conn_ops = {
 	.on_free = on_free,
 };
 
+static void relay_flush_out(sock_t *s)
+{
+	conn_t *c = of_sock(s);
+	size_t n = c->sk.out.pending.len;
+
+	relay_back_flush(c);
+	on_sent(s, n);
+}
+
+static void relay_pause_in(sock_t *s, bool paused)
+{
+	relay_back_pause(of_sock(s), paused);
+}
+
+/* The back side of a relay: no descriptor, its bytes travel the mesh (relay.h). */
+static const sock_ops_t relay_ops = {
+	.on_data = on_data,
+	.on_eof = on_eof,
+	.on_free = on_free,
+	.on_flush = relay_flush_out,
+	.on_pause = relay_pause_in,
+};
+
 static void start_handoff(conn_t *c)
 {
 	c->state = CONN_HANDOFF;
@@ -314,6 +467,10 @@ static void process(conn_t *c, const uint8_t *data, size_t len)
 
 	if (c->state == CONN_CLOSING || c->aborted)
 		return;
+	if (c->state == CONN_RELAY) {
+		relay_front_input(c, data, len);
+		return;
+	}
 	if (c->state == CONN_HANDOFF) {
 		/* Bytes that were in flight while receiving stopped: they travel with the CONNECT. */
 		if (buf_append(&c->rbuf, data, len) < 0)
@@ -359,8 +516,19 @@ static void process(conn_t *c, const uint8_t *data, size_t len)
 		conn_fail(c, MQTT_E_NOMEM);
 		return;
 	}
-	if (handoff)
+	if (handoff && c->tls) {
+		/* The TLS session cannot move with the fd: keep it here and relay the MQTT bytes to the owner. */
+		int ret = relay_open(c);
+
+		if (ret < 0) {
+			log_conn(LOG_WARN, c->id, -ret, "%s: cannot relay to worker %d: closing", c->addr, c->handoff_to);
+			conn_close(c, 0);
+			return;
+		}
+		c->state = CONN_RELAY;
+	} else if (handoff) {
 		start_handoff(c);
+	}
 }
 
 void conn_hold(conn_t *c)
@@ -385,11 +553,9 @@ void conn_drain(conn_t *c)
 
 	/* Our single thread is the only reader right now: io_uring's multishot recv runs only inside
 	 * io_uring_enter, so these bytes are the next ones in the stream. */
-	while (conn_usable(c) && !c->held && (n = recv(c->sk.fd, buf, sizeof(buf), MSG_DONTWAIT)) > 0) {
-		c->last_rx_ms = loop_now();
-		W->st.bytes_in += (uint64_t)n;
-		process(c, buf, (size_t)n);
-	}
+	while (conn_usable(c) && !c->held && c->sk.fd >= 0 &&
+	       (n = recv(c->sk.fd, buf, sizeof(buf), MSG_DONTWAIT)) > 0)
+		conn_input(c, buf, (size_t)n);
 }
 
 /* --- output ---------------------------------------------------------------------------------------------- */
@@ -401,20 +567,27 @@ static uint32_t outbuf_limit(void)
 	return W->cfg->max_outbuf > min ? W->cfg->max_outbuf : (uint32_t)(min > UINT32_MAX ? UINT32_MAX : min);
 }
 
+/* Output queued for c: on the socket, and (TLS) plaintext not encrypted yet. */
+static size_t queued(const conn_t *c)
+{
+	return sock_outq(&c->sk) + c->tls_plain.len;
+}
+
 uint8_t *conn_reserve(conn_t *c, size_t n)
 {
 	uint8_t *p;
 
 	if (c->aborted || c->state == CONN_CLOSING)
 		return NULL;
-	if (sock_outq(&c->sk) + n > outbuf_limit()) {
+	if (queued(c) + n > outbuf_limit()) {
 		W->st.closed_outbuf++;
 		log_conn(LOG_INFO, c->id, 0, "%s takes its output too slowly (%zu bytes queued): disconnecting",
-			c->addr, sock_outq(&c->sk));
+			c->addr, queued(c));
 		conn_abort(c, MQTT_E_QUOTA);
 		return NULL;
 	}
-	p = sock_reserve(&c->sk, n);
+	/* TLS: plaintext gathers for the turn and is encrypted once, at the flush (fewer, fuller records). */
+	p = c->tls ? buf_reserve(&c->tls_plain, n) : sock_reserve(&c->sk, n);
 	if (!p) {
 		W->st.closed_nomem++;
 		log_conn(LOG_ERR, c->id, ENOMEM, "%s: no memory for %zu output bytes: disconnecting", c->addr, n);
@@ -425,17 +598,67 @@ uint8_t *conn_reserve(conn_t *c, size_t n)
 
 void conn_commit(conn_t *c, size_t n)
 {
-	sock_commit(&c->sk, n);
+	if (!c->tls) {
+		sock_commit(&c->sk, n);
+		return;
+	}
+	c->tls_plain.len += (uint32_t)n;
+	if (!c->tls_dirty) {
+		c->tls_dirty = true;
+		c->next_tls = C.tls_dirty;
+		C.tls_dirty = c;
+	}
+}
+
+/* Move the TLS engine's ciphertext (handshake messages, records, alerts) to the socket. */
+static void tls_out(conn_t *c)
+{
+	size_t n;
+
+	while ((n = tls_pending_out(c->tls))) {
+		uint8_t *p = sock_reserve(&c->sk, n);
+
+		if (!p) {
+			W->st.closed_nomem++;
+			conn_abort(c, MQTT_E_NOMEM);
+			return;
+		}
+		sock_commit(&c->sk, tls_take_out(c->tls, p, n));
+	}
+}
+
+/* Encrypt what a TLS connection wrote this turn. */
+static void tls_encrypt(conn_t *c)
+{
+	if (c->tls_plain.len && !c->aborted) {
+		if (tls_write(c->tls, c->tls_plain.data, c->tls_plain.len) < 0) {
+			log_conn(LOG_INFO, c->id, 0, "%s: TLS: %s", c->addr, tls_error(c->tls));
+			conn_abort(c, MQTT_E_CLOSE);
+		}
+		tls_out(c);
+	}
+	c->tls_plain.len = 0;
+}
+
+static void flush_tls(void)
+{
+	while (C.tls_dirty) {
+		conn_t *c = C.tls_dirty;
+
+		C.tls_dirty = c->next_tls;
+		c->tls_dirty = false;
+		tls_encrypt(c);
+	}
 }
 
 bool conn_can_take(const conn_t *c)
 {
-	return conn_usable(c) && sock_outq(&c->sk) < outbuf_limit() / 2;
+	return conn_usable(c) && queued(c) < outbuf_limit() / 2;
 }
 
 bool conn_qos0_room(conn_t *c, size_t n)
 {
-	if (sock_outq(&c->sk) + n <= W->cfg->max_outbuf_qos0)
+	if (queued(c) + n <= W->cfg->max_outbuf_qos0)
 		return true;
 	W->st.dropped_qos0_outbuf++;
 	return false;
@@ -609,9 +832,17 @@ void conn_close(conn_t *c, uint8_t reason)
 	}
 	if (!c->close_reason)
 		c->close_reason = reason;
+	if (c->state == CONN_RELAY)
+		relay_closed(c);
 	c->state = CONN_CLOSING;
 	if (c->sess)
 		sess_detach(c);
+	if (c->tls && !c->aborted) {
+		/* The last records and close_notify go before the socket closes. */
+		tls_encrypt(c);
+		tls_shutdown(c->tls);
+		tls_out(c);
+	}
 	sock_close(&c->sk, !c->aborted);
 }
 
@@ -640,13 +871,18 @@ static void sweep(void)
 	for (conn_t *c = C.live, *next; c; c = next) {
 		next = c->next;
 		switch (c->state) {
-		case CONN_NEW:
-			if (now - c->created_ms > W->cfg->connect_timeout_ms) {
-				log_conn(LOG_INFO, c->id, 0, "%s sent no CONNECT in %u ms: closing", c->addr,
-					W->cfg->connect_timeout_ms);
+		case CONN_NEW: {
+			/* For TLS one timeout covers TCP, the TLS handshake and CONNECT. */
+			uint32_t limit = c->tls ? W->cfg->tls_handshake_timeout_ms : W->cfg->connect_timeout_ms;
+
+			if (now - c->created_ms > limit) {
+				log_conn(LOG_INFO, c->id, 0, "%s sent no %sCONNECT in %u ms: closing", c->addr,
+					c->tls && !tls_ready(c->tls) ? "TLS handshake and " : "", limit);
+				W->st.tls_failed += c->tls && !tls_ready(c->tls);
 				conn_close(c, MQTT_RC_SUCCESS);
 			}
 			break;
+		}
 		case CONN_ACTIVE:
 			/* [MQTT-3.1.2-24]: one and a half times the keep alive without a packet. */
 			if (c->keepalive && now - c->last_rx_ms > (uint64_t)c->keepalive * 1500) {
@@ -727,12 +963,14 @@ static void check_pressure(void)
 
 static bool busy(void)
 {
-	return C.n_conns > 0 || C.accept_armed;
+	return C.n_conns > 0 || C.accept_armed[0] || C.accept_armed[1];
 }
 
 static void flush(void)
 {
 	flush_aborts();
+	flush_tls();
+	flush_aborts(); /* encryption may have failed */
 	check_pressure();
 }
 

@@ -19,11 +19,13 @@
 #include "sock.h"
 
 struct sess;
+struct tls;
 
 enum conn_state {
 	CONN_NEW = 0,              /* accepted, waiting for CONNECT */
 	CONN_HANDOFF,              /* CONNECT names another worker's client: stop receiving, then move */
 	CONN_ACTIVE,               /* CONNACK sent */
+	CONN_RELAY,                /* TLS, owned elsewhere: its MQTT bytes go to relay_peer (relay.h) */
 	CONN_CLOSING,              /* closed; the socket goes once its last SQE completed */
 };
 
@@ -59,6 +61,15 @@ typedef struct conn {
 	alias_t *alias_out;        /* [alias_max_out + 1] */
 	replyq_t replies;
 	uint64_t last_tx_ms;       /* last time the client took output bytes */
+	struct tls *tls;           /* TLS: the socket carries ciphertext (tls.h) */
+	buf_t tls_plain;           /* TLS: plaintext written this turn, encrypted at the flush */
+	bool tls_dirty;
+	bool relay_back;           /* socket-less: the client's socket is on worker relay_peer (relay.h) */
+	bool relay_paused;         /* front: the back holds this client's input */
+	int16_t relay_peer;        /* -1, or the other end of a relay link */
+	uint64_t relay_link;       /* the link's id (the front connection's id) */
+	char *cert_cn;             /* CN of the verified client certificate, NULL without one */
+	struct conn *next_tls;
 	struct conn *prev, *next;  /* every live connection, for the timeouts */
 	struct conn *next_abort;
 	char addr[64];
@@ -73,6 +84,14 @@ void conn_stop_accepting(void);
 /* Adopt a socket (accepted here, or handed over by another worker with the bytes it read). NULL on error
  * (fd closed). */
 conn_t *conn_adopt(int fd, const uint8_t *data, size_t len);
+/* A TLS connection accepted here (its handshake runs first). NULL on error (fd closed). */
+conn_t *conn_adopt_tls(int fd);
+/* Back side of a relay (relay.h): a socket-less connection for the client whose socket is on worker peer. */
+conn_t *conn_adopt_relay(int peer, uint64_t link, const char *addr, const char *cert_cn);
+/* MQTT bytes from the client, as if received (relay, handoff). */
+void conn_input(conn_t *c, const uint8_t *p, size_t n);
+/* Front side of a relay: the owner holds this client's input (stop reading it) or no longer does. */
+void conn_relay_pause(conn_t *c, bool paused);
 /* The live connection in socket slot idx with generation gen (for waiters and tokens), or NULL. */
 conn_t *conn_get(uint32_t idx, uint32_t gen);
 

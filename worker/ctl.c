@@ -16,6 +16,7 @@
 #include "route.h"
 #include "sess.h"
 #include "store.h"
+#include "tls.h"
 #include "worker.h"
 
 /* A handoff whose bytes come in several records: held until the last one is here. */
@@ -359,6 +360,13 @@ static void on_record(const chan_hdr_t *h, int fd)
 		break;
 	case CHAN_SHUTDOWN:
 		worker_stop("shutting down");
+		break;
+	case CHAN_RELOAD:
+		(void)tls_reload();
+		break;
+	case CHAN_TLS_KEY:
+		if (h->len == TLS_TICKET_KEY_LEN)
+			tls_set_ticket_key(K.payload);
 		break;
 	case CHAN_CTL_REQ:
 		reply(h->seq, answer((const char *)K.payload, h->len));

@@ -24,6 +24,10 @@ enum frame_type {
 	MF_ACK = 5,                /* a = count of acked frames */
 	MF_NACK = 6,               /* a = count of frames whose work failed */
 	MF_SYNC = 7,               /* the sender announced all its interest: drop what it did not announce */
+	MF_RELAY_OPEN = 8,         /* relay.h: link (a, b) opens: client address, certificate CN, first bytes */
+	MF_RELAY_DATA = 9,         /* relay.h: MQTT bytes of link (a, b) */
+	MF_RELAY_CLOSE = 10,       /* relay.h: link (a, b) ends */
+	MF_RELAY_PAUSE = 11,       /* relay.h: hold (reserved = 1) or release (0) link (a, b)'s input */
 };
 
 #define MF_ACK_WANTED 0x80

@@ -11,6 +11,7 @@
 #include "log.h"
 #include "loop.h"
 #include "msg.h"
+#include "relay.h"
 #include "route.h"
 #include "sock.h"
 #include "store.h"
@@ -234,6 +235,7 @@ void mesh_peer_down(int k)
 	p->toks = keep;
 	M.held += keep.len;
 	route_peer_down(k, durable);
+	relay_peer_down(k);
 }
 
 /* Send t's message again on the current channel (the successor of a dead peer). */
@@ -334,6 +336,19 @@ void mesh_send_pub(int k, const struct msg *m, uint8_t flags, const char *group,
 	}
 }
 
+uint8_t *mesh_frame(int k, uint8_t type, size_t body_len, uint32_t a, uint32_t b)
+{
+	peer_t *p = &M.peers[k];
+	uint8_t *d;
+
+	if (!p->up)
+		return NULL;
+	d = frame_put(&p->ch->sk.out.pending, type, 0, body_len, a, b);
+	if (d)
+		sock_commit(&p->ch->sk, 0);
+	return d;
+}
+
 static void send_simple(int k, uint8_t type, const char *body, size_t len, uint32_t a, uint32_t b, waiter_t *w)
 {
 	peer_t *p = &M.peers[k];
@@ -419,6 +434,11 @@ static int on_frame(int k, const frame_hdr_t *h, const uint8_t *body)
 	case MF_SYNC:
 		route_peer_synced(k);
 		return 0;
+	case MF_RELAY_OPEN:
+	case MF_RELAY_DATA:
+	case MF_RELAY_CLOSE:
+	case MF_RELAY_PAUSE:
+		return relay_on_frame(k, h, body);
 	default:
 		return -EPROTO;
 	}

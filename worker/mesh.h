@@ -50,6 +50,9 @@ void mesh_send_pub(int k, const struct msg *m, uint8_t flags, const char *group,
 	waiter_t *w);
 void mesh_send_sub(int k, const char *filter, size_t len, bool add, waiter_t *w);
 void mesh_send_group(int k, const char *key, size_t len, uint32_t members, uint32_t online, waiter_t *w);
+/* A frame of another module's kind (relay.h) to peer k: the body to fill (body_len bytes), written with this
+ * turn's flush; NULL when k is down or memory ran out. */
+uint8_t *mesh_frame(int k, uint8_t type, size_t body_len, uint32_t a, uint32_t b);
 /* Messages held or unacknowledged for peer k (stats, tests). */
 uint32_t mesh_outstanding(int k);
 

@@ -84,7 +84,7 @@ static void mark_dirty(sock_t *s)
 
 static void arm_recv(sock_t *s)
 {
-	if (s->recv_armed || s->paused || s->closing)
+	if (s->recv_armed || s->paused || s->closing || s->fd < 0)
 		return;
 	loop_recv_multishot(s->fd, ud_make(S.kind_recv, s->gen, s->idx));
 	s->recv_armed = true;
@@ -148,6 +148,8 @@ void sock_pause(sock_t *s)
 	if (s->paused)
 		return;
 	s->paused = true;
+	if (s->fd < 0 && s->ops->on_pause)
+		s->ops->on_pause(s, true);
 	if (s->recv_armed)
 		loop_cancel(ud_make(S.kind_recv, s->gen, s->idx));
 }
@@ -157,6 +159,8 @@ void sock_resume(sock_t *s)
 	if (!s->paused)
 		return;
 	s->paused = false;
+	if (s->fd < 0 && s->ops->on_pause && !s->closing)
+		s->ops->on_pause(s, false);
 	/* A cancelled recv may not have delivered its final completion yet: arm_recv waits for it. */
 	arm_recv(s);
 }
@@ -215,7 +219,8 @@ uint32_t sock_count(void)
 static void release(sock_t *s)
 {
 	linger_del(s);
-	close(s->fd);
+	if (s->fd >= 0)
+		close(s->fd);
 	outq_finish(&s->out);
 	S.tab[s->idx] = NULL;
 	S.free_idx[S.n_free++] = s->idx;
@@ -292,7 +297,11 @@ static void flush_one(sock_t *s)
 	const uint8_t *p;
 	size_t len;
 
-	if ((!s->closing || s->flush_on_close) && outq_next(&s->out, &p, &len)) {
+	if (s->fd < 0) {
+		if (s->ops->on_flush && (!s->closing || s->flush_on_close))
+			s->ops->on_flush(s);
+		outq_reset(&s->out);
+	} else if ((!s->closing || s->flush_on_close) && outq_next(&s->out, &p, &len)) {
 		loop_send(s->fd, p, len, ud_make(S.kind_send, s->gen, s->idx));
 		s->refs++;
 	}

@@ -37,6 +37,10 @@ typedef struct sock_ops {
 	void (*on_recv_stopped)(sock_t *s);
 	/* Closed and the last SQE completed: fd is closed; the owner frees what embeds s. */
 	void (*on_free)(sock_t *s);
+	/* A socket without a descriptor (fd < 0: its bytes travel some other way, relay.h): take the queued
+	 * output (at the flush, instead of a send), and hear of pause/resume (instead of a recv). */
+	void (*on_flush)(sock_t *s);
+	void (*on_pause)(sock_t *s, bool paused);
 } sock_ops_t;
 
 struct sock {

@@ -13,12 +13,14 @@
 #include "log.h"
 #include "loop.h"
 #include "mesh.h"
+#include "relay.h"
 #include "reply.h"
 #include "route.h"
 #include "sess.h"
 #include "slot.h"
 #include "sock.h"
 #include "store.h"
+#include "tls.h"
 
 wk_t *W;
 
@@ -44,11 +46,15 @@ static void teardown(void)
 	sess_module_finish();
 	ctl_finish();
 	store_finish();
+	relay_module_finish();
+	tls_module_finish();
 	route_finish();
 	mesh_finish();
 	loop_finish();
 	sock_module_finish();
 	close(W->listen_fd);
+	if (W->tls_listen_fd >= 0)
+		close(W->tls_listen_fd);
 	close(W->ctl_fd);
 }
 
@@ -64,6 +70,7 @@ int worker_run(const worker_args_t *args)
 	W->n = args->n_workers;
 	W->cfg = args->cfg;
 	W->listen_fd = args->listen_fd;
+	W->tls_listen_fd = args->tls_listen_fd;
 	W->ctl_fd = args->ctl_fd;
 	signal(SIGPIPE, SIG_IGN);
 	lc = (loop_config_t){ .sq_entries = W->cfg->ring_entries, .buf_count = W->cfg->buf_ring_entries,
@@ -74,6 +81,9 @@ int worker_run(const worker_args_t *args)
 	reply_module_init();
 	conn_module_init();
 	sess_module_init();
+	relay_module_init();
+	if (tls_module_init(args->tls_ticket_key) < 0)
+		return 1;
 	if (route_init() < 0) {
 		log_error(ENOMEM, "cannot allocate the subscription trie");
 		return 1;

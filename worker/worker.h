@@ -23,6 +23,8 @@ typedef struct worker_args {
 	int id;                      /* 0..n_workers-1 */
 	int n_workers;
 	int listen_fd;               /* SO_REUSEPORT TCP listener held by the supervisor, nonblocking */
+	int tls_listen_fd;           /* the TLS port's listener, or -1 */
+	uint8_t tls_ticket_key[80];  /* TLS session ticket key (the same in every worker) */
 	int ctl_fd;                  /* worker end of the control channel (chan.h) */
 	int mesh_fds[WORKER_MAX];    /* SOCK_STREAM socketpair end to peer k; -1 for self */
 	const config_t *cfg;
@@ -41,7 +43,8 @@ typedef struct worker_args {
 	X(handoffs_out) X(handoffs_in) X(handoffs_failed) \
 	X(connects) X(disconnects) X(protocol_errors) X(rejected_max_conn) X(rejected_subscriptions) \
 	X(store_ops) X(store_batches) X(store_errors) X(store_retries) X(store_dropped) X(store_quarantined) \
-	X(store_failed_ops) X(paused_reads) X(mesh_resent) X(mesh_failed)
+	X(store_failed_ops) X(paused_reads) X(mesh_resent) X(mesh_failed) \
+	X(tls_handshakes) X(tls_resumed) X(tls_failed) X(relay_opened) X(relay_accepted)
 
 typedef struct wk_stats {
 #define WK_STAT_FIELD(name) uint64_t name;
@@ -54,6 +57,7 @@ typedef struct wk {
 	int n;
 	const config_t *cfg;
 	int listen_fd;
+	int tls_listen_fd;
 	int ctl_fd;
 	wk_stats_t st;
 } wk_t;

@@ -535,6 +535,7 @@ void fake_init(const config_t *cfg, int id, int n)
 	wk.n = n;
 	wk.cfg = &fcfg;
 	wk.listen_fd = -1;
+	wk.tls_listen_fd = -1;
 	wk.ctl_fd = -1;
 	W = &wk;
 	memset(&fargs, 0, sizeof(fargs));
