@@ -57,7 +57,7 @@ static int ticket_cb(SSL *ssl, unsigned char *name, unsigned char *iv, EVP_CIPHE
 	int enc)
 {
 	const uint8_t *key = NULL;
-	OSSL_PARAM params[2];
+	OSSL_PARAM params[3];
 	int renew = 1;
 
 	(void)ssl;
@@ -75,7 +75,8 @@ static int ticket_cb(SSL *ssl, unsigned char *name, unsigned char *iv, EVP_CIPHE
 		return 0;
 	}
 	params[0] = OSSL_PARAM_construct_octet_string(OSSL_MAC_PARAM_KEY, (void *)(key + 48), 32);
-	params[1] = OSSL_PARAM_construct_end();
+	params[1] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)"SHA256", 0);
+	params[2] = OSSL_PARAM_construct_end();
 	if (!EVP_MAC_CTX_set_params(hctx, params))
 		return -1;
 	if (enc)
