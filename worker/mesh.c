@@ -206,8 +206,11 @@ void mesh_peer_down(int k)
 
 	if (!p->up)
 		return;
-	log_warn(0, "worker %d is gone%s", k, durable ? ": holding messages for its sessions until it is back" :
-		": dropping its subscriptions until it is back");
+	if (loop_stopping())
+		log_debug("worker %d is gone (shutting down)", k);
+	else
+		log_warn(0, "worker %d is gone%s", k, durable ? ": holding messages for its sessions until it is back" :
+			": dropping its subscriptions until it is back");
 	p->up = false;
 	sock_close(&p->ch->sk, false); /* released when its last SQE completes: no buffer freed under the kernel */
 	p->ch = NULL;

@@ -101,6 +101,14 @@ def free_port():
     return port
 
 
+def make_pki(directory):
+    """A test PKI (scripts/gen-certs): returns {name: path} (ca_cert, server_cert, server_key, client_cert_client1,
+    client_key_client1, revoked_cert, crl, expired_cert, rogue_cert, ...)."""
+    out = subprocess.run([os.path.join(SRCDIR, 'scripts', 'gen-certs'), directory], check=True,
+                         stdout=subprocess.PIPE, text=True).stdout
+    return dict(line.split('=', 1) for line in out.split() if '=' in line)
+
+
 def wait_until(pred, timeout=10.0, interval=0.02, what='condition'):
     """Poll pred() until it returns a truthy value (returned) or raise AssertionError at the deadline."""
     deadline = time.monotonic() + timeout
@@ -355,7 +363,7 @@ class Client:
     """
 
     def __init__(self, port, client_id='', version=4, clean=True, session_expiry=None, keepalive=60,
-                 will=None, connect_props=None, host=HOST):
+                 will=None, connect_props=None, host=HOST, tls=None, username=None, password=None):
         self.port = port
         self.host = host
         self.version = version
@@ -371,6 +379,11 @@ class Client:
                                  reconnect_on_failure=False)
         # 0 = unlimited: paho reorders messages it has to queue behind a full in-flight window.
         self.c.max_inflight_messages_set(0)
+        if tls:
+            # tls: {'ca': path, 'cert': path or None, 'key': path or None}; the server name is checked.
+            self.c.tls_set(ca_certs=tls['ca'], certfile=tls.get('cert'), keyfile=tls.get('key'))
+        if username is not None:
+            self.c.username_pw_set(username, password)
         if will:
             wp = None
             if version == 5 and will.get('props'):
@@ -455,6 +468,10 @@ class Client:
             kwargs = {'clean_start': self.clean, 'properties': p}
         self.c.connect(self.host, self.port, self.keepalive, **kwargs)
         self._thread = threading.Thread(target=self._run, name='paho-%s' % self.client_id, daemon=True)
+        # paho writes from the calling thread when it believes no network thread runs (it only knows its own
+        # loop_start thread): two threads writing one TLS socket break its record stream (ssl "bad length").
+        # Telling it ours exists makes every write happen on the network thread.
+        self.c._thread = self._thread
         self._thread.start()
         if not self.connected.wait(timeout):
             raise AssertionError('%s: no CONNACK within %.0fs' % (self.client_id, timeout))
