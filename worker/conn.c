@@ -11,6 +11,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "addrlimit.h"
 #include "ctl.h"
 #include "handle.h"
 #include "log.h"
@@ -161,6 +162,38 @@ static conn_t *new_conn(int fd, const sock_ops_t *ops, bool paused)
 	return c;
 }
 
+/* The per-address limits (addrlimit.h) for a socket that lives here: false when c was closed for them. */
+static bool admit(conn_t *c)
+{
+	char host[sizeof(c->addr)];
+	char *colon;
+
+	snprintf(host, sizeof(host), "%s", c->addr);
+	if ((colon = strrchr(host, ':')))
+		*colon = '\0';
+	if (addrlimit_admit(host)) {
+		c->addr_counted = true;
+		return true;
+	}
+	log_conn(LOG_INFO, c->id, 0, "%s: too many connections from this address: closing", c->addr);
+	c->aborted = true;
+	conn_close(c, 0);
+	return false;
+}
+
+static void release_addr(conn_t *c)
+{
+	char host[sizeof(c->addr)];
+	char *colon;
+
+	if (!c->addr_counted)
+		return;
+	snprintf(host, sizeof(host), "%s", c->addr);
+	if ((colon = strrchr(host, ':')))
+		*colon = '\0';
+	addrlimit_release(host);
+}
+
 conn_t *conn_adopt(int fd, const uint8_t *data, size_t len)
 {
 	int one = 1;
@@ -170,6 +203,8 @@ conn_t *conn_adopt(int fd, const uint8_t *data, size_t len)
 		return NULL;
 	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	set_addr(c);
+	if (!admit(c))
+		return NULL;
 	log_conn(LOG_DEBUG, c->id, 0, "accepted from %s", c->addr);
 	if (len)
 		process(c, data, len);
@@ -185,6 +220,8 @@ conn_t *conn_adopt_tls(int fd)
 		return NULL;
 	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	set_addr(c);
+	if (!admit(c))
+		return NULL;
 	c->tls = tls_create();
 	if (!c->tls) {
 		log_error(ENOMEM, "cannot start TLS for %s", c->addr);
@@ -227,6 +264,7 @@ static void on_free(sock_t *s)
 {
 	conn_t *c = of_sock(s);
 
+	release_addr(c);
 	/* A relay's back side says it is gone only now: its last bytes went out before this. */
 	if (c->relay_back)
 		relay_closed(c);

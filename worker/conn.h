@@ -43,6 +43,7 @@ typedef struct conn {
 	bool graceful;             /* DISCONNECT 0x00 received, or taken over with the session continuing: no will */
 	bool problem_info;         /* the client's Request Problem Information */
 	bool held;                 /* input held: the session is loading, or the reply FIFO is full */
+	bool addr_counted;         /* counted in the per-address limits (addrlimit.h) */
 	bool aborted;              /* must close, but from inside someone else's call: done at the flush */
 	bool in_abort_list;
 	uint16_t keepalive;        /* seconds, after the server's override */

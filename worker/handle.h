@@ -12,6 +12,11 @@
 /* Not an error: CONNECT names a client of another worker; the connection moves there. */
 #define HANDLE_HANDOFF 1
 
+/* Limits on what a client's packets may carry (handle_session.c): a topic name or filter within
+ * max_topic_length bytes and max_topic_levels levels, at most max_user_properties user properties. */
+bool handle_topic_ok(const uint8_t *p, size_t len);
+bool handle_user_props_ok(const mqtt_props_t *props);
+
 /* Dispatch one framed packet by type and connection state. */
 int handle_packet(conn_t *c, const mqtt_frame_t *f);
 

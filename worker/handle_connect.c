@@ -111,6 +111,14 @@ int handle_connect(conn_t *c, const mqtt_frame_t *f)
 		return err;
 	if (cn.props.present & MQTT_PROP_BIT(MQTT_PROP_AUTH_METHOD))
 		return MQTT_E_AUTH_METHOD; /* no enhanced authentication methods are offered */
+	if (!handle_user_props_ok(&cn.props) || !handle_user_props_ok(&cn.will_props)) {
+		W->st.rejected_user_properties++;
+		return MQTT_E_QUOTA;
+	}
+	if (cn.will && !handle_topic_ok(cn.will_topic.p, cn.will_topic.len)) {
+		W->st.rejected_topic++;
+		return MQTT_E_TOPIC_NAME;
+	}
 
 	id = cn.client_id.p;
 	id_len = cn.client_id.len;

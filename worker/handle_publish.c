@@ -67,6 +67,14 @@ int handle_publish(conn_t *c, const mqtt_frame_t *f)
 	}
 	if (p.topic.len > 65535)
 		return MQTT_E_TOPIC_NAME;
+	if (!handle_topic_ok(p.topic.p, p.topic.len)) {
+		W->st.rejected_topic++;
+		return MQTT_E_TOPIC_NAME; /* longer or deeper than this broker takes: 0x90 */
+	}
+	if (!handle_user_props_ok(&p.props)) {
+		W->st.rejected_user_properties++;
+		return MQTT_E_QUOTA;
+	}
 	W->st.msgs_in++;
 	if (p.qos == 0) {
 		m = msg_create(&p, p.topic.p, (uint16_t)p.topic.len, c->id);
@@ -76,9 +84,11 @@ int handle_publish(conn_t *c, const mqtt_frame_t *f)
 		msg_unref(m);
 		return 0;
 	}
-	/* [MQTT-3.3.4-7]: more unacknowledged QoS>0 PUBLISHes than our Receive Maximum is an error. */
-	if ((uint32_t)c->inflight_in + sess_rx_count(c->sess) >= W->cfg->receive_maximum &&
-	    !(p.qos == 2 && sess_rx_has(c->sess, p.packet_id)))
+	/* [MQTT-3.3.4-7]: more unacknowledged QoS>0 PUBLISHes than our Receive Maximum is an error; QoS 2 ids
+	 * awaiting PUBREL have their own, lower bound (each holds state until the client releases it). */
+	if (!(p.qos == 2 && sess_rx_has(c->sess, p.packet_id)) &&
+	    ((uint32_t)c->inflight_in + sess_rx_count(c->sess) >= W->cfg->receive_maximum ||
+	     (p.qos == 2 && sess_rx_count(c->sess) >= W->cfg->max_qos2_pending)))
 		return MQTT_E_RECEIVE_MAX;
 	ack_type = p.qos == 1 ? MQTT_PUBACK : MQTT_PUBREC;
 	if (p.qos == 2 && sess_rx_has(c->sess, p.packet_id)) {

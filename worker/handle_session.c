@@ -4,6 +4,33 @@
 #include "sess.h"
 #include "worker.h"
 
+bool handle_topic_ok(const uint8_t *p, size_t len)
+{
+	uint32_t levels = 1;
+
+	if (len > W->cfg->max_topic_length)
+		return false;
+	for (size_t i = 0; i < len; i++)
+		levels += p[i] == '/';
+	return levels <= W->cfg->max_topic_levels;
+}
+
+bool handle_user_props_ok(const mqtt_props_t *props)
+{
+	mqtt_str_t k, v;
+	mqtt_iter_t it;
+	uint32_t n = 0;
+
+	if (!(props->present & MQTT_PROP_BIT(MQTT_PROP_USER_PROPERTY)))
+		return true;
+	mqtt_user_prop_iter(props, &it);
+	while (mqtt_user_prop_next(&it, &k, &v)) {
+		if (++n > W->cfg->max_user_properties)
+			return false;
+	}
+	return true;
+}
+
 int handle_packet(conn_t *c, const mqtt_frame_t *f)
 {
 	if (c->state == CONN_NEW && f->type != MQTT_CONNECT)

@@ -38,6 +38,10 @@ int handle_subscribe(conn_t *c, const mqtt_frame_t *f)
 		return err;
 	if (s.count > MAX_FILTERS)
 		return MQTT_E_PROTOCOL;
+	if (!handle_user_props_ok(&s.props)) {
+		W->st.rejected_user_properties++;
+		return MQTT_E_QUOTA;
+	}
 	if (s.props.present & MQTT_PROP_BIT(MQTT_PROP_SUBSCRIPTION_ID))
 		subid = s.props.sub_ids[0];
 	reasons = malloc(s.count ? s.count : 1);
@@ -55,10 +59,14 @@ int handle_subscribe(conn_t *c, const mqtt_frame_t *f)
 	while (mqtt_sub_next(&it, &filter, &opts)) {
 		bool shared, retained = false;
 
-		/* The decoder refused malformed filters already; this is the worker's own guard. */
-		if (mqtt_filter_check(&filter, &shared) != MQTT_OK)
+		/* The decoder refused malformed filters already; this is the worker's own guard. A well-formed filter
+		 * longer or deeper than this broker takes is refused alone (0x8F), the others still subscribe. */
+		if (mqtt_filter_check(&filter, &shared) != MQTT_OK) {
 			reasons[n] = MQTT_RC_TOPIC_FILTER_INVALID;
-		else
+		} else if (!handle_topic_ok(filter.p, filter.len)) {
+			W->st.rejected_topic++;
+			reasons[n] = MQTT_RC_TOPIC_FILTER_INVALID;
+		} else
 			reasons[n] = route_subscribe(c->sess, filter, &opts, subid, &w, &retained);
 		if (c->version != MQTT_V5 && reasons[n] >= 0x80)
 			reasons[n] = 0x80;

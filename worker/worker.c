@@ -8,6 +8,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "addrlimit.h"
 #include "conn.h"
 #include "ctl.h"
 #include "log.h"
@@ -47,6 +48,7 @@ static void teardown(void)
 	ctl_finish();
 	store_finish();
 	relay_module_finish();
+	addrlimit_finish();
 	tls_module_finish();
 	route_finish();
 	mesh_finish();
@@ -82,6 +84,7 @@ int worker_run(const worker_args_t *args)
 	conn_module_init();
 	sess_module_init();
 	relay_module_init();
+	addrlimit_init();
 	if (tls_module_init(args->tls_ticket_key) < 0)
 		return 1;
 	if (route_init() < 0) {

@@ -44,7 +44,8 @@ typedef struct worker_args {
 	X(connects) X(disconnects) X(protocol_errors) X(rejected_max_conn) X(rejected_subscriptions) \
 	X(store_ops) X(store_batches) X(store_errors) X(store_retries) X(store_dropped) X(store_quarantined) \
 	X(store_failed_ops) X(paused_reads) X(mesh_resent) X(mesh_failed) \
-	X(tls_handshakes) X(tls_resumed) X(tls_failed) X(relay_opened) X(relay_accepted)
+	X(tls_handshakes) X(tls_resumed) X(tls_failed) X(relay_opened) X(relay_accepted) \
+	X(rejected_address) X(rejected_topic) X(rejected_user_properties)
 
 typedef struct wk_stats {
 #define WK_STAT_FIELD(name) uint64_t name;

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "addrlimit.h"
 #include "ctl.h"
 #include "loop.h"
 #include "mesh.h"
@@ -549,6 +550,7 @@ void fake_init(const config_t *cfg, int id, int n)
 	conn_module_init();
 	sess_module_init();
 	route_init();
+	addrlimit_init();
 	mesh_init(&fargs);
 	store_init(worker_serve);
 	if (store_ready())
@@ -583,6 +585,7 @@ void fake_finish(void)
 	store_finish();
 	route_finish();
 	mesh_finish();
+	addrlimit_finish();
 	fake_turn();
 	while (R.n)
 		cmd_free(pop());

@@ -70,6 +70,8 @@ int tc_open(tcli_t *t, uint8_t version, const char *cid, bool clean, uint32_t ex
 	memset(t, 0, sizeof(*t));
 	t->version = version;
 	t->c = fake_connect();
+	if (!t->c)
+		return -1; /* refused at accept */
 	t->id = t->c->id;
 	memset(&cn, 0, sizeof(cn));
 	cn.version = version;

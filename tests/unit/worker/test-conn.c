@@ -462,6 +462,99 @@ START_TEST(test_pubrel_flood_without_reading_is_disconnected)
 }
 END_TEST
 
+START_TEST(test_topic_and_property_limits)
+{
+	tcli_t t;
+	mqtt_ack_t d;
+	mqtt_frame_t f;
+	mqtt_suback_t sa;
+	mqtt_publish_t p;
+	uint8_t buf[4096], user[64];
+	size_t n;
+
+	cfg.max_topic_length = 16;
+	cfg.max_topic_levels = 3;
+	cfg.max_user_properties = 2;
+	start();
+	/* A filter over a limit is refused alone (0x8F); the others in the same SUBSCRIBE go through. */
+	ck_assert_int_eq(tc_open(&t, MQTT_V5, "lim", true, 0, NULL), 0);
+	tc_subscribe(&t, 1, "a/b/c/d", 1);
+	ck_assert(tc_expect(&t, MQTT_SUBACK, &f));
+	ck_assert_int_eq(mqtt_decode_suback(&f, MQTT_V5, &sa), 0);
+	ck_assert_uint_eq(sa.reasons[0], MQTT_RC_TOPIC_FILTER_INVALID);
+	tc_subscribe(&t, 2, "a/b/c", 1);
+	ck_assert(tc_expect(&t, MQTT_SUBACK, &f));
+	ck_assert_int_eq(mqtt_decode_suback(&f, MQTT_V5, &sa), 0);
+	ck_assert_uint_eq(sa.reasons[0], 1);
+	/* Three user properties where two are allowed: DISCONNECT 0x97. */
+	memset(&p, 0, sizeof(p));
+	p.topic = (mqtt_str_t){ (const uint8_t *)"a", 1 };
+	n = 0;
+	for (int i = 0; i < 3; i++) {
+		user[n++] = MQTT_PROP_USER_PROPERTY;
+		user[n++] = 0, user[n++] = 1, user[n++] = 'k';
+		user[n++] = 0, user[n++] = 1, user[n++] = 'v';
+	}
+	p.props.present = MQTT_PROP_BIT(MQTT_PROP_USER_PROPERTY);
+	p.props.user = (mqtt_str_t){ user, (uint32_t)n };
+	tc_send_raw(&t, buf, mqtt_encode_publish(buf, sizeof(buf), MQTT_V5, &p));
+	ck_assert_int_eq(disconnect_reason(&t, &d), MQTT_RC_QUOTA_EXCEEDED);
+	tc_close(&t);
+	/* A topic name over the length: DISCONNECT 0x90. */
+	ck_assert_int_eq(tc_open(&t, MQTT_V5, "lim2", true, 0, NULL), 0);
+	tc_publish(&t, "a-topic-longer-than-16", "x", 0, 0);
+	ck_assert_int_eq(disconnect_reason(&t, &d), MQTT_RC_TOPIC_NAME_INVALID);
+	ck_assert_uint_eq(W->st.rejected_topic, 2);
+	ck_assert_uint_eq(W->st.rejected_user_properties, 1);
+	tc_close(&t);
+	stop();
+}
+END_TEST
+
+START_TEST(test_qos2_pending_bound)
+{
+	tcli_t t;
+	mqtt_ack_t d;
+
+	cfg.max_qos2_pending = 3;
+	start();
+	ck_assert_int_eq(tc_open(&t, MQTT_V5, "q2", true, 0, NULL), 0);
+	for (uint16_t i = 1; i <= 3; i++) {
+		tc_publish(&t, "q", "x", 2, i);
+		ck_assert_int_eq(tc_ack_reason(&t, MQTT_PUBREC, NULL), MQTT_RC_NO_MATCHING_SUBSCRIBERS);
+	}
+	/* A resend of one still pending is fine; a fourth id is one too many. */
+	tc_publish(&t, "q", "x", 2, 2);
+	ck_assert(tc_alive(&t));
+	tc_publish(&t, "q", "x", 2, 4);
+	ck_assert_int_eq(disconnect_reason(&t, &d), MQTT_RC_RECEIVE_MAX_EXCEEDED);
+	tc_close(&t);
+	stop();
+}
+END_TEST
+
+START_TEST(test_connections_per_address)
+{
+	tcli_t a, b, c;
+
+	cfg.max_connections_per_address = 2;
+	start();
+	ck_assert_int_eq(tc_open(&a, MQTT_V311, "a", true, 0, NULL), 0);
+	ck_assert_int_eq(tc_open(&b, MQTT_V311, "b", true, 0, NULL), 0);
+	/* Every fake connection comes from the same address: the third is closed before a byte is read. */
+	ck_assert_int_eq(tc_open(&c, MQTT_V311, "c", true, 0, NULL), -1);
+	ck_assert_uint_eq(W->st.rejected_address, 1);
+	tc_close(&c);
+	fake_input(fake_conn_find(b.id), "\xe0\x00", 2);
+	fake_turn();
+	ck_assert_int_eq(tc_open(&c, MQTT_V311, "c", true, 0, NULL), 0);
+	tc_close(&a);
+	tc_close(&b);
+	tc_close(&c);
+	stop();
+}
+END_TEST
+
 START_TEST(test_max_subscriptions_0x97)
 {
 	tcli_t t;
@@ -514,6 +607,9 @@ int main(void)
 	tcase_add_test(tc, test_allocation_failure_never_loses_an_acknowledged_message);
 	tcase_add_test(tc, test_max_subscriptions_0x97);
 	tcase_add_test(tc, test_pubrel_flood_without_reading_is_disconnected);
+	tcase_add_test(tc, test_topic_and_property_limits);
+	tcase_add_test(tc, test_qos2_pending_bound);
+	tcase_add_test(tc, test_connections_per_address);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
