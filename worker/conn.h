@@ -99,17 +99,10 @@ conn_t *conn_get(uint32_t idx, uint32_t gen);
 /*
  * Output. conn_reserve/conn_commit queue bytes for this turn's flush; conn_reserve returns NULL when the
  * connection may not queue n more bytes (allocation failure, or max_outbuf reached) and has then already
- * closed it: the caller stops using c's output. conn_send_* encode one packet (dropping the Reason String
- * and User Properties when the packet would exceed the client's Maximum Packet Size; closing when even the
- * bare packet does not fit) and return 0 or a negative enum mqtt_err (the connection is then closing).
+ * closed it: the caller stops using c's output. Whole packets: conn_send.h.
  */
 uint8_t *conn_reserve(conn_t *c, size_t n);
 void conn_commit(conn_t *c, size_t n);
-int conn_send_ack(conn_t *c, uint8_t type, uint16_t pid, uint8_t reason, const char *reason_string);
-int conn_send_connack(conn_t *c, mqtt_connack_t *ack);
-int conn_send_disconnect(conn_t *c, uint8_t reason, const char *reason_string);
-/* SUBACK / UNSUBACK (type) with one reason per filter; a Reason String explains 0x8F/0x97 when wanted. */
-int conn_send_suback(conn_t *c, uint8_t type, uint16_t pid, const uint8_t *reasons, uint32_t n);
 /* May QoS 1/2 messages be queued now? Their flow stops while the output is over half its bound and resumes
  * as the client takes it (sess_pump from the send completion), so a slow reader holds a bounded output. */
 bool conn_can_take(const conn_t *c);

@@ -10,6 +10,7 @@
 
 #include "chan.h"
 #include "conn.h"
+#include "conn_send.h"
 #include "log.h"
 #include "loop.h"
 #include "mesh.h"

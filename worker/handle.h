@@ -7,6 +7,7 @@
 #define RINGMQ_WORKER_HANDLE_H
 
 #include "conn.h"
+#include "conn_send.h"
 #include "mqtt.h"
 
 /* Not an error: CONNECT names a client of another worker; the connection moves there. */

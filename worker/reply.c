@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "conn.h"
+#include "conn_send.h"
 #include "route.h"
 #include "worker.h"
 

@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "conn.h"
+#include "conn_send.h"
 #include "log.h"
 #include "loop.h"
 #include "msg.h"
