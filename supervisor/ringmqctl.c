@@ -20,6 +20,7 @@
 
 #include "build_config.h"
 #include "config.h"
+#include "passwd.h"
 
 /* The broker answers within 2 s (its own worker timeout); leave room for a loaded machine. */
 #define REPLY_TIMEOUT_MS 10000
@@ -36,6 +37,8 @@ static const char usage_text[] =
 	"  kick ID                disconnect a client\n"
 	"  stats                  counters: total and per worker\n"
 	"  shutdown               graceful shutdown of the broker\n"
+	"  passwd [-c] FILE USER  add a user to a password file or change its password (no broker needed;\n"
+	"                         ringmqctl passwd --help)\n"
 	"\n"
 	"Options:\n"
 	"  -s, --socket PATH      control socket (default: $RINGMQ_CONTROL_SOCKET, else %s)\n"
@@ -599,6 +602,9 @@ main(int argc, char **argv)
 	char *text, *line;
 	int rc;
 
+	/* A local command: it has options of its own and talks to no broker. */
+	if (argc >= 2 && strcmp(argv[1], "passwd") == 0)
+		return passwd_main(argc - 1, argv + 1);
 	config_defaults(&defaults);
 	rc = parse_args(argc, argv, &o, defaults.control_socket);
 	if (rc)
