@@ -7,11 +7,11 @@
  *                                                mosquitto_passwd writes 101 iterations and a 12-byte salt)
  *   $6$<base64 salt>$<base64 hash>               base64(SHA-512(password || salt)) (mosquitto 1.x) — NOT
  *                                                crypt(3)'s SHA-crypt, which shares the prefix
- *   $2a$ / $2b$ / $2y$                           bcrypt, checked with libcrypt's crypt_r
+ *   $2a$ / $2b$ / $2y$                           bcrypt, checked with libcrypt's crypt_rn
  * Hashes costlier than PWFILE_MAX_ITERATIONS / bcrypt cost PWFILE_MAX_BCRYPT_COST are refused as malformed:
  * every CONNECT pays the cost, and one such line would stall a worker's hash pool.
  *
- * Pure functions (no global state; OpenSSL 3 and crypt_r are thread-safe): the verification runs on the hash
+ * Pure functions (no global state; OpenSSL 3 and crypt_rn are thread-safe): the verification runs on the hash
  * pool's threads, the loader in a worker, and pwfile_hash in ringmqctl. Any process, any thread.
  */
 #ifndef RINGMQ_COMMON_PWFILE_H

@@ -160,6 +160,7 @@ START_TEST(test_filter_within_rule)
 	/* a publish-only rule allows no subscription */
 	hash = rules(ACL_PUB, "#", NULL);
 	ck_assert(!sub(hash, NULL, "c", NULL, "a"));
+	acl_unref(hash);
 	acl_unref(plus);
 	acl_unref(all);
 	acl_unref(lead);
