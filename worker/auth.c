@@ -544,6 +544,10 @@ static void advance(pending_t *p)
 		}
 	}
 	/* Nobody knows the client. */
+	if (p->cert_cn && A.active[P_PG] && strcmp(A.pg_match, "cert_cn") == 0) {
+		finish(p, MQTT_E_NOT_AUTHORIZED, "certificate without a credential");
+		return;
+	}
 	if (p->user || p->password) {
 		const char *some_user, *some_hash;
 		size_t ulen;
@@ -684,7 +688,8 @@ int auth_init(void)
 		log_error(0, "config: pg_conninfo is set but auth_order '%s' does not name pg: add it", c->auth_order);
 		return -EINVAL;
 	}
-	if (A.active[P_CERT] && !in_order(P_CERT)) {
+	/* With pg_match = cert_cn, pg may be the one that takes certificates: "cert" may stay out of the order. */
+	if (A.active[P_CERT] && !in_order(P_CERT) && !(A.active[P_PG] && strcmp(c->pg_match, "cert_cn") == 0)) {
 		log_error(0, "config: tls_identity = cn with client certificates, but auth_order '%s' does not name cert: "
 			"add it", c->auth_order);
 		return -EINVAL;

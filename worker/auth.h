@@ -22,6 +22,8 @@
  *         ("" with pg_match = client_id). Credential id: the row's id.
  *   cert  tls_identity = cn and tls_client_auth optional or required. Knows a client with a verified
  *         certificate: accepted, no password. Rules: the acl_file section of the CN. Id: as for file.
+ *         With pg_match = cert_cn, "cert" may be left out of auth_order: then only certificates with a row
+ *         get in, and one without is MQTT_E_NOT_AUTHORIZED (so is any certificate no provider took).
  * With tls_identity = cn, a verified certificate's CN replaces the CONNECT user name everywhere (and the
  * password file is not consulted for it, as mosquitto's use_identity_as_username). A user name or password
  * no provider knows is MQTT_E_BAD_AUTH (after a hash check's worth of time, so that unknown names cannot be

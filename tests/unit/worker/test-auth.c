@@ -396,6 +396,20 @@ START_TEST(test_certificate_identity)
 	ck_assert_int_eq(auth(&g, "c1", NULL, NULL, "sensor-0"), MQTT_E_NOT_AUTHORIZED);
 	ck_assert_int_eq(auth(&g, "c1", "someone", "pw", NULL), MQTT_E_BAD_AUTH);
 	got_free(&g);
+	auth_finish();
+	fake_finish();
+	/* certificates through pg only ("cert" not in the order): a certificate without a row stays out even
+	 * where anonymous clients get in */
+	snprintf(cfg.tls_identity, sizeof(cfg.tls_identity), "cn");
+	snprintf(cfg.auth_order, sizeof(cfg.auth_order), "pg");
+	snprintf(cfg.allow_anonymous, sizeof(cfg.allow_anonymous), "true");
+	up();
+	ck_assert_int_eq(auth(&g, "c1", NULL, NULL, "sensor-0"), MQTT_E_NOT_AUTHORIZED);
+	ck_assert_int_eq(auth(&g, "c1", NULL, NULL, NULL), 0);
+	ck_assert_int_eq(auth(&g, "c1", NULL, NULL, "sensor-9"), 0);
+	ck_assert_str_eq(g.res.username, "sensor-9"); /* tls_identity cn: the CN is %u */
+	ck_assert_uint_eq(g.res.cred, 21);
+	got_free(&g);
 }
 END_TEST
 
