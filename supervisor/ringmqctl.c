@@ -20,6 +20,7 @@
 
 #include "build_config.h"
 #include "config.h"
+#include "passwd.h"
 
 /* The broker answers within 2 s (its own worker timeout); leave room for a loaded machine. */
 #define REPLY_TIMEOUT_MS 10000
@@ -38,6 +39,8 @@ static const char usage_text[] =
 	"  shutdown               graceful shutdown of the broker\n"
 	"  reload                 reload TLS certificates and CRL, password and ACL files (as SIGHUP)\n"
 	"  tls reload             the same\n"
+	"  passwd [-c] FILE USER  add a user to a password file or change its password (no broker needed;\n"
+	"                         ringmqctl passwd --help)\n"
 	"\n"
 	"Options:\n"
 	"  -s, --socket PATH      control socket (default: $RINGMQ_CONTROL_SOCKET, else %s)\n"
@@ -609,6 +612,9 @@ main(int argc, char **argv)
 	char *text, *line;
 	int rc;
 
+	/* A local command: it has options of its own and talks to no broker. */
+	if (argc >= 2 && strcmp(argv[1], "passwd") == 0)
+		return passwd_main(argc - 1, argv + 1);
 	config_defaults(&defaults);
 	rc = parse_args(argc, argv, &o, defaults.control_socket);
 	if (rc)

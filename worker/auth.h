@@ -11,6 +11,27 @@
  * password), counted, and rate-limited per source address.
  *
  * The result carries the client's rules (acl.h) and the name `%u` stands for in them. Worker thread only.
+ *
+ * Providers (each takes part only when configured, and must then be named in auth_order):
+ *   file  password_file is set. Knows a client whose CONNECT user name is in the file; checks its password.
+ *         Rules: the user's acl_file section. Credential id: a hash of the user name (top bit set).
+ *   pg    pg_conninfo is set. Looks the client up by pg_match (a key the client lacks skips the provider);
+ *         a row found decides: with pg_match = cert_cn (or username when the name is a certificate CN) the
+ *         certificate is the proof and the password is not checked; otherwise the row's hash must match (a
+ *         row without one: MQTT_E_NOT_AUTHORIZED). Rules: the row's. %u: the name the row was found by
+ *         ("" with pg_match = client_id). Credential id: the row's id.
+ *   cert  tls_identity = cn and tls_client_auth optional or required. Knows a client with a verified
+ *         certificate: accepted, no password. Rules: the acl_file section of the CN. Id: as for file.
+ *         With pg_match = cert_cn, "cert" may be left out of auth_order: then only certificates with a row
+ *         get in, and one without is MQTT_E_NOT_AUTHORIZED (so is any certificate no provider took).
+ * With tls_identity = cn, a verified certificate's CN replaces the CONNECT user name everywhere (and the
+ * password file is not consulted for it, as mosquitto's use_identity_as_username). A user name or password
+ * no provider knows is MQTT_E_BAD_AUTH (after a hash check's worth of time, so that unknown names cannot be
+ * told from known ones by timing). A client without either is anonymous: allowed or MQTT_E_NOT_AUTHORIZED by
+ * allow_anonymous (auto: allowed unless password_file or pg_conninfo is set); its rules are the acl_file
+ * lines before any "user" (mosquitto's rule), its credential id one shared by all anonymous clients. When no
+ * provider is configured, user names and passwords are ignored (nobody could check them: an unchecked name
+ * must not select a user's rules) and every client is anonymous. User names over 255 bytes are refused.
  */
 #ifndef RINGMQ_WORKER_AUTH_H
 #define RINGMQ_WORKER_AUTH_H
@@ -49,25 +70,36 @@ typedef struct auth_result {
  * res is valid during the call only; take the acl reference by setting res->acl to NULL. */
 typedef void (*auth_done_fn)(void *ctx, auth_result_t *res);
 
-/* Set up the providers from the configuration (W->cfg) and register with the loop. 0 or -errno after one log
- * line naming the key and the fix. Worker start-up only. */
+/* Set up the providers from the configuration (W->cfg), load password_file and acl_file, start the hash pool
+ * (only when a provider checks passwords) and pg, register with the loop. 0 or -errno after one log line naming
+ * the key and the fix (a bad line of either file: "FILE:LINE: ..."). Worker start-up only, after fork. */
 int auth_init(void);
+/* Authentications still under way end without their callbacks; threads joined, files freed. Before
+ * loop_finish. */
 void auth_finish(void);
-/* Is any check needed at all? (false: every client is accepted with the default rules, synchronously) */
+/* Is any check needed at all? (false: every client is accepted with the default rules, synchronously, and
+ * auth_default_acl() is NULL). True when a provider is configured, anonymous clients are refused, or an
+ * acl_file gives anonymous clients rules of their own. */
 bool auth_enabled(void);
-/* Start authenticating id (copied). 0: done(ctx, ...) follows later. Negative enum mqtt_err when it cannot
- * start (then done is never called). */
+/* Start authenticating id (copied). 0: done(ctx, ...) follows later — within the same loop turn when no
+ * password check or lookup is needed. Negative enum mqtt_err when it cannot start (then done is never called):
+ * MQTT_E_BUSY when the source address is over auth_fail_limit, MQTT_E_NOMEM, MQTT_E_UNAVAILABLE before
+ * auth_init. A second auth_start with a ctx still pending cancels the first. */
 int auth_start(const auth_identity_t *id, auth_done_fn done, void *ctx);
 /* The client went away: done(ctx) will not be called. */
 void auth_cancel(void *ctx);
 /* A credential changed or was deleted (PostgreSQL NOTIFY, password file reload): fn(cred) is called so the
- * clients that authenticated with it are disconnected. One listener (conn.c). */
+ * clients that authenticated with it are disconnected. One listener (conn.c). A reload also revokes the users
+ * whose acl_file section changed (and the anonymous id when the anonymous rules did): clients keep the rules
+ * they connected with, so they reconnect to get the new ones. */
 void auth_on_revoked(void (*fn)(uint64_t cred));
-/* Reload the password file and the ACL file (SIGHUP, ringmqctl reload). */
+/* Reload the password file and the ACL file (SIGHUP, ringmqctl reload). A file that does not load is logged
+ * ("FILE:LINE: ...") and the previous contents stay. */
 void auth_reload(void);
 
-/* The default rules from the configuration (acl_file defaults and pattern rules), for clients without their
- * own; NULL when none is configured (everything allowed except publishing to $-topics). */
+/* The default rules from the configuration (the acl_file's pattern lines), for every client besides its own;
+ * NULL when no acl_file is configured (everything allowed except publishing to $-topics). Valid until the next
+ * auth_reload: read it at each check, do not keep it (a reload applies new patterns to everyone at once). */
 const struct acl *auth_default_acl(void);
 
 #endif

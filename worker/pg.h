@@ -2,7 +2,7 @@
  * pg.h — PostgreSQL credential store on the worker's io_uring (libpq in nonblocking mode: PQsocket polled
  * through the ring, prepared statements, never a blocking call after start-up).
  *
- * A credential row (schema: scripts/pg/*.sql) matches a client by client ID, user name, both, or certificate
+ * A credential row (schema: the files in scripts/pg/) matches a client by client ID, user name, both, or certificate
  * CN (config `pg_match`); it carries a password hash (bcrypt `$2a$`/`$2b$`, or PBKDF2-SHA512) and the
  * credential's publish and subscribe rules. Lookups are cached per worker; the cache is invalidated through
  * LISTEN/NOTIFY (a trigger notifies every change with the credential id), and pg_on_change listeners hear of

@@ -3,10 +3,12 @@
 
 #include <errno.h>
 #include <hiredis/hiredis.h>
+#include <poll.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "addrlimit.h"
 #include "ctl.h"
@@ -60,6 +62,15 @@ void fake_fail_alloc_after(long n)
 /* --- loop ------------------------------------------------------------------------------------------------ */
 
 #define MAX_HOOKS 16
+#define MAX_READS 16
+
+/* A read SQE a module armed (an eventfd's, say): fake_io_wait() completes it when its fd is readable. */
+typedef struct fake_read {
+	int fd;
+	void *addr;
+	uint32_t len;
+	uint64_t ud;
+} fake_read_t;
 
 static struct {
 	uint64_t now;
@@ -69,28 +80,94 @@ static struct {
 	loop_fn ticks[MAX_HOOKS];
 	uint32_t n_flush, n_ticks;
 	uint8_t n_kinds;
+	loop_cqe_fn kinds[256];
 	struct io_uring_sqe sqe;
+	fake_read_t reads[MAX_READS];
+	uint32_t n_reads;
 } L;
 
 uint64_t loop_now(void) { return L.now; }
 uint64_t loop_clock_ms(void) { return L.now; }
 bool loop_stopping(void) { return L.stopping; }
 void loop_stop(void) { L.stopping = true; }
-void loop_cancel(uint64_t ud) { (void)ud; }
 void loop_on_drain(loop_busy_fn busy) { (void)busy; }
+
+/* A cancelled read is forgotten without a completion (the real one would complete with -ECANCELED). */
+static void drop_reads(uint64_t ud)
+{
+	for (uint32_t i = 0; i < L.n_reads;) {
+		if (L.reads[i].ud == ud)
+			L.reads[i] = L.reads[--L.n_reads];
+		else
+			i++;
+	}
+}
+
+/* The SQE handed out last is filled in by now: keep it if it is a read, apply it if it is a cancel. */
+static void collect(void)
+{
+	struct io_uring_sqe *q = &L.sqe;
+
+	if (q->opcode == IORING_OP_READ && L.n_reads < MAX_READS)
+		L.reads[L.n_reads++] = (fake_read_t){ .fd = q->fd, .addr = (void *)(uintptr_t)q->addr, .len = q->len,
+			.ud = q->user_data };
+	else if (q->opcode == IORING_OP_ASYNC_CANCEL)
+		drop_reads(q->addr);
+	memset(q, 0, sizeof(*q));
+}
+
+void loop_cancel(uint64_t ud)
+{
+	collect();
+	drop_reads(ud);
+}
 
 struct io_uring_sqe *loop_sqe(void)
 {
-	/* Only accept arming asks for one here: give it scratch space, nothing is submitted. */
-	memset(&L.sqe, 0, sizeof(L.sqe));
+	/* Nothing is submitted: the previous SQE is looked at (collect) and the space reused. */
+	collect();
 	return &L.sqe;
 }
 
 uint8_t loop_register(const char *name, loop_cqe_fn fn)
 {
 	(void)name;
-	(void)fn;
-	return ++L.n_kinds;
+	L.kinds[++L.n_kinds] = fn;
+	return L.n_kinds;
+}
+
+int fake_io_wait(int timeout_ms)
+{
+	struct pollfd pfd[MAX_READS];
+	uint32_t n;
+	int done = 0;
+
+	collect();
+	n = L.n_reads;
+	for (uint32_t i = 0; i < n; i++)
+		pfd[i] = (struct pollfd){ .fd = L.reads[i].fd, .events = POLLIN };
+	if (!n || poll(pfd, n, timeout_ms) <= 0)
+		return 0;
+	/* Completions in the order the reads became ready; a handler may arm a new read (appended). */
+	for (uint32_t i = n; i-- > 0;) {
+		fake_read_t r;
+		struct io_uring_cqe cqe;
+		ssize_t got;
+
+		if (!(pfd[i].revents & (POLLIN | POLLERR | POLLHUP)))
+			continue;
+		r = L.reads[i];
+		L.reads[i] = L.reads[--L.n_reads];
+		got = read(r.fd, r.addr, r.len);
+		memset(&cqe, 0, sizeof(cqe));
+		cqe.user_data = r.ud;
+		cqe.res = got < 0 ? -errno : (int)got;
+		if (L.kinds[ud_kind(r.ud)])
+			L.kinds[ud_kind(r.ud)](r.ud, &cqe);
+		done++;
+	}
+	fake_turn();
+	return done;
 }
 
 void loop_on_flush(loop_fn fn, int order)

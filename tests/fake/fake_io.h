@@ -28,6 +28,13 @@ void fake_finish(void);
 void fake_turn(void);
 /* Move the clock and run the tick hooks. */
 void fake_advance(uint64_t ms);
+/*
+ * Reads armed on the "ring" (io_uring_prep_read on a loop_sqe(), e.g. the hash pool's eventfd) are kept; wait up
+ * to timeout_ms for their fds to become readable, read as the kernel would, call the completion handlers of their
+ * kinds (loop_register), then run one fake_turn(). Returns the number of completions delivered (0: timeout).
+ * loop_cancel() of a read drops it without a completion. Other SQEs are ignored, as before.
+ */
+int fake_io_wait(int timeout_ms);
 
 /* A new client connection (as if accepted). */
 conn_t *fake_connect(void);
