@@ -41,7 +41,8 @@ typedef struct worker_args {
 	X(handoffs_out) X(handoffs_in) X(handoffs_failed) \
 	X(connects) X(disconnects) X(protocol_errors) X(rejected_max_conn) X(rejected_subscriptions) \
 	X(store_ops) X(store_batches) X(store_errors) X(store_retries) X(store_dropped) X(store_quarantined) \
-	X(store_failed_ops) X(paused_reads) X(mesh_resent) X(mesh_failed)
+	X(store_failed_ops) X(paused_reads) X(mesh_resent) X(mesh_failed) \
+	X(pg_queries) X(pg_cache_hits) X(pg_errors) X(pg_reconnects) X(pg_notifies)
 
 typedef struct wk_stats {
 #define WK_STAT_FIELD(name) uint64_t name;
