@@ -270,19 +270,30 @@ static void requeue(look_t *l)
 /* ---- logging, once per change of problem ---- */
 
 /* libpq messages end in a newline and may span lines ("connection to server ... failed: ...\n\tIs the
- * server running...?"): one line, trailing whitespace cut. */
+ * server running...?"): one line, each run of white space one space. */
 static const char *one_line(const char *msg, char *buf, size_t size)
 {
-	size_t n;
+	size_t o = 0;
 
-	snprintf(buf, size, "%s", msg && *msg ? msg : "unknown error");
-	for (char *p = buf; *p; p++)
-		if (*p == '\n' || *p == '\t')
-			*p = ' ';
-	n = strlen(buf);
-	while (n && buf[n - 1] == ' ')
-		buf[--n] = 0;
+	for (const char *p = msg && *msg ? msg : "unknown error"; *p && o + 1 < size; p++) {
+		bool space = *p == ' ' || *p == '\n' || *p == '\t' || *p == '\r';
+
+		if (space && (!o || buf[o - 1] == ' '))
+			continue;
+		buf[o++] = space ? ' ' : *p;
+	}
+	while (o && buf[o - 1] == ' ')
+		o--;
+	buf[o] = 0;
 	return buf;
+}
+
+/* The server's message without the "ERROR:" prefix, query excerpt and caret libpq's full text carries. */
+static const char *result_error(const PGresult *r)
+{
+	const char *m = PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY);
+
+	return m ? m : PQresultErrorMessage(r);
 }
 
 static void report(enum problem p, const char *msg)
@@ -578,7 +589,7 @@ static void absorb(look_t *l, const PGresult *r)
 	l->got = true;
 	if (l->kind == K_SETUP) {
 		if (st != PGRES_COMMAND_OK && !P.setup_err)
-			P.setup_err = strdup(st == PGRES_PIPELINE_ABORTED ? "aborted" : PQresultErrorMessage(r));
+			P.setup_err = strdup(st == PGRES_PIPELINE_ABORTED ? "aborted" : result_error(r));
 		return;
 	}
 	switch (st) {
@@ -595,7 +606,7 @@ static void absorb(look_t *l, const PGresult *r)
 			break;
 		}
 		log_error(0, "PostgreSQL %s: credential lookup failed: %s", P.desc,
-			one_line(PQresultErrorMessage(r), m, sizeof(m)));
+			one_line(result_error(r), m, sizeof(m)));
 		l->err = -EAGAIN;
 		break;
 	}
