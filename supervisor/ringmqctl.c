@@ -20,6 +20,7 @@
 
 #include "build_config.h"
 #include "config.h"
+#include "cred.h"
 
 /* The broker answers within 2 s (its own worker timeout); leave room for a loaded machine. */
 #define REPLY_TIMEOUT_MS 10000
@@ -36,6 +37,7 @@ static const char usage_text[] =
 	"  kick ID                disconnect a client\n"
 	"  stats                  counters: total and per worker\n"
 	"  shutdown               graceful shutdown of the broker\n"
+	"  cred add|set|list|del  PostgreSQL credentials, written directly (ringmqctl cred --help)\n"
 	"\n"
 	"Options:\n"
 	"  -s, --socket PATH      control socket (default: $RINGMQ_CONTROL_SOCKET, else %s)\n"
@@ -570,7 +572,7 @@ parse_args(int argc, char **argv, opts_t *o, const char *default_socket)
 		}
 	}
 	if (npos == 0)
-		return usage_error("%s", "missing command: status, workers, clients, client, kick, stats or shutdown");
+		return usage_error("%s", "missing command: status, workers, clients, client, kick, stats, shutdown or cred");
 	o->cmd = pos[0];
 	if (strcmp(o->cmd, "client") == 0 || strcmp(o->cmd, "kick") == 0) {
 		if (npos != 2)
@@ -599,6 +601,9 @@ main(int argc, char **argv)
 	char *text, *line;
 	int rc;
 
+	/* cred talks to PostgreSQL, not to the broker, and has options of its own. */
+	if (cred_is_command(argc, argv))
+		return cred_main(argc, argv);
 	config_defaults(&defaults);
 	rc = parse_args(argc, argv, &o, defaults.control_socket);
 	if (rc)

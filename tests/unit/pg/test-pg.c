@@ -882,6 +882,134 @@ START_TEST(test_host_name)
 }
 END_TEST
 
+/* ---- ringmqctl cred ---- */
+
+/* Run `ringmqctl <args>` through the shell (env assignments may come first in pre), with `input` on its standard
+ * input; its output (both streams) in out. Returns the exit status. */
+static int ctl(const char *pre, const char *input, char *out, size_t size, const char *fmt, ...)
+{
+	char args[2048], cmd[4096], in[] = "/tmp/ringmq-pg-in-XXXXXX";
+	int fd = mkstemp(in), st;
+	size_t n;
+	va_list ap;
+	FILE *f;
+
+	ck_assert_int_ge(fd, 0);
+	if (input)
+		ck_assert_int_eq(write(fd, input, strlen(input)), (ssize_t)strlen(input));
+	close(fd);
+	va_start(ap, fmt);
+	vsnprintf(args, sizeof(args), fmt, ap);
+	va_end(ap);
+	snprintf(cmd, sizeof(cmd), "%s '%s' %s < %s 2>&1", pre ? pre : "", getenv("RINGMQCTL"), args, in);
+	f = popen(cmd, "r");
+	ck_assert_ptr_nonnull(f);
+	n = fread(out, 1, size - 1, f);
+	out[n] = 0;
+	st = pclose(f);
+	unlink(in);
+	fprintf(stderr, "$ ringmqctl %s\n%s", args, out);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static bool bcrypt_ok(const char *password, const char *hash)
+{
+	struct crypt_data *cd = calloc(1, sizeof(*cd));
+	const char *h = crypt_r(password, hash, cd);
+	bool ok = h && !strcmp(h, hash);
+
+	free(cd);
+	return ok;
+}
+
+START_TEST(test_ringmqctl_cred)
+{
+	char out[8192], ci[PATH_MAX + 160], env[PATH_MAX + 200], cfgfile[] = "/tmp/ringmq-pg-conf-XXXXXX";
+	unsigned long long id;
+	json_t *list;
+	res_t r;
+	int fd;
+
+	if (!getenv("RINGMQCTL")) {
+		fprintf(stderr, "RINGMQCTL not set: ringmqctl cred not tested\n");
+		return;
+	}
+	snprintf(ci, sizeof(ci), "--pg-conninfo '%s'", conninfo);
+	n_changed = 0;
+	pg_on_change(on_change);
+	start("username");
+
+	/* add: a bcrypt hash ($2b$) of the password read from standard input, the rules in order. */
+	ck_assert_int_eq(ctl(NULL, "s3cret\n", out, sizeof(out),
+		"cred add %s --username eve --password-stdin --pub 'a/#' --sub 'b/#' --sub 'c/+'", ci), 0);
+	ck_assert_int_eq(sscanf(out, "added credential %llu", &id), 1);
+	r = lookup(NULL, "eve", NULL);
+	ck_found(r, id);
+	ck_assert_uint_eq(r.rules, 3);
+	ck_assert_msg(!strncmp(r.hash, "$2b$10$", 7), "%s", r.hash);
+	ck_assert(bcrypt_ok("s3cret", r.hash));
+	ck_assert(!bcrypt_ok("s3cret\n", r.hash));
+	ck_assert_uint_eq(sql_id("SELECT count(*) FROM ringmq_credentials WHERE pub_rules = '{a/#}' AND "
+		"sub_rules = '{b/#,c/+}'"), 1);
+
+	/* set by user name: the broker hears of it and looks it up again. */
+	ck_assert_int_eq(ctl(NULL, NULL, out, sizeof(out), "cred set %s --username eve --password n3w", ci), 0);
+	wait_changes(2);      /* the INSERT, then the UPDATE */
+	ck_assert_uint_eq(changed[1], id);
+	r = lookup(NULL, "eve", NULL);
+	ck_assert(bcrypt_ok("n3w", r.hash) && !bcrypt_ok("s3cret", r.hash));
+	ck_assert_uint_eq(r.rules, 3);
+
+	/* set by id: rename, drop the publish rules. */
+	ck_assert_int_eq(ctl(NULL, NULL, out, sizeof(out), "cred set %s --id %llu --username eve2 --no-pub", ci, id), 0);
+	wait_changes(3);
+	ck_not_found(lookup(NULL, "eve", NULL));
+	r = lookup(NULL, "eve2", NULL);
+	ck_found(r, id);
+	ck_assert_uint_eq(r.rules, 2);
+
+	/* list: no hash, ever. Through RINGMQ_PG_CONNINFO this time. */
+	snprintf(env, sizeof(env), "RINGMQ_PG_CONNINFO='%s'", conninfo);
+	ck_assert_int_eq(ctl(env, NULL, out, sizeof(out), "cred list --json"), 0);
+	ck_assert_ptr_null(strstr(out, "$2b$"));
+	list = json_loads(out, 0, NULL);
+	ck_assert(json_is_array(list) && json_array_size(list) == 1);
+	ck_assert_str_eq(json_string_value(json_object_get(json_array_get(list, 0), "username")), "eve2");
+	ck_assert_str_eq(json_string_value(json_object_get(json_array_get(list, 0), "password")), "bcrypt");
+	ck_assert_uint_eq(json_array_size(json_object_get(json_array_get(list, 0), "pub")), 0);
+	ck_assert_uint_eq(json_array_size(json_object_get(json_array_get(list, 0), "sub")), 2);
+	json_decref(list);
+	/* ... and through --config FILE. */
+	fd = mkstemp(cfgfile);
+	ck_assert_int_ge(fd, 0);
+	dprintf(fd, "pg_conninfo = \"%s\";\n", conninfo);
+	close(fd);
+	ck_assert_int_eq(ctl(NULL, NULL, out, sizeof(out), "cred list --config %s", cfgfile), 0);
+	unlink(cfgfile);
+	ck_assert_msg(strstr(out, "eve2") && strstr(out, "bcrypt") && strstr(out, "1 credential\n") &&
+		!strstr(out, "$2b$"), "%s", out);
+
+	/* Refusals: usage (2), PostgreSQL's (1). */
+	ck_assert_int_eq(ctl(NULL, NULL, out, sizeof(out), "cred add %s --username x --pub 'a/#/b'", ci), 2);
+	ck_assert_int_eq(ctl(NULL, NULL, out, sizeof(out), "cred add %s --pub 'a/#'", ci), 2);
+	ck_assert_int_eq(ctl(NULL, NULL, out, sizeof(out), "cred list"), 2);
+	ck_assert_msg(strstr(out, "RINGMQ_PG_CONNINFO"), "%s", out);
+	ck_assert_int_eq(ctl(NULL, "", out, sizeof(out), "cred add %s --username y --password-stdin", ci), 1);
+	ck_assert_int_eq(ctl(NULL, NULL, out, sizeof(out), "cred add %s --username eve2", ci), 1);
+	ck_assert_msg(strstr(out, "already exists"), "%s", out);
+	ck_assert_int_eq(ctl(NULL, NULL, out, sizeof(out), "cred del %s --id 999999", ci), 1);
+	ck_assert_int_eq(ctl(NULL, NULL, out, sizeof(out),
+		"cred list --pg-conninfo 'host=127.0.0.1 port=1 password=sekret'"), 1);
+	ck_assert_msg(strstr(out, "cannot connect to PostgreSQL") && !strstr(out, "sekret"), "%s", out);
+
+	/* del by user name. */
+	ck_assert_int_eq(ctl(NULL, NULL, out, sizeof(out), "cred del %s --username eve2", ci), 0);
+	wait_changes(4);
+	ck_assert_uint_eq(changed[3], id);
+	ck_not_found(lookup(NULL, "eve2", NULL));
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("pg");
@@ -913,6 +1041,7 @@ int main(void)
 	tcase_add_test(tc, test_bad_conninfo);
 	tcase_add_test(tc, test_unix_socket);
 	tcase_add_test(tc, test_host_name);
+	tcase_add_test(tc, test_ringmqctl_cred);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
