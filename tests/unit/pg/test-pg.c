@@ -118,6 +118,18 @@ static int run_as_server_user(const char *const argv[], const char *logfile)
 	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
+/* Set-up failed: say why and exit (not abort: the atexit handler stops the server and removes the directory). */
+static void __attribute__((noreturn, format(printf, 1, 2))) die(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	exit(EXIT_FAILURE);
+}
+
 static bool server_up(void)
 {
 	return PQping(conninfo) == PQPING_OK;
@@ -142,10 +154,8 @@ static void server_start(void)
 	}
 	for (int i = 0; i < 1000 && !server_up(); i++)
 		sleep_ms(10);
-	if (!server_up()) {
-		fprintf(stderr, "postgres did not start: see %s\n", log);
-		abort();
-	}
+	if (!server_up())
+		die("postgres did not start: see %s", log);
 }
 
 /* SIGQUIT is what `pg_ctl stop -m immediate` sends: the server and its backends exit at once. SIGINT is a
@@ -202,10 +212,8 @@ static void exec_or_die(PGconn *c, const char *sql)
 {
 	PGresult *r = PQexec(c, sql);
 
-	if (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK) {
-		fprintf(stderr, "SQL failed: %s\n", PQresultErrorMessage(r));
-		abort();
-	}
+	if (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK)
+		die("SQL failed: %s", PQresultErrorMessage(r));
 	PQclear(r);
 }
 
@@ -226,14 +234,12 @@ static void cluster_create(void)
 
 	snprintf(dir, sizeof(dir), "/tmp/ringmq-pg-XXXXXX");
 	if (!mkdtemp(dir) || chmod(dir, 0755) < 0)
-		abort();
+		die("cannot make %s: %s", dir, strerror(errno));
 	if (geteuid() == 0) {
 		struct passwd *pw = getpwnam("postgres");
 
-		if (!pw || chown(dir, pw->pw_uid, pw->pw_gid) < 0) {
-			fprintf(stderr, "running as root needs a 'postgres' user to run the server as\n");
-			abort();
-		}
+		if (!pw || chown(dir, pw->pw_uid, pw->pw_gid) < 0)
+			die("running as root needs a 'postgres' user to run the server as");
 	}
 	snprintf(prog, sizeof(prog), "%s/initdb", bindir);
 	snprintf(data, sizeof(data), "%s/data", dir);
@@ -242,32 +248,28 @@ static void cluster_create(void)
 		const char *argv[] = { prog, "-D", data, "-U", "ringmq", "--auth=trust", "-E", "UTF8", "--no-sync",
 			"--no-instructions", NULL };
 
-		if (run_as_server_user(argv, log) != 0) {
-			fprintf(stderr, "initdb failed: see %s\n", log);
-			abort();
-		}
+		if (run_as_server_user(argv, log) != 0)
+			die("initdb failed: see %s", log);
 	}
 	port = pick_port();
 	snprintf(conninfo, sizeof(conninfo), "host=127.0.0.1 port=%d dbname=postgres user=ringmq", port);
 	server_start();
 	c = PQconnectdb(conninfo);
 	if (PQstatus(c) != CONNECTION_OK)
-		abort();
+		die("cannot connect: %s", PQerrorMessage(c));
 	/* The second application's "already exists, skipping" NOTICEs are the idempotence at work. */
 	PQsetNoticeProcessor(c, quiet, NULL);
 	exec_or_die(c, "CREATE DATABASE empty");
 	snprintf(pattern, sizeof(pattern), "%s/scripts/pg/[0-9][0-9][0-9]_*.sql", src ? src : "../..");
-	if (glob(pattern, 0, NULL, &g) != 0) {
-		fprintf(stderr, "no schema at %s (set RINGMQ_SRCDIR)\n", pattern);
-		abort();
-	}
+	if (glob(pattern, 0, NULL, &g) != 0)
+		die("no schema at %s (set RINGMQ_SRCDIR)", pattern);
 	for (size_t i = 0; i < g.gl_pathc; i++) {
 		FILE *f = fopen(g.gl_pathv[i], "r");
 		static char text[1 << 16];
 		size_t n = f ? fread(text, 1, sizeof(text) - 1, f) : 0;
 
 		if (!f)
-			abort();
+			die("cannot read %s", g.gl_pathv[i]);
 		fclose(f);
 		text[n] = 0;
 		exec_or_die(c, text);
