@@ -6,7 +6,7 @@
  * POLLIN always while connected, POLLOUT only while PQflush has output left (and, while connecting, whichever
  * PQconnectPoll asks for). Nothing here blocks after pg_init: no PQconnectdb, no PQexec, no PQgetResult while
  * PQisBusy. The one blocking step libpq would take, resolving host names on every connect, is done once in
- * pg_init (start-up) and handed to libpq as hostaddr.
+ * pg_init (start-up) and handed to libpq as hostaddr (pg_conninfo.c).
  *
  * Lookups. pg_lookup answers from the cache (pg_cache.c) or queues the lookup; the flush hook (LOOP_ORDER_PG)
  * sends every lookup queued during the turn as PQsendQueryPrepared calls closed by one PQpipelineSync: one
@@ -48,10 +48,8 @@
  */
 #include "pg.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <libpq-fe.h>
-#include <netdb.h>
 #include <openssl/ssl.h>
 #include <poll.h>
 #include <stdio.h>
@@ -63,6 +61,7 @@
 #include "loop.h"
 #include "mqtt.h"
 #include "pg_cache.h"
+#include "pg_conninfo.h"
 #include "worker.h"
 
 #define CACHE_MAX 4096
@@ -123,7 +122,7 @@ static struct {
 	uint32_t inst_gen;             /* of this pg_init: the NOP's */
 	uint32_t gen;                  /* of the current connection: its polls' */
 	enum mode mode;
-	const char **keys, **vals;     /* PQconnectStartParams arguments (vals owned) */
+	pg_params_t params;            /* PQconnectStartParams arguments */
 	uint32_t connect_timeout_ms;
 	char desc[256];                /* host:port/db of the current attempt, for logs */
 	PGconn *conn;
@@ -404,7 +403,7 @@ static void describe(void)
 
 static void start_connect(void)
 {
-	P.conn = PQconnectStartParams(P.keys, P.vals, 0);
+	P.conn = PQconnectStartParams((const char *const *)P.params.keys, (const char *const *)P.params.vals, 0);
 	if (!P.conn) {
 		conn_fail(P_UNREACH, "out of memory");
 		return;
@@ -849,238 +848,6 @@ static void tick(void)
 	}
 }
 
-/* ---- configuration ---- */
-
-/* libpq's parse errors quote the offending text, which may be a piece of the password: keep only quoted
- * words that are libpq keywords (or "="). */
-static void redact(const char *msg, char *out, size_t size)
-{
-	PQconninfoOption *defs = PQconndefaults();
-	size_t o = 0;
-
-	for (const char *p = msg; *p && o + 16 < size;) {
-		const char *q = *p == '"' ? strchr(p + 1, '"') : NULL;
-		bool keep = false;
-
-		if (!q) {
-			out[o++] = *p == '\n' ? ' ' : *p;
-			p++;
-			continue;
-		}
-		keep = q - p - 1 == 1 && p[1] == '=';
-		for (PQconninfoOption *d = defs; d && d->keyword && !keep; d++)
-			keep = strlen(d->keyword) == (size_t)(q - p - 1) && !strncmp(d->keyword, p + 1, (size_t)(q - p - 1));
-		o += (size_t)snprintf(out + o, size - o, "%.*s", keep ? (int)(q - p + 1) : 5, keep ? p : "\"...\"");
-		if (o >= size)
-			o = size - 1;
-		p = q + 1;
-	}
-	while (o && out[o - 1] == ' ')
-		o--;
-	out[o] = 0;
-	PQconninfoFree(defs);
-}
-
-static int add_param(uint32_t *n, const char *key, const char *val)
-{
-	char *v = strdup(val);
-
-	if (!v)
-		return -ENOMEM;
-	P.keys[*n] = key;
-	P.vals[*n] = v;
-	(*n)++;
-	return 0;
-}
-
-static const char *opt(PQconninfoOption *opts, const char *key)
-{
-	for (PQconninfoOption *o = opts; o->keyword; o++)
-		if (!strcmp(o->keyword, key))
-			return o->val && *o->val ? o->val : NULL;
-	return NULL;
-}
-
-/* The i-th item of a comma-separated list into buf ("" past the end). */
-static const char *list_item(const char *list, int i, char *buf, size_t size)
-{
-	const char *p = list;
-
-	for (; i > 0 && p; i--) {
-		p = strchr(p, ',');
-		p = p ? p + 1 : NULL;
-	}
-	snprintf(buf, size, "%.*s", p ? (int)strcspn(p, ",") : 0, p ? p : "");
-	return buf;
-}
-
-static int list_len(const char *list)
-{
-	int n = 1;
-
-	for (const char *p = list; *p; p++)
-		n += *p == ',';
-	return n;
-}
-
-static int append(char **list, const char *item)
-{
-	size_t have = *list ? strlen(*list) : 0, n = strlen(item);
-	char *l = realloc(*list, have + n + 2);
-
-	if (!l)
-		return -ENOMEM;
-	if (*list)
-		l[have++] = ',';
-	memcpy(l + have, item, n + 1);
-	*list = l;
-	return 0;
-}
-
-static int append3(char **host, const char *h, char **hostaddr, const char *a, char **port, const char *p)
-{
-	return append(host, h) < 0 || append(hostaddr, a) < 0 || append(port, p) < 0 ? -ENOMEM : 0;
-}
-
-/*
- * Resolve the host names of the conninfo now (start-up may block; a reconnect must not): every address of every
- * name becomes a host/hostaddr/port entry, so libpq still tries them in turn and keeps the name for TLS
- * verification and .pgpass. Socket directories and numeric addresses need nothing. Returns 0 (with *host,
- * *hostaddr, *port set to new lists, or all NULL when nothing needed resolving), -EINVAL (logged), -ENOMEM.
- */
-static int resolve_hosts(const char *hosts, const char *ports, char **host, char **hostaddr, char **port)
-{
-	int n = list_len(hosts), n_ports = ports ? list_len(ports) : 0, err = 0;
-	bool any = false;
-	char h[256], p[32];
-
-	*host = *hostaddr = *port = NULL;
-	for (int i = 0; i < n && !err; i++) {
-		struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM }, *res = NULL;
-		char ips[8][INET6_ADDRSTRLEN];
-		struct in6_addr a;
-		int r, n_ips = 0;
-
-		list_item(hosts, i, h, sizeof(h));
-		list_item(ports ? ports : "", n_ports > 1 ? i : 0, p, sizeof(p));
-		if (!*h || *h == '/' || *h == '@' || inet_pton(AF_INET, h, &a) == 1 || inet_pton(AF_INET6, h, &a) == 1) {
-			err = append3(host, h, hostaddr, "", port, p);
-			continue;
-		}
-		r = getaddrinfo(h, NULL, &hints, &res);
-		if (r) {
-			log_error(0, "pg_conninfo: host '%s' cannot be resolved: %s; set pg_conninfo (host names are "
-				"resolved once, when the worker starts)", h, gai_strerror(r));
-			err = -EINVAL;
-			break;
-		}
-		for (struct addrinfo *ai = res; ai && !err && n_ips < 8; ai = ai->ai_next) {
-			const void *sa = ai->ai_family == AF_INET ?
-				(const void *)&((struct sockaddr_in *)ai->ai_addr)->sin_addr :
-				(const void *)&((struct sockaddr_in6 *)ai->ai_addr)->sin6_addr;
-			bool dup = false;
-
-			if ((ai->ai_family != AF_INET && ai->ai_family != AF_INET6) ||
-				!inet_ntop(ai->ai_family, sa, ips[n_ips], sizeof(ips[n_ips])))
-				continue;
-			for (int j = 0; j < n_ips && !dup; j++)
-				dup = !strcmp(ips[j], ips[n_ips]);
-			if (dup)
-				continue;
-			err = append3(host, h, hostaddr, ips[n_ips], port, p);
-			n_ips++;
-		}
-		freeaddrinfo(res);
-		any |= n_ips > 0;
-	}
-	if (err || !any) {
-		free(*host);
-		free(*hostaddr);
-		free(*port);
-		*host = *hostaddr = *port = NULL;
-	}
-	return err;
-}
-
-static const char *const DEFAULTS[][2] = {
-	{ "application_name", NULL },  /* ringmqd-w<id> */
-	{ "keepalives_idle", "30" },
-	{ "keepalives_interval", "10" },
-	{ "keepalives_count", "3" },
-};
-
-/* Turn conninfo into PQconnectStartParams arguments: its own options, resolved hosts, our defaults. */
-static int build_params(const char *conninfo)
-{
-	PQconninfoOption *opts;
-	char *errmsg = NULL, *host = NULL, *hostaddr = NULL, *port = NULL, app[32], m[512];
-	const char *h, *to;
-	uint32_t n = 0, cap = 16;
-	int err = 0;
-
-	opts = PQconninfoParse(conninfo, &errmsg);
-	if (!opts) {
-		if (!errmsg)
-			return -ENOMEM;
-		redact(errmsg, m, sizeof(m));
-		log_error(0, "pg_conninfo does not parse: %s; set pg_conninfo to a libpq connection string such as "
-			"'host=db.example dbname=ringmq user=ringmq'", m);
-		PQfreemem(errmsg);
-		return -EINVAL;
-	}
-	/* Room for every option, ours, and the NULL that ends the list. */
-	for (PQconninfoOption *o = opts; o->keyword; o++)
-		cap++;
-	P.keys = calloc(cap, sizeof(*P.keys));
-	P.vals = calloc(cap, sizeof(*P.vals));
-	if (!P.keys || !P.vals) {
-		err = -ENOMEM;
-		goto out;
-	}
-	h = opt(opts, "host") ? opt(opts, "host") : getenv("PGHOST");
-	if (h && !opt(opts, "hostaddr") && !getenv("PGHOSTADDR")) {
-		const char *ports = opt(opts, "port") ? opt(opts, "port") : getenv("PGPORT");
-
-		if ((err = resolve_hosts(h, ports, &host, &hostaddr, &port)) < 0)
-			goto out;
-	}
-	to = opt(opts, "connect_timeout");
-	P.connect_timeout_ms = to && atoi(to) > 0 ? (uint32_t)atoi(to) * 1000 : CONNECT_TIMEOUT_MS;
-	snprintf(app, sizeof(app), "ringmqd-w%d", W->id);
-	/* Our defaults, which the conninfo may override: a name in pg_stat_activity, and keepalives that notice a
-	 * dead peer in about a minute rather than the kernel's two hours (notifications are lost meanwhile). */
-	for (size_t i = 0; i < sizeof(DEFAULTS) / sizeof(DEFAULTS[0]) && !err; i++)
-		if (!opt(opts, DEFAULTS[i][0]))
-			err = add_param(&n, DEFAULTS[i][0], DEFAULTS[i][1] ? DEFAULTS[i][1] : app);
-	for (PQconninfoOption *o = opts; o->keyword && !err; o++) {
-		if (!o->val || (host && (!strcmp(o->keyword, "host") || !strcmp(o->keyword, "port"))) ||
-			!strcmp(o->keyword, "client_encoding"))
-			continue;
-		err = add_param(&n, o->keyword, o->val);
-	}
-	/* Keys are compared as UTF-8 text whatever the server's default client encoding. */
-	if (!err)
-		err = add_param(&n, "client_encoding", "UTF8");
-	if (host && !err && (add_param(&n, "host", host) < 0 || add_param(&n, "hostaddr", hostaddr) < 0 ||
-		(*port && add_param(&n, "port", port) < 0)))
-		err = -ENOMEM;
-out:
-	free(host);
-	free(hostaddr);
-	free(port);
-	PQconninfoFree(opts);
-	return err;
-}
-
-static void free_params(void)
-{
-	for (uint32_t i = 0; P.vals && P.vals[i]; i++)
-		free((char *)P.vals[i]);
-	free(P.keys);
-	free(P.vals);
-	P.keys = P.vals = NULL;
-}
-
 static enum mode mode_of(const char *s)
 {
 	for (int m = 0; m < M_COUNT; m++)
@@ -1093,6 +860,7 @@ static enum mode mode_of(const char *s)
 
 int pg_init(const char *conninfo)
 {
+	char app[32];
 	int err;
 
 	if (P.active || !conninfo)
@@ -1100,10 +868,10 @@ int pg_init(const char *conninfo)
 	memset(&P, 0, sizeof(P));
 	P.fd = -1;
 	P.mode = mode_of(W->cfg ? W->cfg->pg_match : NULL);
-	if ((err = build_params(conninfo)) < 0) {
-		free_params();
+	snprintf(app, sizeof(app), "ringmqd-w%d", W->id);
+	if ((err = pg_params_build(&P.params, conninfo, app)) < 0)
 		return err;
-	}
+	P.connect_timeout_ms = P.params.connect_timeout_ms ? P.params.connect_timeout_ms : CONNECT_TIMEOUT_MS;
 	pg_cache_init(&P.cache, CACHE_MAX);
 	P.backoff_ms = BACKOFF_MIN_MS;
 	P.inst_gen = next_gen();
@@ -1153,7 +921,7 @@ void pg_finish(void)
 		PQfinish(P.conn);
 	free(P.setup_err);
 	pg_cache_finish(&P.cache);
-	free_params();
+	pg_params_free(&P.params);
 	memset(&P, 0, sizeof(P));
 	P.fd = -1;
 	change_fn = NULL;

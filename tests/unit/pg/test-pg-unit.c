@@ -1,7 +1,8 @@
 /*
- * test-pg-cache.c — the PostgreSQL credential store's answers and cache (worker/pg_cache.c), in memory: rows
- * decoded as input (ids, rule arrays of the wrong shape), the LRU bound, invalidation by id and the references
- * that keep an answer alive for whoever still has to deliver it. Leaks show under the ASan build.
+ * test-pg-unit.c — the PostgreSQL credential store's parts that need no server: answers and their cache
+ * (worker/pg_cache.c: rows decoded as input, the LRU bound, invalidation by id, the references that keep an
+ * answer alive for whoever still has to deliver it) and the connection string (worker/pg_conninfo.c: host names
+ * resolved at start-up, defaults, errors that never show the password). Leaks show under the ASan build.
  */
 #include <check.h>
 #include <errno.h>
@@ -12,6 +13,7 @@
 #include "acl.h"
 #include "log.h"
 #include "pg_cache.h"
+#include "pg_conninfo.h"
 
 static pg_ent_t *decode_ok(const char *id, const char *hash, const char *pub, const char *sub)
 {
@@ -173,20 +175,131 @@ START_TEST(test_cache_drop_id_and_negatives)
 }
 END_TEST
 
+/* ---- the connection string ---- */
+
+static pg_params_t params(const char *conninfo)
+{
+	pg_params_t p;
+
+	ck_assert_msg(pg_params_build(&p, conninfo, "ringmqd-w3") == 0, "%s", conninfo);
+	return p;
+}
+
+START_TEST(test_conninfo_defaults_and_overrides)
+{
+	pg_params_t p = params("host=127.0.0.1 port=5433 dbname=creds user=broker");
+
+	ck_assert_str_eq(pg_params_get(&p, "host"), "127.0.0.1");
+	ck_assert_ptr_null(pg_params_get(&p, "hostaddr"));
+	ck_assert_str_eq(pg_params_get(&p, "port"), "5433");
+	ck_assert_str_eq(pg_params_get(&p, "dbname"), "creds");
+	ck_assert_str_eq(pg_params_get(&p, "application_name"), "ringmqd-w3");
+	ck_assert_str_eq(pg_params_get(&p, "keepalives_idle"), "30");
+	ck_assert_str_eq(pg_params_get(&p, "client_encoding"), "UTF8");
+	ck_assert_uint_eq(p.connect_timeout_ms, 0);
+	pg_params_free(&p);
+
+	/* The conninfo's own choices win, except the encoding keys are compared in. */
+	p = params("host=/run/postgresql application_name=mine keepalives_idle=5 client_encoding=LATIN1 "
+		"connect_timeout=7");
+	ck_assert_str_eq(pg_params_get(&p, "host"), "/run/postgresql");
+	ck_assert_ptr_null(pg_params_get(&p, "hostaddr"));
+	ck_assert_str_eq(pg_params_get(&p, "application_name"), "mine");
+	ck_assert_str_eq(pg_params_get(&p, "keepalives_idle"), "5");
+	ck_assert_str_eq(pg_params_get(&p, "client_encoding"), "UTF8");
+	ck_assert_uint_eq(p.connect_timeout_ms, 7000);
+	pg_params_free(&p);
+}
+END_TEST
+
+/* Names are resolved once, here: libpq gets hostaddr and resolves nothing on a reconnect. */
+START_TEST(test_conninfo_resolves_host_names)
+{
+	pg_params_t p = params("host=localhost port=5433");
+	const char *host = pg_params_get(&p, "host"), *addr = pg_params_get(&p, "hostaddr");
+
+	ck_assert_ptr_nonnull(host);
+	ck_assert_ptr_nonnull(addr);
+	ck_assert_msg(!strncmp(host, "localhost", 9) && strstr(addr, "127.0.0.1"), "%s / %s", host, addr);
+	ck_assert_str_eq(pg_params_get(&p, "port"), strchr(host, ',') ? "5433,5433" : "5433");
+	pg_params_free(&p);
+
+	/* A list: sockets and numbers as they are, names expanded, ports following their host. */
+	p = params("postgresql://broker:pw@%2Frun%2Fpg:1,localhost:2,10.0.0.1:3/creds");
+	host = pg_params_get(&p, "host");
+	addr = pg_params_get(&p, "hostaddr");
+	ck_assert_msg(!strncmp(host, "/run/pg,localhost", 17) && !strncmp(addr, ",", 1) && strstr(addr, "127.0.0.1")
+		&& strstr(host, ",10.0.0.1") && strstr(pg_params_get(&p, "port"), ",3"), "%s / %s / %s", host, addr,
+		pg_params_get(&p, "port"));
+	ck_assert_str_eq(pg_params_get(&p, "password"), "pw");
+	ck_assert_str_eq(pg_params_get(&p, "dbname"), "creds");
+	pg_params_free(&p);
+
+	/* hostaddr given: nothing to resolve, even a name that would not resolve. */
+	p = params("host=db.invalid hostaddr=10.0.0.1");
+	ck_assert_str_eq(pg_params_get(&p, "host"), "db.invalid");
+	ck_assert_str_eq(pg_params_get(&p, "hostaddr"), "10.0.0.1");
+	pg_params_free(&p);
+}
+END_TEST
+
+START_TEST(test_conninfo_refused)
+{
+	pg_params_t p;
+
+	/* (A name that does not resolve is refused too: test-pg, which may use the network.) */
+	ck_assert_int_eq(pg_params_build(&p, "password=se cret", "x"), -EINVAL);
+	ck_assert_ptr_null(p.keys);
+	ck_assert_int_eq(pg_params_build(&p, "hots=db", "x"), -EINVAL);
+	ck_assert_int_eq(pg_params_build(&p, "postgresql://[::1", "x"), -EINVAL);
+	pg_params_free(NULL);
+}
+END_TEST
+
+START_TEST(test_conninfo_errors_never_show_the_password)
+{
+	char out[256];
+
+	pg_conninfo_redact("missing \"=\" after \"cret\" in connection info string\n", out, sizeof(out));
+	ck_assert_str_eq(out, "missing \"=\" after \"...\" in connection info string");
+	pg_conninfo_redact("invalid connection option \"s3cret\"\n", out, sizeof(out));
+	ck_assert_str_eq(out, "invalid connection option \"...\"");
+	pg_conninfo_redact("invalid sslmode value: \"x\" for \"sslmode\"", out, sizeof(out));
+	ck_assert_str_eq(out, "invalid sslmode value: \"...\" for \"sslmode\"");
+	pg_conninfo_redact("unterminated quoted string \"abc", out, sizeof(out));
+	ck_assert_str_eq(out, "unterminated quoted string \"abc");
+	/* A long message is cut, never overrun. */
+	{
+		char small[20];
+
+		pg_conninfo_redact("\"host\" \"host\" \"host\" \"host\" \"host\" \"host\"", small, sizeof(small));
+		ck_assert_uint_lt(strlen(small), sizeof(small));
+	}
+}
+END_TEST
+
 int main(void)
 {
-	Suite *s = suite_create("pg-cache");
+	Suite *s = suite_create("pg-unit");
 	TCase *tc = tcase_create("cache");
 	SRunner *sr;
 	int failed;
 
 	log_init(LOG_ERR);
+	/* libpq's environment defaults would change what the connection strings mean. */
+	unsetenv("PGHOST");
+	unsetenv("PGHOSTADDR");
+	unsetenv("PGPORT");
 	tcase_add_test(tc, test_decode_row);
 	tcase_add_test(tc, test_decode_invalid_rules_are_skipped_not_widened);
 	tcase_add_test(tc, test_decode_refuses_malformed_rows);
 	tcase_add_test(tc, test_cache_lru_bound);
 	tcase_add_test(tc, test_cache_replace_same_key);
 	tcase_add_test(tc, test_cache_drop_id_and_negatives);
+	tcase_add_test(tc, test_conninfo_defaults_and_overrides);
+	tcase_add_test(tc, test_conninfo_resolves_host_names);
+	tcase_add_test(tc, test_conninfo_refused);
+	tcase_add_test(tc, test_conninfo_errors_never_show_the_password);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
