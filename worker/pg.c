@@ -40,8 +40,10 @@
  * One log line per outage naming the server (host:port/db, never the password) and the fix, one when it is
  * back. While down, lookups are answered -EAGAIN at once; before the first attempt has failed they wait.
  *
- * TLS. libpq reads one TLS record at a time; bytes OpenSSL has decrypted but not handed over do not show on
- * the socket, so after each read the input is consumed again while SSL_pending says there is more.
+ * TLS. libpq reads one TLS record at a time, into at least 8 KiB of room; the rest of a larger record stays
+ * decrypted inside OpenSSL and does not show on the socket, so after each read the input is consumed again
+ * while SSL_pending says there is more. (PostgreSQL 15 writes records of at most 8 KiB; a server that sends a
+ * large message in one write makes records of up to 16 KiB.)
  *
  * user_data: ud_make(kind, gen, op): gen is the connection's (a process-wide counter), so completions of a
  * dropped connection's polls never match; OP_NOP carries the module instance's gen.
@@ -164,15 +166,6 @@ static void q_push(lookq_t *q, look_t *l)
 	else
 		q->head = l;
 	q->tail = l;
-	q->len++;
-}
-
-static void q_push_front(lookq_t *q, look_t *l)
-{
-	l->next = q->head;
-	q->head = l;
-	if (!q->tail)
-		q->tail = l;
 	q->len++;
 }
 
@@ -611,8 +604,9 @@ static void absorb(look_t *l, const PGresult *r)
 	}
 }
 
-/* The NULL after a lookup's results: cache and answer it now (this is a completion). */
-static void finish(look_t *l)
+/* The NULL after a lookup's results: cache and answer it now (this is a completion). A lookup its batch's
+ * failure kept from running goes to retry, to be sent again ahead of the queue, in its order. */
+static void finish(look_t *l, lookq_t *retry)
 {
 	if (l->kind == K_SETUP) {
 		look_free(l);
@@ -624,11 +618,14 @@ static void finish(look_t *l)
 		l->aborted = false;
 		if (!l->retried) {
 			l->retried = true;
-			q_push_front(&P.queued, l);
+			l->got = false;
+			q_push(retry, l);
 			return;
 		}
 		l->err = -EAGAIN;
 	}
+	if (!l->err && !l->ent)
+		l->err = -EAGAIN;      /* a result that was neither rows nor an error: cannot happen, never cached */
 	if (l->err) {
 		W->st.pg_errors++;
 	} else if (pg_cache_put(&P.cache, l->key, l->key_len, l->ent) < 0) {
@@ -658,6 +655,7 @@ static void finish_sync(look_t *l)
 
 static void read_results(void)
 {
+	lookq_t retry = { 0 };
 	bool after_null = false;
 
 	while (P.conn && !PQisBusy(P.conn)) {
@@ -670,7 +668,7 @@ static void read_results(void)
 				break;
 			after_null = true;
 			if (h->kind != K_SYNC && h->got)
-				finish(q_pop(&P.sent));
+				finish(q_pop(&P.sent), &retry);
 			continue;
 		}
 		after_null = false;
@@ -678,7 +676,7 @@ static void read_results(void)
 			PQclear(r);
 			if (!h || h->kind != K_SYNC) {
 				conn_fail(P_PROTO, "results out of step with the queries sent");
-				return;
+				break;
 			}
 			finish_sync(q_pop(&P.sent));
 			continue;
@@ -686,11 +684,23 @@ static void read_results(void)
 		if (!h || h->kind == K_SYNC) {
 			PQclear(r);
 			conn_fail(P_PROTO, "a result for no query");
-			return;
+			break;
 		}
 		absorb(h, r);
 		PQclear(r);
 	}
+	if (!retry.head)
+		return;
+	if (!P.conn) {
+		/* The connection failed meanwhile: they are answered with everything else. */
+		answer_all(&retry, -EAGAIN);
+		return;
+	}
+	retry.tail->next = P.queued.head;
+	if (!P.queued.tail)
+		P.queued.tail = retry.tail;
+	P.queued.head = retry.head;
+	P.queued.len += retry.len;
 }
 
 static void on_notify(const char *payload)
