@@ -330,9 +330,18 @@ static void notice(void *arg, const char *msg)
 
 /* ---- connection life cycle ---- */
 
+static void conn_fail(enum problem p, const char *msg);
+
 static void arm(enum op op)
 {
-	struct io_uring_sqe *sqe = loop_sqe();
+	struct io_uring_sqe *sqe;
+
+	if (P.fd < 0) {
+		/* libpq has no socket while it says it is connecting: it failed without saying so. */
+		conn_fail(P_UNREACH, PQerrorMessage(P.conn));
+		return;
+	}
+	sqe = loop_sqe();
 
 	io_uring_prep_poll_add(sqe, P.fd, op == OP_READ ? POLLIN : POLLOUT);
 	io_uring_sqe_set_data64(sqe, ud_make(P.kind, P.gen, op));
@@ -418,8 +427,11 @@ static void start_connect(void)
 /* Write what libpq holds; POLLOUT when it could not write everything. false: the connection failed. */
 static bool flush_out(void)
 {
-	int r = PQflush(P.conn);
+	int r;
 
+	if (!P.conn)
+		return false;
+	r = PQflush(P.conn);
 	if (r < 0) {
 		conn_fail(P_UNREACH, PQerrorMessage(P.conn));
 		return false;

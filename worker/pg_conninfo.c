@@ -171,6 +171,8 @@ static const char *const DEFAULTS[][2] = {
 	{ "keepalives_idle", "30" },
 	{ "keepalives_interval", "10" },
 	{ "keepalives_count", "3" },
+	/* With a Kerberos credential cache around, "prefer" would have libpq ask the KDC for a ticket, blocking. */
+	{ "gssencmode", "disable" },
 };
 
 int pg_params_build(pg_params_t *p, const char *conninfo, const char *application_name)

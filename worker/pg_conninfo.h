@@ -10,7 +10,8 @@
  *     A name that later points elsewhere takes a worker restart;
  *   - defaults the conninfo may override: application_name (ringmqd-w<id>, seen in pg_stat_activity) and TCP
  *     keepalives that notice a dead server in about a minute (30 s idle, 3 probes 10 s apart) rather than the
- *     kernel's two hours — notifications are lost while a dead connection looks alive;
+ *     kernel's two hours — notifications are lost while a dead connection looks alive — and gssencmode disable
+ *     (libpq's "prefer" asks a Kerberos KDC for a ticket, blocking, whenever a credential cache exists);
  *   - client_encoding UTF8, always: keys are compared as UTF-8 text.
  * Errors are logged in one line naming pg_conninfo. libpq quotes the text it cannot parse, which may be a piece
  * of the password: only quoted words that are libpq keywords are kept. Any process, not thread-safe.

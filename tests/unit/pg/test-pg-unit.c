@@ -195,6 +195,7 @@ START_TEST(test_conninfo_defaults_and_overrides)
 	ck_assert_str_eq(pg_params_get(&p, "dbname"), "creds");
 	ck_assert_str_eq(pg_params_get(&p, "application_name"), "ringmqd-w3");
 	ck_assert_str_eq(pg_params_get(&p, "keepalives_idle"), "30");
+	ck_assert_str_eq(pg_params_get(&p, "gssencmode"), "disable");
 	ck_assert_str_eq(pg_params_get(&p, "client_encoding"), "UTF8");
 	ck_assert_uint_eq(p.connect_timeout_ms, 0);
 	pg_params_free(&p);
