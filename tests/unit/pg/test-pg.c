@@ -332,35 +332,34 @@ static uint64_t sql_id(const char *fmt, ...)
 /* ---- the log, captured ---- */
 
 static int saved_stderr = -1;
-static char log_path[PATH_MAX];
+static int log_fd = -1;
 
+/* stderr into an unlinked temporary file (nothing left behind if the test dies). */
 static void log_capture(void)
 {
-	int fd;
+	char path[] = "/tmp/ringmq-pg-log-XXXXXX";
+	int fd = mkstemp(path);
 
-	snprintf(log_path, sizeof(log_path), "/tmp/ringmq-pg-log-XXXXXX");
-	fd = mkstemp(log_path);
 	ck_assert_int_ge(fd, 0);
+	unlink(path);
 	saved_stderr = dup(2);
 	dup2(fd, 2);
-	close(fd);
+	log_fd = fd;
 }
 
 /* What was logged since log_capture (malloc'ed); it goes to the real stderr too. */
 static char *log_text(void)
 {
-	FILE *f = fopen(log_path, "r");
 	char *text = calloc(1, 1 << 16);
-	size_t n = f ? fread(text, 1, (1 << 16) - 1, f) : 0;
+	ssize_t n = log_fd >= 0 ? pread(log_fd, text, (1 << 16) - 1, 0) : 0;
 
-	if (f)
-		fclose(f);
-	text[n] = 0;
+	text[n > 0 ? n : 0] = 0;
 	if (saved_stderr >= 0) {
 		dup2(saved_stderr, 2);
 		close(saved_stderr);
 		saved_stderr = -1;
-		unlink(log_path);
+		close(log_fd);
+		log_fd = -1;
 		fputs(text, stderr);
 	}
 	return text;
