@@ -21,6 +21,7 @@
 #include "build_config.h"
 #include "config.h"
 #include "passwd.h"
+#include "cred.h"
 
 /* The broker answers within 2 s (its own worker timeout); leave room for a loaded machine. */
 #define REPLY_TIMEOUT_MS 10000
@@ -41,6 +42,7 @@ static const char usage_text[] =
 	"  tls reload             the same\n"
 	"  passwd [-c] FILE USER  add a user to a password file or change its password (no broker needed;\n"
 	"                         ringmqctl passwd --help)\n"
+	"  cred add|set|list|del  PostgreSQL credentials, written directly (ringmqctl cred --help)\n"
 	"\n"
 	"Options:\n"
 	"  -s, --socket PATH      control socket (default: $RINGMQ_CONTROL_SOCKET, else %s)\n"
@@ -579,7 +581,7 @@ parse_args(int argc, char **argv, opts_t *o, const char *default_socket)
 		}
 	}
 	if (npos == 0)
-		return usage_error("%s", "missing command: status, workers, clients, client, kick, stats or shutdown");
+		return usage_error("%s", "missing command: status, workers, clients, client, kick, stats, shutdown or cred");
 	o->cmd = pos[0];
 	if (strcmp(o->cmd, "client") == 0 || strcmp(o->cmd, "kick") == 0) {
 		if (npos != 2)
@@ -612,9 +614,11 @@ main(int argc, char **argv)
 	char *text, *line;
 	int rc;
 
-	/* A local command: it has options of its own and talks to no broker. */
+	/* Local commands: they have options of their own and talk to no broker (cred talks to PostgreSQL). */
 	if (argc >= 2 && strcmp(argv[1], "passwd") == 0)
 		return passwd_main(argc - 1, argv + 1);
+	if (cred_is_command(argc, argv))
+		return cred_main(argc, argv);
 	config_defaults(&defaults);
 	rc = parse_args(argc, argv, &o, defaults.control_socket);
 	if (rc)

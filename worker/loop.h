@@ -55,7 +55,7 @@ uint8_t loop_register(const char *name, loop_cqe_fn fn);
 /* Flush hooks run in ascending order: sockets last, so every module's output of the turn is written and a
  * closed socket is released only after everyone who might still touch it has run. */
 enum loop_order { LOOP_ORDER_CONN = 10, LOOP_ORDER_MESH = 20, LOOP_ORDER_STORE = 30, LOOP_ORDER_RDS = 40,
-	LOOP_ORDER_CTL = 50, LOOP_ORDER_SOCK = 90 };
+	LOOP_ORDER_PG = 45, LOOP_ORDER_CTL = 50, LOOP_ORDER_SOCK = 90 };
 void loop_on_flush(loop_fn fn, int order);
 void loop_on_tick(loop_fn fn);
 void loop_on_drain(loop_busy_fn busy);

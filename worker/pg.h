@@ -2,7 +2,7 @@
  * pg.h — PostgreSQL credential store on the worker's io_uring (libpq in nonblocking mode: PQsocket polled
  * through the ring, prepared statements, never a blocking call after start-up).
  *
- * A credential row (schema: the files in scripts/pg/) matches a client by client ID, user name, both, or certificate
+ * A credential row (schema: scripts/pg/NNN_*.sql) matches a client by client ID, user name, both, or certificate
  * CN (config `pg_match`); it carries a password hash (bcrypt `$2a$`/`$2b$`, or PBKDF2-SHA512) and the
  * credential's publish and subscribe rules. Lookups are cached per worker; the cache is invalidated through
  * LISTEN/NOTIFY (a trigger notifies every change with the credential id), and pg_on_change listeners hear of
@@ -37,7 +37,9 @@ bool pg_ready(void);
  * that are NULL are not used. 0, or -ENOMEM. */
 int pg_lookup(const char *client_id, const char *username, const char *cert_cn, pg_cred_fn cb, void *ctx);
 void pg_cancel(void *ctx);
-/* Called for every credential id that changed or was deleted (after the cache dropped it). */
+/* Called for every credential id that changed or was deleted (after the cache dropped it); with
+ * PG_CHANGED_ALL when any credential may have changed (the table was truncated). */
+#define PG_CHANGED_ALL UINT64_MAX
 void pg_on_change(void (*fn)(uint64_t id));
 
 #endif
