@@ -11,7 +11,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "acl.h"
 #include "addrlimit.h"
+#include "auth.h"
 #include "conn_send.h"
 #include "ctl.h"
 #include "handle.h"
@@ -282,6 +284,8 @@ static void on_free(sock_t *s)
 	tls_destroy(c->tls);
 	buf_finish(&c->tls_plain);
 	free(c->cert_cn);
+	acl_unref(c->acl);
+	free(c->username);
 	reply_finish(&c->replies);
 	if (c->alias_in) {
 		for (uint32_t i = 0; i <= W->cfg->topic_alias_maximum; i++)
@@ -317,8 +321,8 @@ static void on_free(sock_t *s)
 /* Why c's input may not be parsed now. */
 static bool must_hold(const conn_t *c)
 {
-	return c->state == CONN_ACTIVE && ((c->sess && sess_loading(c->sess)) ||
-		reply_pending(&c->replies) >= W->cfg->max_pending_replies);
+	return c->state == CONN_AUTH || (c->state == CONN_ACTIVE && ((c->sess && sess_loading(c->sess)) ||
+		reply_pending(&c->replies) >= W->cfg->max_pending_replies));
 }
 
 static bool pressure;
@@ -543,6 +547,11 @@ static void process(conn_t *c, const uint8_t *data, size_t len)
 			handoff = true;
 			break;
 		}
+		if (err == HANDLE_AUTH) {
+			/* CONNECT stays first in the input: parsed again once authentication answers. */
+			conn_hold(c);
+			break;
+		}
 		if (err < 0) {
 			conn_fail(c, err);
 			return;
@@ -582,6 +591,15 @@ void conn_release(conn_t *c)
 	c->held = false;
 	if (c->rbuf.len)
 		process(c, NULL, 0);
+	update_recv(c);
+}
+
+void conn_auth_resume(conn_t *c)
+{
+	if (c->state != CONN_NEW)
+		return;
+	c->held = false;
+	process(c, NULL, 0);
 	update_recv(c);
 }
 
@@ -707,7 +725,7 @@ bool conn_qos0_room(conn_t *c, size_t n)
 
 void conn_fail(conn_t *c, int err)
 {
-	mqtt_answer_t a = mqtt_err_answer(err, c->version, c->state == CONN_NEW);
+	mqtt_answer_t a = mqtt_err_answer(err, c->version, c->state == CONN_NEW || c->state == CONN_AUTH);
 
 	if (c->state == CONN_CLOSING)
 		return;
@@ -754,6 +772,8 @@ void conn_close(conn_t *c, uint8_t reason)
 	}
 	if (!c->close_reason)
 		c->close_reason = reason;
+	if (c->state == CONN_AUTH)
+		auth_cancel(c);
 	if (c->state == CONN_RELAY)
 		relay_closed(c);
 	c->state = CONN_CLOSING;
@@ -793,11 +813,18 @@ static void sweep(void)
 	for (conn_t *c = C.live, *next; c; c = next) {
 		next = c->next;
 		switch (c->state) {
-		case CONN_NEW: {
-			/* For TLS one timeout covers TCP, the TLS handshake and CONNECT. */
+		case CONN_NEW:
+		case CONN_AUTH: {
+			/* For TLS one timeout covers TCP, the TLS handshake and CONNECT; for everyone it covers
+			 * authentication too: a credential store that does not answer in time gets the client "server
+			 * unavailable" rather than a connection that never ends. */
 			uint32_t limit = c->tls ? W->cfg->tls_handshake_timeout_ms : W->cfg->connect_timeout_ms;
 
-			if (now - c->created_ms > limit) {
+			if (now - c->created_ms > limit && c->state == CONN_AUTH) {
+				log_conn(LOG_INFO, c->id, 0, "%s: not authenticated in %u ms", c->addr, limit);
+				W->st.auth_unavailable++;
+				conn_fail(c, MQTT_E_UNAVAILABLE);
+			} else if (now - c->created_ms > limit) {
 				log_conn(LOG_INFO, c->id, 0, "%s sent no %sCONNECT in %u ms: closing", c->addr,
 					c->tls && !tls_ready(c->tls) ? "TLS handshake and " : "", limit);
 				W->st.tls_failed += c->tls && !tls_ready(c->tls);
@@ -848,6 +875,27 @@ uint32_t conn_count(void)
 uint32_t conn_active_count(void)
 {
 	return C.n_active;
+}
+
+void conn_revoke(uint64_t cred)
+{
+	for (conn_t *c = C.live, *next; c; c = next) {
+		next = c->next;
+		if (c->cred != cred || !cred || !conn_usable(c))
+			continue;
+		W->st.auth_revoked++;
+		log_conn(LOG_INFO, c->id, 0, "%s: credential changed or deleted: disconnecting", c->addr);
+		conn_send_disconnect(c, MQTT_RC_NOT_AUTHORIZED, "credential changed or deleted");
+		conn_close(c, MQTT_RC_NOT_AUTHORIZED);
+	}
+}
+
+void conn_rules_changed(void)
+{
+	for (conn_t *c = C.live; c; c = c->next) {
+		if (conn_usable(c) && c->sess)
+			handle_recheck_subscriptions(c);
+	}
 }
 
 void conn_activated(conn_t *c)

@@ -24,6 +24,8 @@ struct tls;
 enum conn_state {
 	CONN_NEW = 0,              /* accepted, waiting for CONNECT */
 	CONN_HANDOFF,              /* CONNECT names another worker's client: stop receiving, then move */
+	CONN_AUTH,                 /* CONNECT is being authenticated (auth.h): input held, CONNECT parsed again
+	                            * once the providers answered */
 	CONN_ACTIVE,               /* CONNACK sent */
 	CONN_RELAY,                /* TLS, owned elsewhere: its MQTT bytes go to relay_peer (relay.h) */
 	CONN_CLOSING,              /* closed; the socket goes once its last SQE completed */
@@ -70,6 +72,10 @@ typedef struct conn {
 	int16_t relay_peer;        /* -1, or the other end of a relay link */
 	uint64_t relay_link;       /* the link's id (the front connection's id) */
 	char *cert_cn;             /* CN of the verified client certificate, NULL without one */
+	bool authed;               /* authentication answered: the CONNECT parsed again goes on to its session */
+	struct acl *acl;           /* the client's own rules (auth.h), NULL: the defaults only */
+	char *username;            /* what %u stands for in rules, NULL: none */
+	uint64_t cred;             /* the credential it authenticated with (revoked: disconnected), 0: none */
 	struct conn *next_tls;
 	struct conn *prev, *next;  /* every live connection, for the timeouts */
 	struct conn *next_abort;
@@ -133,6 +139,12 @@ void conn_stop_all(void);
 void conn_handoff_retry(void);
 /* CONNACK was sent: c serves its session now. */
 void conn_activated(conn_t *c);
+/* Credential cred changed or was deleted (auth.h): its clients are disconnected (MQTT 5: 0x87). */
+void conn_revoke(uint64_t cred);
+/* The rules changed (reload): every connected session's subscriptions are checked against them again. */
+void conn_rules_changed(void);
+/* Authentication answered (handle_connect.c): go on parsing the CONNECT it held. */
+void conn_auth_resume(conn_t *c);
 /* Sockets and connections past CONNACK on this worker. */
 uint32_t conn_count(void);
 uint32_t conn_active_count(void);

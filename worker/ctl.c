@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "chan.h"
+#include "auth.h"
 #include "conn.h"
 #include "conn_send.h"
 #include "log.h"
@@ -363,7 +364,10 @@ static void on_record(const chan_hdr_t *h, int fd)
 		worker_stop("shutting down");
 		break;
 	case CHAN_RELOAD:
+		/* Each part logs what it could not load and keeps its previous state. */
 		(void)tls_reload();
+		auth_reload();
+		conn_rules_changed();
 		break;
 	case CHAN_TLS_KEY:
 		if (h->len == TLS_TICKET_KEY_LEN)

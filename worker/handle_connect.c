@@ -5,11 +5,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "acl.h"
+#include "auth.h"
 #include "log.h"
 #include "loop.h"
 #include "msg.h"
 #include "sess.h"
 #include "slot.h"
+#include "route.h"
 #include "store.h"
 #include "worker.h"
 
@@ -91,6 +94,90 @@ static int send_connack(conn_t *c, bool present, const mqtt_connect_t *cn, const
 	return conn_send_connack(c, &ack);
 }
 
+static void auth_done(void *ctx, auth_result_t *res)
+{
+	conn_t *c = ctx;
+
+	c->state = CONN_NEW;
+	if (res->err < 0) {
+		conn_fail(c, res->err);
+		return;
+	}
+	if (res->username[0] && !(c->username = strdup(res->username))) {
+		conn_fail(c, MQTT_E_NOMEM);
+		return;
+	}
+	c->acl = res->acl;
+	res->acl = NULL;
+	c->cred = res->cred;
+	c->authed = true;
+	conn_auth_resume(c);
+}
+
+/* Hand the CONNECT's identity to the providers (auth.h); the CONNECT is parsed again when they answer. */
+static int authenticate(conn_t *c, const mqtt_connect_t *cn, const uint8_t *id, size_t id_len)
+{
+	auth_identity_t ai = {
+		.client_id = id, .client_id_len = id_len,
+		.username = cn->has_username ? cn->username.p : NULL, .username_len = cn->username.len,
+		.password = cn->has_password ? cn->password.p : NULL, .password_len = cn->password.len,
+		.cert_cn = c->cert_cn, .addr = c->addr,
+	};
+	int err = auth_start(&ai, auth_done, c);
+
+	if (err < 0)
+		return err;
+	c->state = CONN_AUTH;
+	return HANDLE_AUTH;
+}
+
+static bool may(conn_t *c, bool publish, const char *id, size_t id_len, const uint8_t *t, size_t len)
+{
+	const acl_t *defaults = auth_default_acl();
+	const char *user = c->username ? c->username : "";
+
+	if (!c->acl && !defaults && publish)
+		return len == 0 || t[0] != '$'; /* no rules: the one that always holds */
+	if (publish)
+		return acl_can_publish(c->acl, defaults, id, id_len, user, strlen(user), (const char *)t, len);
+	return acl_can_subscribe(c->acl, defaults, id, id_len, user, strlen(user), (const char *)t, len);
+}
+
+bool handle_may_publish(conn_t *c, const uint8_t *topic, size_t len)
+{
+	if (may(c, true, c->sess->id, c->sess->id_len, topic, len))
+		return true;
+	W->st.acl_denied_publish++;
+	log_conn(LOG_DEBUG, c->id, 0, "%s: not authorized to publish to '%.*s'", c->addr, (int)len, topic);
+	return false;
+}
+
+bool handle_may_subscribe(conn_t *c, const uint8_t *filter, size_t len)
+{
+	if (may(c, false, c->sess->id, c->sess->id_len, filter, len))
+		return true;
+	W->st.acl_denied_subscribe++;
+	log_conn(LOG_DEBUG, c->id, 0, "%s: not authorized to subscribe to '%.*s'", c->addr, (int)len, filter);
+	return false;
+}
+
+void handle_recheck_subscriptions(conn_t *c)
+{
+	sess_t *s = c->sess;
+
+	if (!c->acl && !auth_default_acl())
+		return; /* no rules: every filter is allowed */
+	for (sub_t *sub = s->subs, *next; sub; sub = next) {
+		next = sub->next;
+		if (may(c, false, s->id, s->id_len, (const uint8_t *)sub->filter, sub->filter_len))
+			continue;
+		W->st.acl_dropped_subscriptions++;
+		log_conn(LOG_INFO, c->id, 0, "client '%.*s': subscription '%.*s' no longer authorized: removed",
+			(int)s->id_len, s->id, (int)sub->filter_len, sub->filter);
+		route_unsubscribe(s, (mqtt_str_t){ .p = (const uint8_t *)sub->filter, .len = sub->filter_len });
+	}
+}
+
 int handle_connect(conn_t *c, const mqtt_frame_t *f)
 {
 	mqtt_connect_t cn;
@@ -141,6 +228,15 @@ int handle_connect(conn_t *c, const mqtt_frame_t *f)
 		/* The limit counts the sessions this worker serves, wherever their sockets were accepted. */
 		W->st.rejected_max_conn++;
 		return MQTT_E_QUOTA;
+	}
+	if (!c->authed && auth_enabled())
+		return authenticate(c, &cn, id, id_len);
+	if (cn.will && !may(c, true, (const char *)id, id_len, cn.will_topic.p, cn.will_topic.len)) {
+		/* A will is a PUBLISH the client asks for in advance: refused now rather than dropped later. */
+		W->st.acl_denied_will++;
+		log_conn(LOG_INFO, c->id, 0, "%s: client '%.*s' not authorized to publish its will to '%.*s'",
+			c->addr, (int)id_len, id, (int)cn.will_topic.len, cn.will_topic.p);
+		return MQTT_E_NOT_AUTHORIZED;
 	}
 
 	set_client_limits(c, &cn);
@@ -200,5 +296,7 @@ int handle_connect(conn_t *c, const mqtt_frame_t *f)
 	log_conn(LOG_DEBUG, c->id, 0, "client '%.*s' connected from %s (v%u, clean %d, expiry %u, present %d)",
 		(int)id_len, id, c->addr, c->version, cn.clean_start, expiry, present);
 	sess_attach(c, s, present);
+	if (present)
+		handle_recheck_subscriptions(c); /* the rules may have changed while the session was away */
 	return 0;
 }

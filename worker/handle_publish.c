@@ -76,6 +76,18 @@ int handle_publish(conn_t *c, const mqtt_frame_t *f)
 		return MQTT_E_QUOTA;
 	}
 	W->st.msgs_in++;
+	if (!handle_may_publish(c, p.topic.p, p.topic.len)) {
+		/* Dropped. MQTT 5 says why in the PUBACK/PUBREC (which ends a QoS 2 flow); 3.1.1 has no way to: its
+		 * client gets the usual acknowledgement, or it would send the message again forever. */
+		if (p.qos == 0)
+			return 0;
+		/* (A 3.1.1 PUBREL that follows gets its PUBCOMP whether or not the id is known.) */
+		if (reply_push(c, p.qos == 1 ? MQTT_PUBACK : MQTT_PUBREC, p.packet_id,
+		    c->version == MQTT_V5 ? MQTT_RC_NOT_AUTHORIZED : 0) < 0)
+			return MQTT_E_NOMEM;
+		reply_flush(c);
+		return 0;
+	}
 	if (p.qos == 0) {
 		m = msg_create(&p, p.topic.p, (uint16_t)p.topic.len, c->id);
 		if (!m)

@@ -66,6 +66,8 @@ int handle_subscribe(conn_t *c, const mqtt_frame_t *f)
 		} else if (!handle_topic_ok(filter.p, filter.len)) {
 			W->st.rejected_topic++;
 			reasons[n] = MQTT_RC_TOPIC_FILTER_INVALID;
+		} else if (!handle_may_subscribe(c, filter.p, filter.len)) {
+			reasons[n] = MQTT_RC_NOT_AUTHORIZED; /* 0x80 for 3.1.1, below */
 		} else
 			reasons[n] = route_subscribe(c->sess, filter, &opts, subid, &w, &retained);
 		if (c->version != MQTT_V5 && reasons[n] >= 0x80)

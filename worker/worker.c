@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "addrlimit.h"
+#include "auth.h"
 #include "conn.h"
 #include "ctl.h"
 #include "log.h"
@@ -45,6 +46,7 @@ static void teardown(void)
 {
 	/* Free what is left so leak checkers see a clean exit; the durable store keeps its own copy. */
 	sess_module_finish();
+	auth_finish();
 	ctl_finish();
 	store_finish();
 	relay_module_finish();
@@ -93,6 +95,9 @@ int worker_run(const worker_args_t *args)
 	}
 	mesh_init(args);
 	ctl_init();
+	if (auth_init() < 0)
+		return 1;
+	auth_on_revoked(conn_revoke);
 	if (store_init(worker_serve) < 0)
 		return 1;
 	/* With a durable store, clients wait in the accept queue until this worker's sessions are restored,

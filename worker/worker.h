@@ -47,7 +47,7 @@ typedef struct worker_args {
 	X(tls_handshakes) X(tls_resumed) X(tls_failed) X(relay_opened) X(relay_accepted) \
 	X(rejected_address) X(rejected_topic) X(rejected_user_properties) \
 	X(auth_ok) X(auth_failed) X(auth_busy) X(auth_rate_limited) X(auth_unavailable) \
-	X(acl_denied_publish) X(acl_denied_subscribe) \
+	X(auth_revoked) X(acl_denied_publish) X(acl_denied_subscribe) X(acl_denied_will) X(acl_dropped_subscriptions) \
 	X(pg_queries) X(pg_cache_hits) X(pg_errors) X(pg_reconnects) X(pg_notifies)
 
 typedef struct wk_stats {
