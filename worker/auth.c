@@ -575,6 +575,14 @@ static void announce_revoked(uint64_t cred)
 		A.revoked(cred);
 }
 
+bool auth_cred_revoked(uint64_t revoked, uint64_t cred)
+{
+	if (!cred)
+		return false;
+	/* PostgreSQL ids are the rows' (positive bigints); names' ids have the top bit set (name_cred). */
+	return cred == revoked || (revoked == PG_CHANGED_ALL && !(cred >> 63));
+}
+
 static void on_pg_change(uint64_t id)
 {
 	size_t pos = 0;
@@ -584,7 +592,7 @@ static void on_pg_change(uint64_t id)
 	while ((e = strmap_next(&A.by_ctx, &pos))) {
 		pending_t *p = e->value;
 
-		if (p->pg_found && p->pg_id == id)
+		if (p->pg_found && (p->pg_id == id || id == PG_CHANGED_ALL))
 			p->stale = true;
 	}
 	announce_revoked(id);

@@ -93,6 +93,9 @@ void auth_cancel(void *ctx);
  * whose acl_file section changed (and the anonymous id when the anonymous rules did): clients keep the rules
  * they connected with, so they reconnect to get the new ones. */
 void auth_on_revoked(void (*fn)(uint64_t cred));
+/* Does a revocation fn(revoked) concern a client authenticated with credential cred? (Not only equality: a
+ * truncated credential table revokes every PostgreSQL credential at once.) */
+bool auth_cred_revoked(uint64_t revoked, uint64_t cred);
 /* Reload the password file and the ACL file (SIGHUP, ringmqctl reload). A file that does not load is logged
  * ("FILE:LINE: ...") and the previous contents stay. */
 void auth_reload(void);

@@ -881,7 +881,7 @@ void conn_revoke(uint64_t cred)
 {
 	for (conn_t *c = C.live, *next; c; c = next) {
 		next = c->next;
-		if (c->cred != cred || !cred || !conn_usable(c))
+		if (!auth_cred_revoked(cred, c->cred) || !conn_usable(c))
 			continue;
 		W->st.auth_revoked++;
 		log_conn(LOG_INFO, c->id, 0, "%s: credential changed or deleted: disconnecting", c->addr);
