@@ -177,7 +177,7 @@ btls_begin(btls_ctx_t *x, btls_t *c)
 	wbio = BIO_new(BIO_s_mem());
 	if (c->ssl == NULL || rbio == NULL || wbio == NULL)
 		goto err;
-	BIO_set_mem_eof_return(rbio, -1);
+	BIO_set_mem_eof_return(rbio, -1); /* BIO_s_mem's default, but the design depends on it */
 	SSL_set_bio(c->ssl, rbio, wbio); /* the SSL owns them from here */
 	rbio = wbio = NULL;
 	SSL_set_app_data(c->ssl, c);
