@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages ringmq needs to build, test and benchmark, if any is missing.
 # Sourced by scripts/run, scripts/test and scripts/fuzz.
-RINGMQ_BUILD_PKGS="meson ninja-build pkg-config gcc liburing-dev libconfig-dev libjansson-dev libsystemd-dev libhiredis-dev"
-RINGMQ_TEST_PKGS="check mosquitto mosquitto-clients python3 python3-paho-mqtt libclang-rt-14-dev redis-server redis-tools"
+RINGMQ_BUILD_PKGS="meson ninja-build pkg-config gcc liburing-dev libconfig-dev libjansson-dev libsystemd-dev libhiredis-dev libssl-dev"
+RINGMQ_TEST_PKGS="check openssl mosquitto mosquitto-clients python3 python3-paho-mqtt libclang-rt-14-dev redis-server redis-tools"
 # scripts/fuzz: clang 14 with libFuzzer (its runtime is in libclang-rt-14-dev)
 RINGMQ_FUZZ_PKGS="clang libclang-rt-14-dev"
 
