@@ -258,12 +258,12 @@ tls_json(const bench_result_t *r)
 		"errors", (json_int_t)r->tls_errors, "last_error", why);
 }
 
-/* Connect-loop figures over the window (all zero in p2p mode). */
+/* Connect-loop figures over the window (all zero in p2p mode; full and resumed zero without TLS). */
 static json_t *
 connects_json(const bench_result_t *r)
 {
 	double w = r->window_s > 0 ? r->window_s : 1;
-	uint64_t full = r->win.cycles - r->win.resumed;
+	uint64_t full = r->cfg->tls != NULL ? r->win.cycles - r->win.resumed : 0; /* handshakes: TLS only */
 
 	return json_pack("{s:I, s:f, s:I, s:f, s:I, s:f, s:I, s:o, s:o}", "count", (json_int_t)r->win.cycles,
 		"per_s", (double)r->win.cycles / w, "full", (json_int_t)full, "full_per_s", (double)full / w,
