@@ -88,7 +88,8 @@ usage(FILE *fp)
 		"                       (--first-pair 0, N, 2N ... with --pairs N) when RLIMIT_NOFILE caps\n"
 		"                       one process (default 0)\n"
 		"  -h, --help\n\n"
-		"Exit status: 0 ok, 1 PUBACKed messages were lost, 2 setup failed or interrupted.\n",
+		"Exit status: 0 ok, 1 PUBACKed messages were lost, 2 setup failed or interrupted (connect mode:\n"
+		"also when no connection completed in the window).\n",
 		BENCH_PAYLOAD_HDR);
 }
 
