@@ -142,6 +142,7 @@ print_connect(FILE *fp, const bench_result_t *r, const char *host)
 {
 	const bench_cfg_t *c = r->cfg;
 	double w = r->window_s > 0 ? r->window_s : 1;
+	uint64_t full = r->win.cycles - r->win.resumed;
 
 	fprintf(fp, "\n== ringmq-bench report (connect loop) ==\n");
 	fprintf(fp, "  broker %s:%u  MQTT %s  clients %u  threads %u  %s%s%s\n", host, ntohs(c->dst.sin_port),
@@ -150,9 +151,8 @@ print_connect(FILE *fp, const bench_result_t *r, const char *host)
 	fprintf(fp, "  warmup %.1f s  measured %.1f s\n", (double)c->warmup_ns / 1e9, r->window_s);
 	fprintf(fp, "  window: connects %llu (%.1f/s)", (unsigned long long)r->win.cycles, (double)r->win.cycles / w);
 	if (c->tls)
-		fprintf(fp, "  full handshakes %llu (%.1f/s)  resumed %llu (%.1f/s)",
-			(unsigned long long)(r->win.cycles - r->win.resumed), (double)(r->win.cycles - r->win.resumed) / w,
-			(unsigned long long)r->win.resumed, (double)r->win.resumed / w);
+		fprintf(fp, "  full handshakes %llu (%.1f/s)  resumed %llu (%.1f/s)", (unsigned long long)full,
+			(double)full / w, (unsigned long long)r->win.resumed, (double)r->win.resumed / w);
 	fputc('\n', fp);
 	if (c->tls)
 		print_lat(fp, "tls", &r->win.handshake);
