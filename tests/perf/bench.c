@@ -5,6 +5,8 @@
  * per --threads (bench_conn.c), drives the phases (subscribers, publishers, run, drain, stop) through
  * bench_shared_t, prints a line every --interval from the threads' interval counters and, after joining
  * them, the final report (bench_report.c). Exit status: 0 ok, 1 PUBACKed messages were lost, 2 setup failure.
+ * --mode connect skips the ramp and the drain: the clients start cycling at once and the window is measured
+ * the same way. The TLS context (bench_tls.h) is made here, once, before any thread starts.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -21,6 +23,7 @@
 #include "bench_cfg.h"
 #include "bench_conn.h"
 #include "bench_report.h"
+#include "bench_tls.h"
 #include "mqtt.h"
 
 static volatile sig_atomic_t interrupted;
@@ -40,7 +43,11 @@ usage(FILE *fp)
 		"Load generator for any MQTT broker: N publisher/subscriber pairs, QoS 1 by default, exact loss,\n"
 		"duplicate and ordering accounting per pair, end-to-end and PUBACK latency histograms.\n\n"
 		"  --host H             broker address (default 127.0.0.1)\n"
-		"  --port P             broker port (default 1883)\n"
+		"  --port P             broker port (default 1883, with --tls 8883)\n"
+		"  --mode p2p|connect   p2p: publisher/subscriber pairs (default). connect: --clients clients each\n"
+		"                       connect (TCP, TLS, CONNECT/CONNACK), DISCONNECT and reconnect at once, in a\n"
+		"                       loop: connects/s and handshakes/s (full and resumed) over the window\n"
+		"  --clients N          connect mode: parallel clients (default 1)\n"
 		"  --pairs N            publishers and subscribers (default 1)\n"
 		"  --rate R             messages/s per publisher, fractional allowed, evenly spread (default 1)\n"
 		"  --payload B          payload bytes, >= %d: send time, pair, sequence, run id (default 62)\n"
@@ -60,6 +67,17 @@ usage(FILE *fp)
 		"  --pub-topic PAT      publish topic, %%d = pair index (default europe/ua/kyiv/%%d/0)\n"
 		"  --sub-topic PAT      subscription, %%d = pair index (default europe/ua/kyiv/%%d/+)\n"
 		"  --client-prefix S    client id prefix (default rmqb<run id>; ids are PREFIX-s<i>, PREFIX-p<i>)\n"
+		"  --username U         MQTT user name; %%i (or %%d) is replaced by the pair or client index\n"
+		"  --password P         MQTT password (same replacement)\n"
+		"  --tls                TLS (OpenSSL over memory BIOs on the same io_uring loop); the server\n"
+		"                       certificate is verified against --cafile and --host (or --tls-servername)\n"
+		"  --cafile F           CA certificates (PEM) for the server certificate (default: system store)\n"
+		"  --cert F, --key F    client certificate chain and key (PEM): mutual TLS\n"
+		"  --tls-resume         every client keeps its TLS session and resumes it when it reconnects\n"
+		"  --tls-version V      1.2 or 1.3 only (default: either, 1.3 preferred)\n"
+		"  --tls-servername N   name (DNS or IP) the server certificate must carry (default: --host)\n"
+		"  --tls-insecure       do not verify the server certificate\n"
+		"                       (--cafile, --cert, --key and --tls-* imply --tls)\n"
 		"  --no-src-spread      do not bind sources over 127.0.0.0/8 (default: spread when the broker is\n"
 		"                       on loopback, so ephemeral ports never run out)\n"
 		"  --interval S         periodic line every S seconds (default 10)\n"
@@ -70,14 +88,16 @@ usage(FILE *fp)
 		"                       (--first-pair 0, N, 2N ... with --pairs N) when RLIMIT_NOFILE caps\n"
 		"                       one process (default 0)\n"
 		"  -h, --help\n\n"
-		"Exit status: 0 ok, 1 PUBACKed messages were lost, 2 setup failed or interrupted.\n",
+		"Exit status: 0 ok, 1 PUBACKed messages were lost, 2 setup failed or interrupted (connect mode:\n"
+		"also when no connection completed in the window).\n",
 		BENCH_PAYLOAD_HDR);
 }
 
 enum opt_id {
 	O_HOST = 256, O_PORT, O_PAIRS, O_RATE, O_PAYLOAD, O_QOS, O_MQTT, O_DURATION, O_WARMUP, O_OFFLINE,
 	O_DRAIN, O_CRATE, O_MAXPEND, O_CTIMEOUT, O_INFLIGHT, O_THREADS, O_KEEPALIVE, O_EXPIRY, O_PUBT, O_SUBT,
-	O_PREFIX, O_NOSPREAD, O_INTERVAL, O_JSON, O_JSONPAIRS, O_MARKERS, O_FIRST,
+	O_PREFIX, O_NOSPREAD, O_INTERVAL, O_JSON, O_JSONPAIRS, O_MARKERS, O_FIRST, O_MODE, O_CLIENTS, O_USER,
+	O_PASS, O_TLS, O_CAFILE, O_CERT, O_KEY, O_RESUME, O_TLSVER, O_SNI, O_INSECURE,
 };
 
 static const struct option long_opts[] = {
@@ -108,6 +128,18 @@ static const struct option long_opts[] = {
 	{ "json-pairs", no_argument, NULL, O_JSONPAIRS },
 	{ "markers", no_argument, NULL, O_MARKERS },
 	{ "first-pair", required_argument, NULL, O_FIRST },
+	{ "mode", required_argument, NULL, O_MODE },
+	{ "clients", required_argument, NULL, O_CLIENTS },
+	{ "username", required_argument, NULL, O_USER },
+	{ "password", required_argument, NULL, O_PASS },
+	{ "tls", no_argument, NULL, O_TLS },
+	{ "cafile", required_argument, NULL, O_CAFILE },
+	{ "cert", required_argument, NULL, O_CERT },
+	{ "key", required_argument, NULL, O_KEY },
+	{ "tls-resume", no_argument, NULL, O_RESUME },
+	{ "tls-version", required_argument, NULL, O_TLSVER },
+	{ "tls-servername", required_argument, NULL, O_SNI },
+	{ "tls-insecure", no_argument, NULL, O_INSECURE },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -119,6 +151,9 @@ typedef struct opts {
 	bool json_pairs;
 	bool markers;
 	bool no_spread;
+	bool tls;
+	bool port_set, pairs_set, crate_set, pending_set, clients_set;
+	btls_opts_t tls_opts;
 } opts_t;
 
 static bool
@@ -179,8 +214,43 @@ parse_opts(int argc, char **argv, opts_t *o)
 
 		switch (opt) {
 		case O_HOST: o->host = optarg; break;
-		case O_PORT: ok = num(name, optarg, 1, 65535, &v); c->dst.sin_port = htons((uint16_t)v); break;
-		case O_PAIRS: ok = num(name, optarg, 1, 10000000, &v); c->pairs = (uint32_t)v; break;
+		case O_PORT: ok = num(name, optarg, 1, 65535, &v); c->dst.sin_port = htons((uint16_t)v);
+			o->port_set = true;
+			break;
+		case O_PAIRS: ok = num(name, optarg, 1, 10000000, &v); c->pairs = (uint32_t)v; o->pairs_set = true;
+			break;
+		case O_CLIENTS: ok = num(name, optarg, 1, 10000000, &v); c->pairs = (uint32_t)v; o->clients_set = true;
+			break;
+		case O_MODE:
+			if (strcmp(optarg, "p2p") == 0) {
+				c->mode = BENCH_MODE_P2P;
+			} else if (strcmp(optarg, "connect") == 0) {
+				c->mode = BENCH_MODE_CONNECT;
+			} else {
+				fprintf(stderr, "ringmq-bench: --mode: p2p or connect\n");
+				ok = false;
+			}
+			break;
+		case O_USER: c->username = optarg; break;
+		case O_PASS: c->password = optarg; break;
+		case O_TLS: o->tls = true; break;
+		case O_CAFILE: o->tls = true; o->tls_opts.cafile = optarg; break;
+		case O_CERT: o->tls = true; o->tls_opts.certfile = optarg; break;
+		case O_KEY: o->tls = true; o->tls_opts.keyfile = optarg; break;
+		case O_RESUME: o->tls = true; o->tls_opts.resume = true; break;
+		case O_SNI: o->tls = true; o->tls_opts.server_name = optarg; break;
+		case O_INSECURE: o->tls = true; o->tls_opts.insecure = true; break;
+		case O_TLSVER:
+			o->tls = true;
+			if (strcmp(optarg, "1.2") == 0) {
+				o->tls_opts.version = 12;
+			} else if (strcmp(optarg, "1.3") == 0) {
+				o->tls_opts.version = 13;
+			} else {
+				fprintf(stderr, "ringmq-bench: --tls-version: 1.2 or 1.3\n");
+				ok = false;
+			}
+			break;
 		case O_RATE: ok = num(name, optarg, 1e-6, 1e6, &c->rate); break;
 		case O_PAYLOAD: ok = num(name, optarg, BENCH_PAYLOAD_HDR, 1 << 20, &v); c->payload = (uint32_t)v;
 			break;
@@ -200,8 +270,9 @@ parse_opts(int argc, char **argv, opts_t *o)
 		case O_WARMUP: ok = num(name, optarg, 0, 1e6, &v); c->warmup_ns = secs_ns(v); break;
 		case O_OFFLINE: ok = num(name, optarg, 0, 1e6, &v); c->offline_ns = secs_ns(v); break;
 		case O_DRAIN: ok = num(name, optarg, 0, 1e6, &v); c->drain_ns = secs_ns(v); break;
-		case O_CRATE: ok = num(name, optarg, 0, 1e9, &c->connect_rate); break;
-		case O_MAXPEND: ok = num(name, optarg, 1, 1e7, &v); c->max_pending = (uint32_t)v; break;
+		case O_CRATE: ok = num(name, optarg, 0, 1e9, &c->connect_rate); o->crate_set = true; break;
+		case O_MAXPEND: ok = num(name, optarg, 1, 1e7, &v); c->max_pending = (uint32_t)v; o->pending_set = true;
+			break;
 		case O_CTIMEOUT: ok = num(name, optarg, 0.1, 3600, &v); c->connect_timeout_ns = secs_ns(v); break;
 		case O_INFLIGHT: ok = num(name, optarg, 1, 65535, &v); c->max_inflight = (uint32_t)v; break;
 		case O_THREADS: ok = num(name, optarg, 1, 1024, &v); c->threads = (uint32_t)v; break;
@@ -245,6 +316,30 @@ check_cfg(opts_t *o)
 	size_t n;
 	int r;
 
+	if (c->mode == BENCH_MODE_CONNECT) {
+		if (o->pairs_set || c->offline_ns > 0) {
+			fprintf(stderr, "ringmq-bench: --mode connect takes --clients, not --pairs or --offline\n");
+			return -1;
+		}
+		/* A closed loop: every client cycles as fast as the broker answers, nothing paces or caps it. */
+		if (!o->crate_set)
+			c->connect_rate = 0;
+		if (!o->pending_set)
+			c->max_pending = c->pairs;
+	} else if (o->clients_set) {
+		fprintf(stderr, "ringmq-bench: --clients is for --mode connect (p2p: --pairs)\n");
+		return -1;
+	}
+	if (o->tls && !o->port_set)
+		c->dst.sin_port = htons(8883);
+	if (c->password != NULL && c->username == NULL && c->version != MQTT_V5) {
+		fprintf(stderr, "ringmq-bench: MQTT 3.1.1 has no password without a user name: add --username\n");
+		return -1;
+	}
+	if (o->tls_opts.keyfile != NULL && o->tls_opts.certfile == NULL) {
+		fprintf(stderr, "ringmq-bench: --key needs --cert\n");
+		return -1;
+	}
 	if (c->offline_ns > 0 && c->offline_ns >= c->duration_ns) {
 		fprintf(stderr, "ringmq-bench: --offline must be shorter than --duration (it happens mid-run)\n");
 		return -1;
@@ -272,6 +367,17 @@ check_cfg(opts_t *o)
 	c->dst.sin_addr = ((struct sockaddr_in *)ai->ai_addr)->sin_addr;
 	freeaddrinfo(ai);
 	c->src_spread = !o->no_spread && (ntohl(c->dst.sin_addr.s_addr) >> 24) == 127;
+	if (o->tls) {
+		char err[512];
+
+		if (o->tls_opts.server_name == NULL)
+			o->tls_opts.server_name = o->host;
+		c->tls = btls_ctx_create(&o->tls_opts, err, sizeof(err));
+		if (c->tls == NULL) {
+			fprintf(stderr, "ringmq-bench: TLS: %s\n", err);
+			return -1;
+		}
+	}
 	if (c->run_id == 0) {
 		struct timespec ts;
 
@@ -361,6 +467,17 @@ maybe_line(runner_t *r, int64_t now, int64_t t0)
 	bconn_interval_init(&iv);
 	for (uint32_t i = 0; i < r->n; i++)
 		bconn_take_interval(r->th[i], &iv);
+	if (r->o->cfg.mode == BENCH_MODE_CONNECT) {
+		uint64_t errs = 0;
+
+		for (uint32_t i = 0; i < r->n; i++)
+			errs += atomic_load_explicit(&bconn_progress(r->th[i])->connect_errors, memory_order_relaxed);
+		report_interval_connect(stderr, t0 ? (double)(now - t0) / 1e9 : 0.0,
+			(double)(now - r->last_line) / 1e9, &iv, r->o->cfg.tls != NULL, errs);
+		r->last_line = now;
+		r->next_line = now + r->o->cfg.interval_ns;
+		return;
+	}
 	sum_ready(r, &subs, &pubs, &inflight, &outstanding);
 	report_interval(stderr, t0 ? (double)(now - t0) / 1e9 : 0.0, (double)(now - r->last_line) / 1e9, &iv,
 		subs, pubs, r->o->cfg.pairs, inflight, outstanding);
@@ -412,6 +529,34 @@ wait_ready(runner_t *r, bool subs_kind, int64_t limit)
 	}
 }
 
+/* From t0 to the end of the window: periodic lines and the MEASURE markers. Returns the end of the window. */
+static int64_t
+measure(runner_t *r, bench_result_t *res, int64_t t0)
+{
+	const bench_cfg_t *c = &r->o->cfg;
+	int64_t now, t_end = t0 + c->warmup_ns + c->duration_ns;
+	bool began = false;
+
+	r->last_line = t0;
+	r->next_line = t0 + c->interval_ns;
+	while ((now = bench_now()) < t_end && !stop_requested(r)) {
+		if (r->o->markers && !began && now >= t0 + c->warmup_ns) {
+			began = true;
+			printf("MEASURE BEGIN\n");
+			fflush(stdout);
+		}
+		maybe_line(r, now, t0);
+		sleep_ns(5000000);
+	}
+	if (r->o->markers) {
+		printf("MEASURE END\n");
+		fflush(stdout);
+	}
+	res->window_s = (double)c->duration_ns / 1e9;
+	res->interrupted = stop_requested(r);
+	return t_end;
+}
+
 static void
 collect(const runner_t *r, bench_result_t *res)
 {
@@ -431,6 +576,16 @@ collect(const runner_t *r, bench_result_t *res)
 		res->skipped += atomic_load(&p->skipped);
 		res->inflight_end += atomic_load(&p->inflight);
 		res->foreign += bconn_foreign(t);
+		res->refused += atomic_load(&p->refused);
+		res->tls_full += atomic_load(&p->tls_full);
+		res->tls_resumed += atomic_load(&p->tls_resumed);
+		res->tls_errors += atomic_load(&p->tls_errors);
+		if (atomic_load(&p->last_tls_err) || atomic_load(&p->last_tls_verify)) {
+			res->last_tls_err = atomic_load(&p->last_tls_err);
+			res->last_tls_verify = atomic_load(&p->last_tls_verify);
+		}
+		if (atomic_load(&p->last_errno))
+			res->last_errno = atomic_load(&p->last_errno);
 	}
 }
 
@@ -442,7 +597,7 @@ main(int argc, char **argv)
 	bench_shared_t sh;
 	runner_t run;
 	struct sigaction sa;
-	int64_t t0, t_end, now, ramp_limit, phase_at;
+	int64_t t0 = 0, t_end, now, ramp_limit, phase_at;
 	uint64_t nofile = 0;
 	uint32_t started = 0;
 	int rc;
@@ -469,6 +624,7 @@ main(int argc, char **argv)
 	if (run.th == NULL)
 		return 2;
 	res.cfg = &o.cfg;
+	res.tls_resume = o.tls_opts.resume;
 	res.rlimit_nofile = nofile;
 	res.threads = run.th;
 	res.nthreads = run.n;
@@ -479,9 +635,19 @@ main(int argc, char **argv)
 			return 2;
 		}
 	}
-	fprintf(stderr, "ringmq-bench: %u pairs, %u threads, MQTT %s QoS %u, %g msg/s per publisher, client ids "
-		"%s-{s,p}<i>\n", o.cfg.pairs, run.n, o.cfg.version == MQTT_V5 ? "5" : "3.1.1", o.cfg.qos,
-		o.cfg.rate, o.cfg.client_prefix);
+	if (o.cfg.mode == BENCH_MODE_CONNECT) {
+		fprintf(stderr, "ringmq-bench: connect loop, %u clients, %u threads, MQTT %s%s%s, client ids %s-c<i>\n",
+			o.cfg.pairs, run.n, o.cfg.version == MQTT_V5 ? "5" : "3.1.1", o.cfg.tls ? ", TLS" : "",
+			o.tls_opts.resume ? " with resumption" : "", o.cfg.client_prefix);
+		/* No ramp: the threads start cycling at their first tick. */
+		t0 = bench_now() + 20000000;
+		atomic_store(&sh.t_start, t0);
+		atomic_store(&sh.phase, BENCH_PH_RUN);
+	} else {
+		fprintf(stderr, "ringmq-bench: %u pairs, %u threads, MQTT %s QoS %u, %g msg/s per publisher%s, client "
+			"ids %s-{s,p}<i>\n", o.cfg.pairs, run.n, o.cfg.version == MQTT_V5 ? "5" : "3.1.1", o.cfg.qos,
+			o.cfg.rate, o.cfg.tls ? ", TLS" : "", o.cfg.client_prefix);
+	}
 	for (uint32_t i = 0; i < run.n; i++) {
 		if ((rc = bconn_start(run.th[i])) != 0) {
 			fprintf(stderr, "ringmq-bench: pthread_create: %s\n", strerror(rc));
@@ -495,6 +661,11 @@ main(int argc, char **argv)
 	run.last_line = bench_now();
 	run.next_line = run.last_line + o.cfg.interval_ns;
 
+	if (o.cfg.mode == BENCH_MODE_CONNECT) {
+		if (!res.setup_failed)
+			measure(&run, &res, t0);
+		goto stop;
+	}
 	phase_at = bench_now();
 	if (!res.setup_failed && !wait_ready(&run, true, ramp_limit))
 		res.setup_failed = true;
@@ -512,26 +683,7 @@ main(int argc, char **argv)
 		t0 = bench_now() + 20000000; /* the threads pick it up on their next 1 ms tick */
 		atomic_store(&sh.t_start, t0);
 		atomic_store(&sh.phase, BENCH_PH_RUN);
-		t_end = t0 + o.cfg.warmup_ns + o.cfg.duration_ns;
-		run.last_line = t0;
-		run.next_line = t0 + o.cfg.interval_ns;
-		bool began = false;
-
-		while ((now = bench_now()) < t_end && !stop_requested(&run)) {
-			if (o.markers && !began && now >= t0 + o.cfg.warmup_ns) {
-				began = true;
-				printf("MEASURE BEGIN\n");
-				fflush(stdout);
-			}
-			maybe_line(&run, now, t0);
-			sleep_ns(5000000);
-		}
-		if (o.markers) {
-			printf("MEASURE END\n");
-			fflush(stdout);
-		}
-		res.window_s = (double)o.cfg.duration_ns / 1e9;
-		res.interrupted = stop_requested(&run);
+		t_end = measure(&run, &res, t0);
 		/* Drain: publishing has stopped; wait for PUBACKs and deliveries still on their way. QoS 0 has no
 		 * acknowledgement to wait for: give deliveries a second. The first 20 ms let every thread's last
 		 * tick publish its counters. */
@@ -559,6 +711,7 @@ main(int argc, char **argv)
 		run.next_line = 0;
 		maybe_line(&run, bench_now(), t0);
 	}
+stop:
 	atomic_store(&sh.phase, BENCH_PH_STOP);
 	for (uint32_t i = 0; i < started; i++)
 		bconn_join(run.th[i]);
@@ -572,5 +725,6 @@ main(int argc, char **argv)
 	for (uint32_t i = 0; i < run.n; i++)
 		bconn_destroy(run.th[i]);
 	free(run.th);
+	btls_ctx_destroy(o.cfg.tls);
 	return rc;
 }

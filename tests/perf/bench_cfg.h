@@ -17,9 +17,17 @@
 #define BENCH_PAYLOAD_HDR 24 /* send time u64, pair u32, seq u32, run id u32, magic u32 */
 #define BENCH_MAGIC 0x524d5142u /* "RMQB" */
 
+struct btls_ctx;
+
+enum bench_mode {
+	BENCH_MODE_P2P = 0,      /* publisher/subscriber pairs (the default) */
+	BENCH_MODE_CONNECT = 1,  /* clients connect, CONNECT/CONNACK, DISCONNECT, reconnect, in a loop */
+};
+
 typedef struct bench_cfg {
 	struct sockaddr_in dst;
-	uint32_t pairs;
+	uint8_t mode;            /* enum bench_mode */
+	uint32_t pairs;          /* BENCH_MODE_CONNECT: the number of clients */
 	uint32_t first_pair;      /* pair indexes are first_pair .. first_pair + pairs - 1 */
 	uint32_t threads;
 	double rate;             /* messages per second per publisher */
@@ -42,6 +50,9 @@ typedef struct bench_cfg {
 	const char *sub_topic;
 	char client_prefix[48];
 	uint32_t run_id;
+	struct btls_ctx *tls;    /* NULL: plain TCP (bench_tls.h) */
+	const char *username;    /* NULL: none; "%i" / "%d" is replaced by the pair or client index */
+	const char *password;    /* NULL: none; same replacement */
 } bench_cfg_t;
 
 enum bench_phase {

@@ -14,9 +14,8 @@
 #include "bench_engine.h"
 #include "mqtt.h"
 
-/* Room for n more bytes at the end of b, or NULL. */
-static uint8_t *
-obuf_reserve(obuf_t *b, uint32_t n)
+uint8_t *
+cli_obuf_reserve(obuf_t *b, uint32_t n)
 {
 	if (b->len + n > b->cap) {
 		uint32_t cap = b->cap ? b->cap : 256;
@@ -52,7 +51,7 @@ queue_ack(bconn_thread_t *t, conn_t *c, uint8_t type, uint16_t pid, int64_t now)
 
 	if (c->close_after_send)
 		return; /* nothing may follow our DISCONNECT: the broker will redeliver */
-	p = obuf_reserve(&c->pend, sz);
+	p = cli_obuf_reserve(&c->pend, sz);
 	if (p != NULL)
 		queue_bytes_done(t, c, mqtt_encode_ack(p, sz, type, t->cfg->version, &a), now);
 }
@@ -64,7 +63,7 @@ cli_queue_empty(bconn_thread_t *t, conn_t *c, uint8_t type, int64_t now)
 
 	if (c->close_after_send)
 		return;
-	p = obuf_reserve(&c->pend, 2);
+	p = cli_obuf_reserve(&c->pend, 2);
 	if (p != NULL)
 		queue_bytes_done(t, c, mqtt_encode_empty(p, 2, type), now);
 }
@@ -83,7 +82,7 @@ cli_queue_disconnect(bconn_thread_t *t, conn_t *c, bool end_session, int64_t now
 		d.props.session_expiry = 0;
 	}
 	sz = mqtt_disconnect_size(t->cfg->version, &d);
-	p = obuf_reserve(&c->pend, sz);
+	p = cli_obuf_reserve(&c->pend, sz);
 	if (p != NULL)
 		queue_bytes_done(t, c, mqtt_encode_disconnect(p, sz, t->cfg->version, &d), now);
 }
@@ -91,18 +90,29 @@ cli_queue_disconnect(bconn_thread_t *t, conn_t *c, bool end_session, int64_t now
 void
 cli_queue_connect(bconn_thread_t *t, conn_t *c, int64_t now)
 {
+	static const char kind[] = { [ROLE_SUB] = 's', [ROLE_PUB] = 'p', [ROLE_CYC] = 'c' };
 	const bench_cfg_t *cfg = t->cfg;
+	uint32_t i = global_pair(t, c->local);
 	mqtt_connect_t m;
-	char id[96];
+	char id[96], user[256], pass[256];
 	int n;
 	uint32_t sz;
 	uint8_t *p;
 
 	memset(&m, 0, sizeof(m));
-	n = snprintf(id, sizeof(id), "%s-%c%u", cfg->client_prefix, c->role == ROLE_SUB ? 's' : 'p',
-		global_pair(t, c->local));
+	n = snprintf(id, sizeof(id), "%s-%c%u", cfg->client_prefix, kind[c->role], i);
 	m.version = cfg->version;
-	m.clean_start = c->role == ROLE_PUB;
+	m.clean_start = c->role != ROLE_SUB;
+	if (cfg->username != NULL) {
+		m.has_username = true;
+		m.username.p = (const uint8_t *)user;
+		m.username.len = (uint32_t)bench_subst(user, sizeof(user), cfg->username, i);
+	}
+	if (cfg->password != NULL) {
+		m.has_password = true;
+		m.password.p = (const uint8_t *)pass;
+		m.password.len = (uint32_t)bench_subst(pass, sizeof(pass), cfg->password, i);
+	}
 	m.keep_alive = cfg->keepalive;
 	m.client_id.p = (const uint8_t *)id;
 	m.client_id.len = (uint32_t)n;
@@ -111,7 +121,7 @@ cli_queue_connect(bconn_thread_t *t, conn_t *c, int64_t now)
 		m.props.session_expiry = cfg->session_expiry;
 	}
 	sz = mqtt_connect_size(&m);
-	p = obuf_reserve(&c->pend, sz);
+	p = cli_obuf_reserve(&c->pend, sz);
 	if (p != NULL)
 		queue_bytes_done(t, c, mqtt_encode_connect(p, sz, &m), now);
 }
@@ -131,7 +141,7 @@ queue_subscribe(bconn_thread_t *t, conn_t *c, int64_t now)
 	f.p = (const uint8_t *)topic;
 	pid = ++c->next_pid ? c->next_pid : ++c->next_pid;
 	sz = mqtt_subscribe_size(t->cfg->version, &props, &f, 1);
-	p = obuf_reserve(&c->pend, sz);
+	p = cli_obuf_reserve(&c->pend, sz);
 	if (p != NULL)
 		queue_bytes_done(t, c, mqtt_encode_subscribe(p, sz, t->cfg->version, pid, &props, &f, &o, 1), now);
 }
@@ -145,6 +155,26 @@ proto_error(bconn_thread_t *t, conn_t *c)
 	eng_close(t, c, WHY_ERROR);
 }
 
+/* BENCH_MODE_CONNECT: a CONNACK ends a cycle; DISCONNECT, close, and the engine reconnects at once. */
+static void
+cycle_done(bconn_thread_t *t, conn_t *c, int64_t now)
+{
+	uint64_t ns = (uint64_t)(now - c->t_begin);
+	bool resumed = c->tls != NULL && c->tls->resumed;
+
+	t->cur.cycles++;
+	t->cur.resumed += resumed;
+	hist_record(&t->cur.connack, ns);
+	if (in_window(t, now)) {
+		t->window.cycles++;
+		t->window.resumed += resumed;
+		hist_record(&t->window.connack, ns);
+	}
+	cli_queue_disconnect(t, c, false, now);
+	c->close_after_send = true;
+	c->again = true;
+}
+
 static void
 on_connack(bconn_thread_t *t, conn_t *c, const mqtt_frame_t *f, int64_t now)
 {
@@ -156,7 +186,12 @@ on_connack(bconn_thread_t *t, conn_t *c, const mqtt_frame_t *f, int64_t now)
 	}
 	if (ca.reason != 0) {
 		atomic_store_explicit(&t->prog.last_errno, ECONNREFUSED, memory_order_relaxed);
+		atomic_fetch_add_explicit(&t->prog.refused, 1, memory_order_relaxed);
 		eng_close(t, c, WHY_CONNFAIL);
+		return;
+	}
+	if (c->role == ROLE_CYC) {
+		cycle_done(t, c, now);
 		return;
 	}
 	if (c->role == ROLE_PUB) {
@@ -441,7 +476,7 @@ cli_publish(bconn_thread_t *t, uint32_t j, int64_t now)
 	seq = p->sent;
 	m.packet_id = cfg->qos > 0 ? (uint16_t)(seq % PID_SPACE + 1) : 0;
 	sz = mqtt_publish_size(cfg->version, &m);
-	buf = obuf_reserve(&c->pend, sz);
+	buf = cli_obuf_reserve(&c->pend, sz);
 	if (buf == NULL)
 		return;
 	memcpy(t->scratch, &ts, 8);

@@ -11,6 +11,9 @@
  * Connection lifetime (docs/STYLE.md 8): every SQE holds a reference; closing shuts the socket down (and cancels a
  * pending connect) and the slot is only reset, and possibly reconnected, when the last completion is in.
  * The generation in user_data drops completions that would still arrive for an older socket.
+ *
+ * TLS (bench_conn_tls.c) sits between the ring and the MQTT side; a plain connection pays one branch on `tls`
+ * per receive and per flush.
  */
 #include "bench_conn.h"
 
@@ -45,16 +48,17 @@ mkud(enum op op, uint32_t gen, uint32_t idx)
 	return ((uint64_t)op << 56) | ((uint64_t)(gen & 0xffffff) << 32) | idx;
 }
 
-size_t
-bench_topic(char *buf, size_t cap, const char *pattern, uint32_t i)
+static size_t
+subst(char *buf, size_t cap, const char *pattern, uint32_t i, bool percent_i)
 {
 	size_t n = 0;
 	char num[16];
 	int k;
 
-	/* Only "%d" and "%%": the pattern comes from the command line and must not reach printf. */
+	/* Only "%d" (and "%i" where allowed) and "%%": the pattern comes from the command line and must not reach
+	 * printf. */
 	for (const char *s = pattern; *s != '\0'; s++) {
-		if (s[0] == '%' && s[1] == 'd') {
+		if (s[0] == '%' && (s[1] == 'd' || (percent_i && s[1] == 'i'))) {
 			k = snprintf(num, sizeof(num), "%u", i);
 			for (int m = 0; m < k; m++)
 				if (n + 1 < cap)
@@ -72,14 +76,29 @@ bench_topic(char *buf, size_t cap, const char *pattern, uint32_t i)
 	return n;
 }
 
+size_t
+bench_topic(char *buf, size_t cap, const char *pattern, uint32_t i)
+{
+	return subst(buf, cap, pattern, i, false);
+}
+
+size_t
+bench_subst(char *buf, size_t cap, const char *pattern, uint32_t i)
+{
+	return subst(buf, cap, pattern, i, true);
+}
+
 /* --- interval counters -------------------------------------------------------------------------------- */
 
 void
 bconn_interval_init(bconn_interval_t *iv)
 {
 	iv->sent = iv->acked = iv->received = 0;
+	iv->cycles = iv->resumed = 0;
 	hist_init(&iv->e2e);
 	hist_init(&iv->ack);
+	hist_init(&iv->handshake);
+	hist_init(&iv->connack);
 }
 
 void
@@ -88,8 +107,12 @@ bconn_interval_merge(bconn_interval_t *dst, const bconn_interval_t *src)
 	dst->sent += src->sent;
 	dst->acked += src->acked;
 	dst->received += src->received;
+	dst->cycles += src->cycles;
+	dst->resumed += src->resumed;
 	hist_merge(&dst->e2e, &src->e2e);
 	hist_merge(&dst->ack, &src->ack);
+	hist_merge(&dst->handshake, &src->handshake);
+	hist_merge(&dst->connack, &src->connack);
 }
 
 void
@@ -104,7 +127,8 @@ bconn_take_interval(bconn_thread_t *t, bconn_interval_t *out)
 static void
 publish_interval(bconn_thread_t *t)
 {
-	if (t->cur.sent == 0 && t->cur.acked == 0 && t->cur.received == 0)
+	if (t->cur.sent == 0 && t->cur.acked == 0 && t->cur.received == 0 && t->cur.cycles == 0 &&
+	    t->cur.handshake.count == 0)
 		return;
 	pthread_mutex_lock(&t->mu);
 	bconn_interval_merge(&t->shared_iv, &t->cur);
@@ -134,28 +158,47 @@ eng_mark_dirty(bconn_thread_t *t, conn_t *c)
 	}
 }
 
+void
+eng_submit_send(bconn_thread_t *t, conn_t *c, uint32_t ci)
+{
+	struct io_uring_sqe *sqe = get_sqe(t);
+
+	io_uring_prep_send(sqe, c->fd, c->out.p + c->out.off, c->out.len - c->out.off, MSG_NOSIGNAL);
+	io_uring_sqe_set_data64(sqe, mkud(OP_SEND, c->gen, ci));
+	c->refs++;
+	c->send_busy = true;
+}
+
+/* The close reason when the server ends a connection: expected once our DISCONNECT is out. */
+enum why
+eng_why_eof(const conn_t *c)
+{
+	if (!c->close_after_send)
+		return WHY_ERROR;
+	return c->offline ? WHY_OFFLINE : WHY_STOP;
+}
+
 static void
 flush_sends(bconn_thread_t *t)
 {
 	for (uint32_t k = 0; k < t->ndirty; k++) {
 		conn_t *c = &t->conns[t->dirty[k]];
-		struct io_uring_sqe *sqe;
 		obuf_t tmp;
 
 		c->dirty = false;
 		if (c->state == CS_DOWN || c->state == CS_CLOSING || c->state == CS_CONNECTING)
 			continue;
+		if (c->tls != NULL) {
+			eng_tls_flush(t, c, t->dirty[k]);
+			continue;
+		}
 		if (c->send_busy || c->pend.len == 0)
 			continue;
 		tmp = c->out;
 		c->out = c->pend;
 		c->pend = tmp;
 		c->pend.len = c->pend.off = 0;
-		sqe = get_sqe(t);
-		io_uring_prep_send(sqe, c->fd, c->out.p, c->out.len, MSG_NOSIGNAL);
-		io_uring_sqe_set_data64(sqe, mkud(OP_SEND, c->gen, t->dirty[k]));
-		c->refs++;
-		c->send_busy = true;
+		eng_submit_send(t, c, t->dirty[k]);
 	}
 	t->ndirty = 0;
 }
@@ -192,6 +235,8 @@ finalize(bconn_thread_t *t, conn_t *c)
 	if (c->fd >= 0)
 		close(c->fd);
 	c->fd = -1;
+	if (c->tls != NULL)
+		btls_end(c->tls);
 	c->gen++;
 	c->state = CS_DOWN;
 	c->send_busy = false;
@@ -202,7 +247,8 @@ finalize(bconn_thread_t *t, conn_t *c)
 	c->spill = NULL;
 	c->spill_len = c->spill_cap = 0;
 	if (!t->stopping && !c->offline)
-		enqueue_connect(t, c, bench_now() + RETRY_NS);
+		enqueue_connect(t, c, c->again ? bench_now() : bench_now() + RETRY_NS);
+	c->again = false;
 }
 
 void
@@ -254,7 +300,8 @@ start_connect(bconn_thread_t *t, conn_t *c, uint32_t ci, int64_t now)
 	if (cfg->src_spread) {
 		/* One source address per 4096 sockets' worth of ephemeral ports: with NO_PORT the port is picked
 		 * at connect() for the full 4-tuple, so each 127.0.x.y source has its own ~28k ports. */
-		uint32_t g = global_pair(t, c->local) * 2 + c->role;
+		uint32_t g = c->role == ROLE_CYC ? global_pair(t, c->local) + c->ncycles * t->cfg->pairs
+						 : global_pair(t, c->local) * 2 + c->role;
 		uint32_t x = g % SRC_ADDRS + 1;
 		struct sockaddr_in src = { .sin_family = AF_INET };
 
@@ -265,6 +312,8 @@ start_connect(bconn_thread_t *t, conn_t *c, uint32_t ci, int64_t now)
 	}
 	c->fd = fd;
 	c->state = CS_CONNECTING;
+	c->ncycles++;
+	c->t_begin = now;
 	c->deadline = now + cfg->connect_timeout_ns;
 	c->counted_pending = true;
 	t->pending++;
@@ -352,8 +401,12 @@ on_cqe(bconn_thread_t *t, struct io_uring_cqe *cqe, int64_t now)
 	if (op == OP_RECV && (cqe->flags & IORING_CQE_F_BUFFER)) {
 		uint16_t bid = (uint16_t)(cqe->flags >> IORING_CQE_BUFFER_SHIFT);
 
-		if (res > 0 && (c->gen & 0xffffff) == gen)
-			cli_on_data(t, c, t->bufs + (size_t)bid * BR_SIZE, (size_t)res, now);
+		if (res > 0 && (c->gen & 0xffffff) == gen) {
+			if (c->tls != NULL)
+				eng_tls_on_data(t, c, t->bufs + (size_t)bid * BR_SIZE, (size_t)res, now);
+			else
+				cli_on_data(t, c, t->bufs + (size_t)bid * BR_SIZE, (size_t)res, now);
+		}
 		recycle_buf(t, bid);
 	}
 	if ((c->gen & 0xffffff) != gen)
@@ -368,15 +421,28 @@ on_cqe(bconn_thread_t *t, struct io_uring_cqe *cqe, int64_t now)
 			eng_close(t, c, WHY_CONNFAIL);
 			break;
 		}
-		c->state = CS_CONNACK;
 		arm_recv(t, c, ci);
+		if (c->tls != NULL) {
+			c->state = CS_TLS;
+			if (btls_begin(t->cfg->tls, c->tls) < 0)
+				eng_tls_fail(t, c);
+			else
+				eng_mark_dirty(t, c); /* the ClientHello */
+			break;
+		}
+		c->state = CS_CONNACK;
 		cli_queue_connect(t, c, now);
 		break;
 	case OP_RECV:
 		if (!(cqe->flags & IORING_CQE_F_MORE))
 			c->refs--;
-		if (res == 0 || (res < 0 && res != -ENOBUFS)) {
-			eng_close(t, c, WHY_ERROR);
+		if ((res == 0 || (res < 0 && res != -ENOBUFS)) && c->state == CS_TLS) {
+			/* The server hung up on our handshake (a plain listener, or a TLS error without alert). */
+			c->tls->err = 0;
+			c->tls->verify = 0;
+			eng_tls_fail(t, c);
+		} else if (res == 0 || (res < 0 && res != -ENOBUFS)) {
+			eng_close(t, c, res == 0 ? eng_why_eof(c) : WHY_ERROR);
 		} else if (!(cqe->flags & IORING_CQE_F_MORE) && c->state != CS_CLOSING && c->state != CS_DOWN) {
 			arm_recv(t, c, ci); /* -ENOBUFS (buffers were returned above) or the kernel ended it */
 		}
@@ -390,16 +456,11 @@ on_cqe(bconn_thread_t *t, struct io_uring_cqe *cqe, int64_t now)
 		}
 		c->out.off += (uint32_t)res;
 		if (c->out.off < c->out.len && c->state != CS_CLOSING) {
-			struct io_uring_sqe *sqe = get_sqe(t);
-
-			io_uring_prep_send(sqe, c->fd, c->out.p + c->out.off, c->out.len - c->out.off, MSG_NOSIGNAL);
-			io_uring_sqe_set_data64(sqe, mkud(OP_SEND, c->gen, ci));
-			c->refs++;
-			c->send_busy = true;
+			eng_submit_send(t, c, ci);
 			break;
 		}
 		c->out.len = c->out.off = 0;
-		if (c->pend.len > 0)
+		if (c->pend.len > 0 || (c->tls != NULL && btls_pending(c->tls) > 0))
 			eng_mark_dirty(t, c);
 		else if (c->close_after_send)
 			eng_close(t, c, c->offline ? WHY_OFFLINE : WHY_STOP);
@@ -491,7 +552,8 @@ housekeeping(bconn_thread_t *t, int64_t now)
 	for (uint32_t ci = 0; ci < t->nconns; ci++) {
 		conn_t *c = &t->conns[ci];
 
-		if ((c->state == CS_CONNECTING || c->state == CS_CONNACK || c->state == CS_SUBACK) &&
+		if ((c->state == CS_CONNECTING || c->state == CS_TLS || c->state == CS_CONNACK ||
+		     c->state == CS_SUBACK) &&
 		    now > c->deadline) {
 			atomic_store_explicit(&t->prog.last_errno, ETIMEDOUT, memory_order_relaxed);
 			eng_close(t, c, WHY_CONNFAIL);
@@ -631,8 +693,13 @@ thread_main(void *arg)
 	t->next_house = now + HOUSE_NS;
 	t->next_snap = now + SNAP_NS;
 	t->phase = BENCH_PH_SUBS;
-	for (uint32_t j = 0; j < t->npairs; j++)
-		enqueue_connect(t, &t->conns[2 * j], now);
+	if (t->cfg->mode == BENCH_MODE_CONNECT) {
+		for (uint32_t ci = 0; ci < t->nconns; ci++)
+			enqueue_connect(t, &t->conns[ci], now);
+	} else {
+		for (uint32_t j = 0; j < t->npairs; j++)
+			enqueue_connect(t, &t->conns[2 * j], now);
+	}
 	arm_timer(t);
 	for (;;) {
 		struct io_uring_cqe *cqe;
@@ -670,14 +737,18 @@ bconn_thread_t *
 bconn_create(const bench_cfg_t *cfg, bench_shared_t *sh, uint32_t idx)
 {
 	bconn_thread_t *t = calloc(1, sizeof(*t));
+	uint32_t share;
+	bool connect_mode;
 
 	if (t == NULL)
 		return NULL;
 	t->cfg = cfg;
 	t->sh = sh;
 	t->idx = idx;
-	t->npairs = cfg->pairs / cfg->threads + (idx < cfg->pairs % cfg->threads ? 1 : 0);
-	t->nconns = 2 * t->npairs;
+	share = cfg->pairs / cfg->threads + (idx < cfg->pairs % cfg->threads ? 1 : 0);
+	connect_mode = cfg->mode == BENCH_MODE_CONNECT;
+	t->npairs = connect_mode ? 0 : share;
+	t->nconns = connect_mode ? share : 2 * share;
 	t->rate = cfg->connect_rate / cfg->threads;
 	t->max_pending = cfg->max_pending / cfg->threads ? cfg->max_pending / cfg->threads : 1;
 	t->period = 1e9 / cfg->rate;
@@ -694,12 +765,22 @@ bconn_create(const bench_cfg_t *cfg, bench_shared_t *sh, uint32_t idx)
 	t->bufs = aligned_alloc(4096, (size_t)BR_ENTRIES * BR_SIZE);
 	if (!t->pairs || !t->conns || !t->cq || !t->dirty || !t->scratch || !t->bufs)
 		goto err;
+	if (cfg->tls != NULL) {
+		t->tls_states = calloc(t->nconns ? t->nconns : 1, sizeof(*t->tls_states));
+		t->plain = malloc(PLAIN_SIZE);
+		if (!t->tls_states || !t->plain)
+			goto err;
+	}
 	for (uint32_t j = 0; j < t->npairs; j++)
 		bstat_pair_init(&t->pairs[j]);
 	for (uint32_t ci = 0; ci < t->nconns; ci++) {
 		t->conns[ci].fd = -1;
-		t->conns[ci].local = ci / 2;
-		t->conns[ci].role = (uint8_t)(ci % 2);
+		t->conns[ci].local = connect_mode ? ci : ci / 2;
+		t->conns[ci].role = connect_mode ? ROLE_CYC : (uint8_t)(ci % 2);
+		if (t->tls_states != NULL) {
+			btls_init(&t->tls_states[ci]);
+			t->conns[ci].tls = &t->tls_states[ci];
+		}
 	}
 	return t;
 
@@ -723,6 +804,8 @@ bconn_destroy(bconn_thread_t *t)
 
 		if (c->fd >= 0)
 			close(c->fd);
+		if (c->tls != NULL)
+			btls_finish(c->tls);
 		free(c->spill);
 		free(c->out.p);
 		free(c->pend.p);
@@ -736,6 +819,8 @@ bconn_destroy(bconn_thread_t *t)
 	free(t->dirty);
 	free(t->scratch);
 	free(t->bufs);
+	free(t->tls_states);
+	free(t->plain);
 	pthread_mutex_destroy(&t->mu);
 	free(t);
 }

@@ -10,6 +10,10 @@
  * Threads only talk to the main thread through bench_shared_t atomics, the progress counters below (relaxed
  * atomics, read at any time) and bconn_take_interval() (mutex). Totals and per-pair accounting may be read
  * only after bconn_join().
+ *
+ * BENCH_MODE_CONNECT: the thread's share of cfg->pairs is clients instead of pairs (bconn_npairs() is 0); from
+ * PH_RUN every client connects (TCP, TLS with cfg->tls, CONNECT/CONNACK), sends DISCONNECT, closes and starts
+ * again at once, until PH_STOP. The interval counters count the cycles by CONNACK time.
  */
 #ifndef RINGMQ_BENCH_CONN_H
 #define RINGMQ_BENCH_CONN_H
@@ -36,7 +40,14 @@ typedef struct bconn_progress {
 	_Atomic uint64_t proto_errors;   /* malformed or unexpected packets from the broker */
 	_Atomic uint64_t sub_refused;    /* SUBACK failure codes */
 	_Atomic uint64_t skipped;        /* scheduled publishes not sent: not connected or window full */
+	_Atomic uint64_t refused;        /* CONNACKs with a failure code (also counted in connect_errors) */
+	_Atomic uint64_t tls_full;       /* TLS handshakes completed without resumption */
+	_Atomic uint64_t tls_resumed;    /* ... resuming the client's previous session */
+	_Atomic uint64_t tls_errors;     /* TLS failures (handshake, verification, alert), counted in connect_errors
+	                                    during a handshake, in disconnects after it */
 	_Atomic int last_errno;          /* last connect error, for the report */
+	_Atomic unsigned long last_tls_err; /* last TLS failure: OpenSSL error code and X509_V_* (btls_describe) */
+	_Atomic long last_tls_verify;
 } bconn_progress_t;
 
 /* Counters and latencies of messages whose send time falls in a period. */
@@ -46,6 +57,11 @@ typedef struct bconn_interval {
 	uint64_t received;       /* first receipts only */
 	hist_t e2e;              /* receive time - send timestamp, ns */
 	hist_t ack;              /* PUBACK time - send time, ns */
+	/* BENCH_MODE_CONNECT, by CONNACK time: */
+	uint64_t cycles;         /* CONNACKs (successful) */
+	uint64_t resumed;        /* ... of which over a resumed TLS session */
+	hist_t handshake;        /* TLS handshake complete - connect() submitted, ns (TLS only) */
+	hist_t connack;          /* CONNACK - connect() submitted, ns */
 } bconn_interval_t;
 
 /*
@@ -79,5 +95,7 @@ int64_t bench_now(void);
 /* Render a topic pattern for pair i into buf (always NUL-terminated when cap > 0): "%d" becomes i, "%%" a
  * percent sign, nothing else is interpreted. Returns the length written (truncated to cap - 1). */
 size_t bench_topic(char *buf, size_t cap, const char *pattern, uint32_t i);
+/* The same for user names and passwords, where "%i" means i as well as "%d". */
+size_t bench_subst(char *buf, size_t cap, const char *pattern, uint32_t i);
 
 #endif

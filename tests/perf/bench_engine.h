@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "bench_conn.h"
+#include "bench_tls.h"
 
 #define RING_ENTRIES 4096u
 #define BR_ENTRIES 4096u          /* provided receive buffers per thread */
@@ -25,10 +26,11 @@
 #define STOP_NS INT64_C(2000000000)
 #define SRC_ADDRS 4096u           /* 127.0.0.1 .. 127.0.16.0 */
 #define PID_SPACE 65535u
+#define PLAIN_SIZE 16384u         /* decrypted bytes per SSL_read (one TLS record at most) */
 
 enum op { OP_CONNECT = 1, OP_RECV, OP_SEND, OP_TIMER, OP_CANCEL };
-enum role { ROLE_SUB = 0, ROLE_PUB = 1 };
-enum cstate { CS_DOWN = 0, CS_CONNECTING, CS_CONNACK, CS_SUBACK, CS_READY, CS_CLOSING };
+enum role { ROLE_SUB = 0, ROLE_PUB = 1, ROLE_CYC = 2 /* BENCH_MODE_CONNECT */ };
+enum cstate { CS_DOWN = 0, CS_CONNECTING, CS_TLS, CS_CONNACK, CS_SUBACK, CS_READY, CS_CLOSING };
 enum why { WHY_ERROR, WHY_CONNFAIL, WHY_OFFLINE, WHY_STOP };
 
 typedef struct obuf {
@@ -57,7 +59,10 @@ typedef struct conn {
 	bool offline;
 	bool close_after_send;
 	bool counted_pending;
+	bool again;            /* a finished connect cycle: reconnect at once, not after RETRY_NS */
 	uint16_t next_pid;
+	uint32_t ncycles;      /* connections made, BENCH_MODE_CONNECT (spreads the source address) */
+	int64_t t_begin;       /* connect() submitted */
 	int64_t retry_at;
 	int64_t deadline;      /* handshake must be complete by then */
 	int64_t last_tx;
@@ -70,6 +75,7 @@ typedef struct conn {
 	uint32_t inf_head;
 	uint32_t inf_n;
 	uint32_t inf_cap;
+	btls_t *tls;           /* NULL without TLS; kept across reconnects (the session to resume) */
 } conn_t;
 
 struct bconn_thread {
@@ -116,6 +122,8 @@ struct bconn_thread {
 	struct __kernel_timespec tick;
 	bool timer_fired;
 	uint8_t *scratch;      /* payload being built */
+	uint8_t *plain;        /* PLAIN_SIZE bytes: decrypted input (TLS only) */
+	btls_t *tls_states;    /* one per connection (TLS only) */
 
 	uint64_t inflight;
 	uint64_t outstanding;
@@ -148,12 +156,27 @@ void eng_mark_dirty(bconn_thread_t *t, conn_t *c);
 void eng_close(bconn_thread_t *t, conn_t *c, enum why why);
 /* Handshake complete (CONNACK, or SUBACK for a subscriber). */
 void eng_set_ready(bconn_thread_t *t, conn_t *c);
+/* Send c->out from c->out.off (one send in flight per connection: not while send_busy). */
+void eng_submit_send(bconn_thread_t *t, conn_t *c, uint32_t ci);
+/* Why the server's end of the stream closes c: expected once our DISCONNECT is out, an error before. */
+enum why eng_why_eof(const conn_t *c);
+
+/* bench_conn_tls.c */
+/* The TLS layer failed (c->tls->err / verify say why): count it and close c as a failed connect (before
+ * CS_READY) or an error. */
+void eng_tls_fail(bconn_thread_t *t, conn_t *c);
+/* Ciphertext received on c: handshake, then the plaintext to cli_on_data(). May close c. */
+void eng_tls_on_data(bconn_thread_t *t, conn_t *c, const uint8_t *data, size_t len, int64_t now);
+/* Flush-pass step for a TLS connection: encrypt c->pend and send the ciphertext (unless a send is busy). */
+void eng_tls_flush(bconn_thread_t *t, conn_t *c, uint32_t ci);
 
 /* bench_client.c */
 /* Append CONNECT / DISCONNECT (end_session: MQTT 5 session expiry 0) / a 2-byte packet to c's output. */
 void cli_queue_connect(bconn_thread_t *t, conn_t *c, int64_t now);
 void cli_queue_disconnect(bconn_thread_t *t, conn_t *c, bool end_session, int64_t now);
 void cli_queue_empty(bconn_thread_t *t, conn_t *c, uint8_t type, int64_t now);
+/* Append n bytes to b, growing it; NULL when out of memory, else where they go. */
+uint8_t *cli_obuf_reserve(obuf_t *b, uint32_t n);
 /* Local pair j's publisher sends its next message now (or counts a skip if it cannot). */
 void cli_publish(bconn_thread_t *t, uint32_t j, int64_t now);
 /* Bytes received on c: parse and handle every complete packet, keep the partial tail. May close c. */

@@ -8,6 +8,7 @@
 #include <jansson.h>
 #include <string.h>
 
+#include "bench_tls.h"
 #include "mqtt.h"
 
 #define MS(ns) ((double)(ns) / 1e6)
@@ -18,11 +19,19 @@ version_name(uint8_t v)
 	return v == MQTT_V5 ? "5" : v == MQTT_V31 ? "3.1" : "3.1.1";
 }
 
+static bool
+connect_mode(const bench_result_t *r)
+{
+	return r->cfg->mode == BENCH_MODE_CONNECT;
+}
+
 static const char *
 verdict(const bench_result_t *r)
 {
 	if (r->setup_failed)
 		return "setup-failed";
+	if (connect_mode(r) && r->win.cycles == 0 && !r->interrupted)
+		return "no-connects";
 	if (r->tot.lost > 0)
 		return "lost";
 	if (r->interrupted)
@@ -35,7 +44,7 @@ report_status(const bench_result_t *r)
 {
 	if (r->tot.lost > 0)
 		return 1;
-	if (r->setup_failed || r->interrupted)
+	if (r->setup_failed || r->interrupted || (connect_mode(r) && r->win.cycles == 0))
 		return 2;
 	return 0;
 }
@@ -53,6 +62,22 @@ report_interval(FILE *fp, double t, double secs, const bconn_interval_t *iv, uin
 		(double)iv->received / secs, MS(hist_percentile(&iv->e2e, 50)), MS(hist_percentile(&iv->e2e, 99)),
 		MS(iv->e2e.max), MS(hist_percentile(&iv->ack, 50)), MS(hist_percentile(&iv->ack, 99)),
 		(unsigned long long)inflight, (unsigned long long)outstanding);
+	fflush(fp);
+}
+
+void
+report_interval_connect(FILE *fp, double t, double secs, const bconn_interval_t *iv, bool tls,
+	uint64_t connect_errors)
+{
+	if (secs <= 0)
+		secs = 1;
+	fprintf(fp, "[%7.1fs] connects %.1f/s", t, (double)iv->cycles / secs);
+	if (tls)
+		fprintf(fp, " (full %.1f/s, resumed %.1f/s)  handshake ms p50 %.3f p99 %.3f",
+			(double)(iv->cycles - iv->resumed) / secs, (double)iv->resumed / secs,
+			MS(hist_percentile(&iv->handshake, 50)), MS(hist_percentile(&iv->handshake, 99)));
+	fprintf(fp, "  connack ms p50 %.3f p99 %.3f  connect errors %llu\n", MS(hist_percentile(&iv->connack, 50)),
+		MS(hist_percentile(&iv->connack, 99)), (unsigned long long)connect_errors);
 	fflush(fp);
 }
 
@@ -95,6 +120,54 @@ print_lossy_pairs(FILE *fp, const bench_result_t *r)
 	}
 }
 
+static void
+print_tls(FILE *fp, const bench_result_t *r)
+{
+	char why[256];
+
+	if (r->cfg->tls == NULL)
+		return;
+	fprintf(fp, "  TLS%s: handshakes full %llu  resumed %llu  errors %llu", r->tls_resume ? " (resumption on)" : "",
+		(unsigned long long)r->tls_full, (unsigned long long)r->tls_resumed,
+		(unsigned long long)r->tls_errors);
+	if (r->tls_errors > 0) {
+		btls_describe(r->last_tls_err, r->last_tls_verify, why, sizeof(why));
+		fprintf(fp, "  (last: %s)", why);
+	}
+	fputc('\n', fp);
+}
+
+static void
+print_connect(FILE *fp, const bench_result_t *r, const char *host)
+{
+	const bench_cfg_t *c = r->cfg;
+	double w = r->window_s > 0 ? r->window_s : 1;
+	uint64_t full = r->win.cycles - r->win.resumed;
+
+	fprintf(fp, "\n== ringmq-bench report (connect loop) ==\n");
+	fprintf(fp, "  broker %s:%u  MQTT %s  clients %u  threads %u  %s%s%s\n", host, ntohs(c->dst.sin_port),
+		version_name(c->version), c->pairs, c->threads, c->tls ? "TLS" : "plain TCP",
+		c->tls && r->tls_resume ? " with resumption" : "", c->username ? ", user name and password" : "");
+	fprintf(fp, "  warmup %.1f s  measured %.1f s\n", (double)c->warmup_ns / 1e9, r->window_s);
+	fprintf(fp, "  window: connects %llu (%.1f/s)", (unsigned long long)r->win.cycles, (double)r->win.cycles / w);
+	if (c->tls)
+		fprintf(fp, "  full handshakes %llu (%.1f/s)  resumed %llu (%.1f/s)", (unsigned long long)full,
+			(double)full / w, (unsigned long long)r->win.resumed, (double)r->win.resumed / w);
+	fputc('\n', fp);
+	if (c->tls)
+		print_lat(fp, "tls", &r->win.handshake);
+	print_lat(fp, "connack", &r->win.connack);
+	fprintf(fp, "  connect errors %llu  CONNACKs refused %llu  disconnects %llu  protocol errors %llu",
+		(unsigned long long)r->connect_errors, (unsigned long long)r->refused,
+		(unsigned long long)r->disconnects, (unsigned long long)r->proto_errors);
+	if (r->connect_errors > 0 && r->last_errno != 0)
+		fprintf(fp, "  (last: %s)", strerror(r->last_errno));
+	fputc('\n', fp);
+	print_tls(fp, r);
+	fprintf(fp, "RESULT: %s (%.1f connects/s)\n", verdict(r), (double)r->win.cycles / w);
+	fflush(fp);
+}
+
 void
 report_print(FILE *fp, const bench_result_t *r)
 {
@@ -104,6 +177,10 @@ report_print(FILE *fp, const bench_result_t *r)
 	char host[INET_ADDRSTRLEN];
 
 	inet_ntop(AF_INET, &c->dst.sin_addr, host, sizeof(host));
+	if (connect_mode(r)) {
+		print_connect(fp, r, host);
+		return;
+	}
 	fprintf(fp, "\n== ringmq-bench report ==\n");
 	fprintf(fp, "  broker %s:%u  MQTT %s  QoS %u  pairs %u  rate %g/s per publisher  payload %u B  threads %u\n",
 		host, ntohs(c->dst.sin_port), version_name(c->version), c->qos, c->pairs, c->rate, c->payload,
@@ -131,6 +208,9 @@ report_print(FILE *fp, const bench_result_t *r)
 			(unsigned long long)r->proto_errors, (unsigned long long)r->sub_refused,
 			(unsigned long long)r->foreign, (unsigned long long)t->bogus,
 			(unsigned long long)r->inflight_end);
+	print_tls(fp, r);
+	if (r->refused > 0)
+		fprintf(fp, "  CONNACKs refused %llu\n", (unsigned long long)r->refused);
 	if (t->lost > 0) {
 		fprintf(fp, "  %llu pairs lost PUBACKed messages:\n", (unsigned long long)t->pairs_lossy);
 		print_lossy_pairs(fp, r);
@@ -164,6 +244,34 @@ pairs_json(const bench_result_t *r)
 	return a;
 }
 
+static json_t *
+tls_json(const bench_result_t *r)
+{
+	char why[256] = "";
+
+	if (r->cfg->tls == NULL)
+		return json_pack("{s:b}", "enabled", 0);
+	if (r->tls_errors > 0)
+		btls_describe(r->last_tls_err, r->last_tls_verify, why, sizeof(why));
+	return json_pack("{s:b, s:b, s:I, s:I, s:I, s:s}", "enabled", 1, "resume", r->tls_resume,
+		"full_handshakes", (json_int_t)r->tls_full, "resumed_handshakes", (json_int_t)r->tls_resumed,
+		"errors", (json_int_t)r->tls_errors, "last_error", why);
+}
+
+/* Connect-loop figures over the window (all zero in p2p mode; full and resumed zero without TLS). */
+static json_t *
+connects_json(const bench_result_t *r)
+{
+	double w = r->window_s > 0 ? r->window_s : 1;
+	uint64_t full = r->cfg->tls != NULL ? r->win.cycles - r->win.resumed : 0; /* handshakes: TLS only */
+
+	return json_pack("{s:I, s:f, s:I, s:f, s:I, s:f, s:I, s:o, s:o}", "count", (json_int_t)r->win.cycles,
+		"per_s", (double)r->win.cycles / w, "full", (json_int_t)full, "full_per_s", (double)full / w,
+		"resumed", (json_int_t)r->win.resumed, "resumed_per_s", (double)r->win.resumed / w,
+		"refused", (json_int_t)r->refused, "handshake_ms", lat_json(&r->win.handshake),
+		"connack_ms", lat_json(&r->win.connack));
+}
+
 int
 report_json(const char *path, const bench_result_t *r, bool with_pairs)
 {
@@ -175,7 +283,8 @@ report_json(const char *path, const bench_result_t *r, bool with_pairs)
 	int rc;
 
 	inet_ntop(AF_INET, &c->dst.sin_addr, host, sizeof(host));
-	root = json_pack("{s:s, s:s}", "tool", "ringmq-bench", "result", verdict(r));
+	root = json_pack("{s:s, s:s, s:s}", "tool", "ringmq-bench", "result", verdict(r), "mode",
+		connect_mode(r) ? "connect" : "p2p");
 	json_object_set_new(root, "config", json_pack("{s:s, s:i, s:s, s:i, s:i, s:i, s:f, s:i, s:f, s:f, s:f, "
 		"s:f, s:f, s:i, s:s, s:s}",
 		"host", host, "port", (int)ntohs(c->dst.sin_port), "mqtt", version_name(c->version),
@@ -184,6 +293,8 @@ report_json(const char *path, const bench_result_t *r, bool with_pairs)
 		"duration_s", (double)c->duration_ns / 1e9, "offline_s", (double)c->offline_ns / 1e9,
 		"drain_s", (double)c->drain_ns / 1e9, "connect_rate", c->connect_rate,
 		"max_inflight", (int)c->max_inflight, "pub_topic", c->pub_topic, "sub_topic", c->sub_topic));
+	json_object_set_new(json_object_get(root, "config"), "tls", json_boolean(c->tls != NULL));
+	json_object_set_new(json_object_get(root, "config"), "username", json_boolean(c->username != NULL));
 	json_object_set_new(root, "window", json_pack("{s:f, s:I, s:I, s:I, s:f, s:f, s:f, s:f}",
 		"seconds", r->window_s, "sent", (json_int_t)r->win.sent, "acked", (json_int_t)r->win.acked,
 		"received", (json_int_t)r->win.received, "sent_per_s", (double)r->win.sent / w,
@@ -205,6 +316,8 @@ report_json(const char *path, const bench_result_t *r, bool with_pairs)
 		"foreign_messages", (json_int_t)r->foreign, "rlimit_nofile", (json_int_t)r->rlimit_nofile));
 	json_object_set_new(root, "drain", json_pack("{s:f, s:b}", "seconds", r->drain_s, "complete",
 		r->drained));
+	json_object_set_new(root, "connects", connects_json(r));
+	json_object_set_new(root, "tls", tls_json(r));
 	if (with_pairs)
 		json_object_set_new(root, "pairs", pairs_json(r));
 	if (strcmp(path, "-") == 0)

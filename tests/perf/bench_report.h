@@ -34,6 +34,14 @@ typedef struct bench_result {
 	uint64_t skipped;
 	uint64_t foreign;
 	uint64_t inflight_end;       /* never acked (not counted as lost) */
+	uint64_t refused;            /* CONNACKs with a failure code */
+	uint64_t tls_full;           /* TLS handshakes, whole run */
+	uint64_t tls_resumed;
+	uint64_t tls_errors;
+	unsigned long last_tls_err;  /* btls_describe() */
+	long last_tls_verify;
+	int last_errno;
+	bool tls_resume;             /* --tls-resume */
 	uint64_t rlimit_nofile;
 	bconn_thread_t *const *threads;
 	uint32_t nthreads;
@@ -42,11 +50,15 @@ typedef struct bench_result {
 /* One periodic line: t seconds since publishing started, counters of the last `secs` seconds. */
 void report_interval(FILE *fp, double t, double secs, const bconn_interval_t *iv, uint32_t subs_up,
 	uint32_t pubs_up, uint32_t pairs, uint64_t inflight, uint64_t outstanding);
-/* The final human-readable report. */
+/* BENCH_MODE_CONNECT's periodic line: cycles per second and handshake/CONNACK latencies. */
+void report_interval_connect(FILE *fp, double t, double secs, const bconn_interval_t *iv, bool tls,
+	uint64_t connect_errors);
+/* The final human-readable report (either mode). */
 void report_print(FILE *fp, const bench_result_t *r);
 /* Write the report as JSON to path ("-" is stdout); per-pair rows too when with_pairs. 0 or -errno. */
 int report_json(const char *path, const bench_result_t *r, bool with_pairs);
-/* The process exit status for a result: 0 ok, 1 PUBACKed messages lost, 2 setup failed / interrupted. */
+/* The process exit status for a result: 0 ok, 1 PUBACKed messages lost, 2 setup failed / interrupted (connect
+ * mode: also when no connection completed in the window). */
 int report_status(const bench_result_t *r);
 
 #endif
