@@ -110,6 +110,8 @@ static const config_key_t keys[] = {
 	KEY(acl_file, T_STR, 0, 0, C_NONE, "", "access rules file (mosquitto acl_file syntax; reloaded on SIGHUP)"),
 	KEY(pg_conninfo, T_STR, 0, 0, C_NONE, "", "PostgreSQL credentials: libpq connection string (empty: off)"),
 	KEYC(pg_match, "username|client_id|both|cert_cn", "username", "which CONNECT field finds a credential row"),
+	KEY(pg_cache_size, T_U32, 0, 10000000, C_NONE, "4096",
+	    "PostgreSQL answers cached per worker (invalidated by NOTIFY); 0: every CONNECT asks PostgreSQL"),
 	KEY(auth_threads, T_U32, 1, 64, C_NONE, "2", "password-hashing threads per worker"),
 	KEY(auth_queue, T_U32, 1, 1000000, C_NONE, "256",
 	    "password checks waiting per worker; more get CONNACK server busy"),

@@ -69,6 +69,7 @@ typedef struct config {
 	char acl_file[256];
 	char pg_conninfo[512];
 	char pg_match[16];           /* "username" | "client_id" | "both" | "cert_cn" */
+	uint32_t pg_cache_size;      /* answers cached per worker; 0: every CONNECT asks PostgreSQL */
 	uint32_t auth_threads;
 	uint32_t auth_queue;
 	uint32_t auth_fail_limit;

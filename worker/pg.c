@@ -19,7 +19,7 @@
  * Bounds (constants, per worker): at most PENDING_MAX lookups wait for PostgreSQL (queued + sent); more are
  * answered -EAGAIN on the next turn, so a flood of CONNECTs costs a bounded amount of memory and the clients
  * get "server unavailable" rather than waiting behind it. At most PIPELINE_MAX lookups are sent at once. The
- * cache holds CACHE_MAX answers (found and not found), least recently used dropped first.
+ * cache holds pg_cache_size answers (found and not found), least recently used dropped first.
  *
  * Answers that do not come from a query result (cache hits, -EAGAIN while PostgreSQL is unreachable or the
  * queue is full, a key that cannot exist) are delivered from the completion of an IORING_OP_NOP queued by
@@ -66,7 +66,6 @@
 #include "pg_conninfo.h"
 #include "worker.h"
 
-#define CACHE_MAX 4096
 #define PENDING_MAX 4096
 #define PIPELINE_MAX 256
 #define CONNECT_TIMEOUT_MS 5000        /* unless pg_conninfo sets connect_timeout */
@@ -137,6 +136,7 @@ static struct {
 	char *setup_err;               /* first error of the setup commands */
 	uint64_t down_since_ms, retry_at_ms, deadline_ms;
 	uint32_t backoff_ms;
+	uint32_t cache_max;            /* pg_cache_size; 0: no cache */
 	uint32_t lookups_sent;         /* K_LOOKUP entries in `sent` */
 	lookq_t queued, sent, ready;
 	pg_cache_t cache;
@@ -640,7 +640,7 @@ static void finish(look_t *l, lookq_t *retry)
 		l->err = -EAGAIN;      /* a result that was neither rows nor an error: cannot happen, never cached */
 	if (l->err) {
 		W->st.pg_errors++;
-	} else if (pg_cache_put(&P.cache, l->key, l->key_len, l->ent) < 0) {
+	} else if (P.cache_max && pg_cache_put(&P.cache, l->key, l->key_len, l->ent) < 0) {
 		log_debug("PostgreSQL: no memory to cache a credential");
 	}
 	deliver(l);
@@ -894,7 +894,8 @@ int pg_init(const char *conninfo)
 	if ((err = pg_params_build(&P.params, conninfo, app)) < 0)
 		return err;
 	P.connect_timeout_ms = P.params.connect_timeout_ms ? P.params.connect_timeout_ms : CONNECT_TIMEOUT_MS;
-	pg_cache_init(&P.cache, CACHE_MAX);
+	P.cache_max = W->cfg ? W->cfg->pg_cache_size : 4096;
+	pg_cache_init(&P.cache, P.cache_max);
 	P.backoff_ms = BACKOFF_MIN_MS;
 	P.inst_gen = next_gen();
 	P.active = true;
@@ -1011,7 +1012,7 @@ int pg_lookup(const char *client_id, const char *username, const char *cert_cn, 
 		defer(l);
 		return 0;
 	}
-	e = pg_cache_get(&P.cache, l->key, l->key_len);
+	e = P.cache_max ? pg_cache_get(&P.cache, l->key, l->key_len) : NULL;
 	if (e) {
 		W->st.pg_cache_hits++;
 		l->ent = pg_ent_ref(e);

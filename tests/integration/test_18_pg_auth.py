@@ -1,6 +1,6 @@
 """Authentication against a real PostgreSQL (ringmq only; skipped without PostgreSQL): credentials found by user
 name, by client ID and by certificate CN, bcrypt and PBKDF2 hashes, each credential's own rules, the per-worker
-cache (a second CONNECT asks PostgreSQL nothing), a credential changed or deleted while its client is connected
+cache (a second CONNECT asks PostgreSQL nothing; none with pg_cache_size 0), a credential changed or deleted while its client is connected
 (NOTIFY: disconnected), PostgreSQL down when the broker starts (one clear log line, "server unavailable", then
 recovery when it comes up) and restarted under a running broker.
 """
@@ -141,6 +141,21 @@ class ByUsernameTest(PgAuthTest):
             _, ack = self.raw_connect(u, 'p')
             return ack.reason == 0
         wait_until(back, timeout=30, interval=0.2, what='authentication works again')
+
+
+@ringmq_only
+class NoCacheTest(PgAuthTest):
+    extra = ('--pg-cache-size', '0')
+
+    def test_every_connect_asks(self):
+        u = 'nocache-' + self.cid()
+        self.pg.add_credential(username=u, password='p', pub=['#'], sub=['#'])
+        queries = self.stat('pg_queries')
+        for _ in range(3):
+            _, ack = self.raw_connect(u, 'p', client_id=self.cid(0))
+            self.assertEqual(ack.reason, 0)
+        self.assertEqual(self.stat('pg_queries'), queries + 3)
+        self.assertEqual(self.stat('pg_cache_hits'), 0)
 
 
 @ringmq_only
