@@ -60,7 +60,6 @@ static int ticket_cb(SSL *ssl, unsigned char *name, unsigned char *iv, EVP_CIPHE
 	OSSL_PARAM params[3];
 	int renew = 1;
 
-	(void)ssl;
 	if (enc) {
 		key = T.keys[0];
 		memcpy(name, key, 16);
@@ -68,6 +67,9 @@ static int ticket_cb(SSL *ssl, unsigned char *name, unsigned char *iv, EVP_CIPHE
 			return -1;
 	} else if (!memcmp(name, T.keys[0], 16)) {
 		key = T.keys[0];
+		/* TLS 1.3 tickets are for one use: without a fresh one after each resumption, every other
+		 * reconnect is a full handshake. TLS 1.2 clients may offer the same ticket again. */
+		renew = SSL_version(ssl) >= TLS1_3_VERSION ? 2 : 1;
 	} else if (T.have_prev && !memcmp(name, T.keys[1], 16)) {
 		key = T.keys[1];
 		renew = 2;

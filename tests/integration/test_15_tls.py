@@ -190,6 +190,29 @@ class TlsListenerTest(TlsTest):
         if per_worker is not None:
             self.assertTrue(all(n > 0 for n in per_worker), 'resumed on both workers: %r' % per_worker)
 
+    def test_resumed_connection_gets_a_fresh_ticket(self):
+        """TLS 1.3 tickets are meant for one use (RFC 8446 C.4): a client that resumed must be given a new ticket,
+        or its next reconnect is a full handshake (OpenSSL clients then alternate full and resumed)."""
+        ctx = ssl.create_default_context(cafile=self.pki['ca_cert'])
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_3
+
+        def session_after(session=None):
+            raw = socket.create_connection((HOST, self.broker.tls_port), timeout=5)
+            t = ctx.wrap_socket(raw, server_hostname='localhost', session=session)
+            t.sendall(R.connect(self.cid(), version=4))
+            buf = t.recv(4)  # the CONNACK: tickets come before it, sent as the handshake completed
+            self.assertEqual(buf[:1], b'\x20')
+            reused, new = t.session_reused, t.session
+            t.close()
+            return reused, new
+
+        _, s1 = session_after()
+        reused, s2 = session_after(s1)
+        self.assertTrue(reused)
+        self.assertNotEqual(s2.id, s1.id, 'no new ticket after a resumption')
+        reused, _ = session_after(s2)
+        self.assertTrue(reused)
+
 
 @ringmq_only
 class MutualTlsTest(TlsTest):
