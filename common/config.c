@@ -104,7 +104,8 @@ static const config_key_t keys[] = {
 	KEY(tls_handshake_timeout_ms, T_U32, 100, 3600000, C_NONE, "10000",
 	    "time from accept to the end of TCP + TLS handshake + CONNECT"),
 	KEYC(allow_anonymous, "auto|true|false", "auto",
-	    "clients without credentials: auto = allowed only when no password_file / pg_conninfo is set"),
+	    "clients without credentials: auto = allowed only when no provider is configured (password_file, "
+	    "pg_conninfo, tls_identity = cn with client certificates)"),
 	KEY(auth_order, T_STR, 0, 0, C_NONE, "file,pg,cert", "authentication providers in the order tried"),
 	KEY(password_file, T_STR, 0, 0, C_NONE, "", "mosquitto_passwd-style password file (reloaded on SIGHUP)"),
 	KEY(acl_file, T_STR, 0, 0, C_NONE, "", "access rules file (mosquitto acl_file syntax; reloaded on SIGHUP)"),

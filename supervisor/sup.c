@@ -455,6 +455,15 @@ on_exit_status(sup_t *s, int k, int status)
 		w->state = SUP_W_STOPPED;
 		return;
 	}
+	if (WIFEXITED(status) && WEXITSTATUS(status) == WORKER_EXIT_CONFIG) {
+		/* Restarting it would meet the same error; the worker logged what to fix. */
+		log_error(0, "worker %d (pid %d) cannot work with this configuration (see its line above): stopping", k,
+			pid);
+		w->state = SUP_W_STOPPED;
+		s->exit_code = 2;
+		sup_begin_shutdown(s, "configuration error");
+		return;
+	}
 	log_error(0, "worker %d (pid %d) %s after %llu.%03llu s", k, pid, how, (unsigned long long)(up / 1000),
 		(unsigned long long)(up % 1000));
 	sendq_drop(&s->sendq, k, true);
@@ -880,7 +889,7 @@ sup_run(sup_t *s)
 		}
 	}
 	log_info("ringmqd stopped");
-	return 0;
+	return s->exit_code;
 }
 
 void

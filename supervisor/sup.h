@@ -58,6 +58,7 @@ typedef struct sup {
 	bool ready_once;             /* every worker has been up at the same time */
 	bool stopping;
 	bool killed;                 /* stragglers got SIGKILL */
+	int exit_code;               /* sup_run's result: 2 after a worker's configuration error */
 	uint64_t stop_deadline_ms;
 	/* Dropped sendq records not logged yet; logged at most once a second (they come in bursts). */
 	unsigned drops_full, drops_expired, drops_handoffs;

@@ -28,7 +28,7 @@
  * password file is not consulted for it, as mosquitto's use_identity_as_username). A user name or password
  * no provider knows is MQTT_E_BAD_AUTH (after a hash check's worth of time, so that unknown names cannot be
  * told from known ones by timing). A client without either is anonymous: allowed or MQTT_E_NOT_AUTHORIZED by
- * allow_anonymous (auto: allowed unless password_file or pg_conninfo is set); its rules are the acl_file
+ * allow_anonymous (auto: allowed unless a provider is configured); its rules are the acl_file
  * lines before any "user" (mosquitto's rule), its credential id one shared by all anonymous clients. When no
  * provider is configured, user names and passwords are ignored (nobody could check them: an unchecked name
  * must not select a user's rules) and every client is anonymous. User names over 255 bytes are refused.

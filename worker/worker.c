@@ -88,7 +88,7 @@ int worker_run(const worker_args_t *args)
 	relay_module_init();
 	addrlimit_init();
 	if (tls_module_init(args->tls_ticket_key) < 0)
-		return 1;
+		return WORKER_EXIT_CONFIG;
 	if (route_init() < 0) {
 		log_error(ENOMEM, "cannot allocate the subscription trie");
 		return 1;
@@ -96,7 +96,7 @@ int worker_run(const worker_args_t *args)
 	mesh_init(args);
 	ctl_init();
 	if (auth_init() < 0)
-		return 1;
+		return WORKER_EXIT_CONFIG;
 	auth_on_revoked(conn_revoke);
 	if (store_init(worker_serve) < 0)
 		return 1;

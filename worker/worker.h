@@ -71,7 +71,12 @@ extern wk_t *W;
 
 /* Start taking clients and tell the supervisor (once sessions are restored). Worker process only. */
 void worker_serve(void);
-/* Returns the process exit status (0 after a graceful shutdown). */
+/* A worker's exit status when its configuration cannot work (a certificate, password or ACL file that does not
+ * load, a provider order naming nothing configured...), after one log line saying what and how to fix it: the
+ * supervisor stops the broker (exit status 2) rather than restarting the worker into the same error. */
+#define WORKER_EXIT_CONFIG 78
+
+/* Returns the process exit status (0 after a graceful shutdown, WORKER_EXIT_CONFIG, 1 on other failures). */
 int worker_run(const worker_args_t *args);
 /* Begin a graceful stop (control channel SHUTDOWN or EOF): idempotent. */
 void worker_stop(const char *why);

@@ -362,5 +362,35 @@ class FailureLimitTest(AuthTest):
         self.assertGreater(self.stat('auth_rate_limited'), limited)
 
 
+@ringmq_only
+class BadFilesTest(unittest.TestCase):
+    """A password or ACL file that does not load stops the broker at start with the file, the line and exit
+    status 2, instead of workers restarting into the same error forever."""
+
+    def run_broker(self, *args):
+        tmp = tempfile.mkdtemp(prefix='ringmq-badauth-')
+        self.addCleanup(shutil.rmtree, tmp, True)
+        argv = [harness.RINGMQD, '--workers', '2', '--port', str(harness.free_port()), '--listen-host',
+                harness.HOST, '--control-socket', os.path.join(tmp, 'ctl.sock')] + list(args)
+        return subprocess.run(argv, capture_output=True, text=True, timeout=30, cwd=tmp)
+
+    def test_bad_password_file(self):
+        tmp = tempfile.mkdtemp(prefix='ringmq-badpw-')
+        self.addCleanup(shutil.rmtree, tmp, True)
+        pw = os.path.join(tmp, 'passwd')
+        with open(pw, 'w') as f:
+            f.write('# users\nalice:plaintext\n')
+        cp = self.run_broker('--password-file', pw)
+        self.assertEqual(cp.returncode, 2, cp.stderr)
+        self.assertIn('%s:2:' % pw, cp.stderr)
+        self.assertIn('cannot work with this configuration', cp.stderr)
+        self.assertNotIn('restarting worker', cp.stderr)
+
+    def test_missing_acl_file(self):
+        cp = self.run_broker('--acl-file', '/nonexistent/acl')
+        self.assertEqual(cp.returncode, 2, cp.stderr)
+        self.assertIn('/nonexistent/acl', cp.stderr)
+
+
 if __name__ == '__main__':
     unittest.main()

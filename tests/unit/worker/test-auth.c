@@ -294,6 +294,15 @@ START_TEST(test_pg_found_not_found_unavailable)
 	ck_assert(!acl_can_publish(g.acl, auth_default_acl(), "c1", 2, "bob", 3, "eve/x", 5));
 	ck_assert_int_eq(auth(&g, "c1", "bob", "pW", NULL), MQTT_E_BAD_AUTH);
 	ck_assert_int_eq(auth(&g, "c1", "eve", "pw", NULL), MQTT_E_BAD_AUTH);
+	/* an unknown user with a password waits for a bcrypt check as a known one would (a decoy hash): not answered
+	 * in the turn PostgreSQL's "no such row" arrives */
+	got_free(&g);
+	ck_assert_int_eq(start(&g, "c1", "eve", "pw", NULL, NULL), 0);
+	pg_fake_answer();
+	fake_turn();
+	ck_assert_int_eq(g.calls, 0);
+	settle(&g);
+	ck_assert_int_eq(g.res.err, MQTT_E_BAD_AUTH);
 	ck_assert_int_eq(auth(&g, "c1", "dev", "pw", NULL), MQTT_E_NOT_AUTHORIZED);
 	pg_fake_down(true);
 	ck_assert_int_eq(auth(&g, "c1", "bob", "pw", NULL), MQTT_E_UNAVAILABLE);
@@ -359,6 +368,22 @@ START_TEST(test_bad_configuration_refused_at_start)
 }
 END_TEST
 
+START_TEST(test_certificates_alone_refuse_anonymous)
+{
+	got_t g = { 0 };
+
+	/* tls_identity = cn with client certificates is a provider: with allow_anonymous auto, a client with neither
+	 * a certificate nor a password is refused, one with a verified certificate gets in */
+	snprintf(cfg.tls_client_auth, sizeof(cfg.tls_client_auth), "optional");
+	snprintf(cfg.tls_identity, sizeof(cfg.tls_identity), "cn");
+	up();
+	ck_assert_int_eq(auth(&g, "c1", NULL, NULL, NULL), MQTT_E_NOT_AUTHORIZED);
+	ck_assert_int_eq(auth(&g, "c1", NULL, NULL, "dev7"), 0);
+	ck_assert_str_eq(g.res.username, "dev7");
+	got_free(&g);
+}
+END_TEST
+
 START_TEST(test_certificate_identity)
 {
 	got_t g = { 0 };
@@ -373,7 +398,9 @@ START_TEST(test_certificate_identity)
 	ck_assert_int_eq(auth(&g, "c1", "root", NULL, "dev1"), 0);
 	ck_assert_str_eq(g.res.username, "dev1");
 	ck_assert(acl_can_publish(g.acl, auth_default_acl(), "c1", 2, "dev1", 4, "dev1/x", 6));
-	/* without a certificate the file decides */
+	/* without a certificate the file decides; with nothing, the client is anonymous: refused, as a provider is
+	 * configured (certificates alone would do: see test_certificates_alone_refuse_anonymous) */
+	ck_assert_int_eq(auth(&g, "c1", NULL, NULL, NULL), MQTT_E_NOT_AUTHORIZED);
 	ck_assert_int_eq(auth(&g, "c1", "dev1", "pw", NULL), 0);
 	uint64_t by_pw = g.res.cred;
 	ck_assert_int_eq(auth(&g, "c1", "dev1", "bad", NULL), MQTT_E_BAD_AUTH);
@@ -684,6 +711,7 @@ int main(void)
 	tcase_add_test(tc, test_order_file_then_pg);
 	tcase_add_test(tc, test_bad_configuration_refused_at_start);
 	tcase_add_test(tc, test_certificate_identity);
+	tcase_add_test(tc, test_certificates_alone_refuse_anonymous);
 	tcase_add_test(tc, test_pool_full_is_server_busy);
 	tcase_add_test(tc, test_cancelled_client_never_called_back);
 	tcase_add_test(tc, test_failure_limit_per_address);
