@@ -120,7 +120,7 @@ static ssize_t get_password(bool from_stdin, char *pw, char *again)
 }
 
 /* Read the whole file into *out (NUL-terminated). 0; -ENOENT when it does not exist; -1 after a message. */
-static int slurp(const char *path, char **out, size_t *len, mode_t *mode)
+static int slurp(const char *path, char **out, size_t *len, mode_t *mode, uid_t *uid, gid_t *gid)
 {
 	struct stat st;
 	char *buf = NULL;
@@ -136,6 +136,8 @@ static int slurp(const char *path, char **out, size_t *len, mode_t *mode)
 		return -1;
 	}
 	*mode = st.st_mode & 07777;
+	*uid = st.st_uid;
+	*gid = st.st_gid;
 	for (;;) {
 		ssize_t r;
 
@@ -191,11 +193,13 @@ static int update_file(const char *path, bool create, const char *user, const ch
 	char *old = NULL, *tmp;
 	size_t len = 0, ulen = strlen(user);
 	mode_t mode = 0600;
+	uid_t uid = (uid_t)-1;
+	gid_t gid = (gid_t)-1;
 	bool replaced = false;
 	int fd, rc = 1;
 
 	if (!create) {
-		int r = slurp(path, &old, &len, &mode);
+		int r = slurp(path, &old, &len, &mode, &uid, &gid);
 
 		if (r == -1)
 			return 1;
@@ -216,6 +220,11 @@ static int update_file(const char *path, bool create, const char *user, const ch
 		free(tmp);
 		free(old);
 		return 1;
+	}
+	/* The new file is the old one's: same owner and group (the broker's user must still read it after root
+	 * edits it; only root may give a file away, others keep what they can) and mode. */
+	if (uid != (uid_t)-1 && fchown(fd, uid, gid) < 0 && fchown(fd, (uid_t)-1, gid) < 0) {
+		/* neither root nor in its group: the file becomes ours, with the old mode */
 	}
 	fchmod(fd, mode);
 	for (size_t pos = 0; pos < len;) {
