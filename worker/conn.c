@@ -729,7 +729,9 @@ void conn_fail(conn_t *c, int err)
 
 	if (c->state == CONN_CLOSING)
 		return;
-	W->st.protocol_errors += err != MQTT_E_NOMEM && err != MQTT_E_QUOTA;
+	/* Refusals of a well-formed request (no memory, a limit, authentication) are counted where they happen. */
+	W->st.protocol_errors += err != MQTT_E_NOMEM && err != MQTT_E_QUOTA && err != MQTT_E_BAD_AUTH &&
+		err != MQTT_E_NOT_AUTHORIZED && err != MQTT_E_BUSY && err != MQTT_E_UNAVAILABLE;
 	log_conn(LOG_INFO, c->id, 0, "%s: %s (reason 0x%02x)", c->addr, a.text, a.code);
 	if (!c->aborted) {
 		if (a.action == MQTT_ACT_CONNACK) {

@@ -75,7 +75,6 @@ int handle_publish(conn_t *c, const mqtt_frame_t *f)
 		W->st.rejected_user_properties++;
 		return MQTT_E_QUOTA;
 	}
-	W->st.msgs_in++;
 	if (!handle_may_publish(c, p.topic.p, p.topic.len)) {
 		/* Dropped. MQTT 5 says why in the PUBACK/PUBREC (which ends a QoS 2 flow); 3.1.1 has no way to: its
 		 * client gets the usual acknowledgement, or it would send the message again forever. */
@@ -88,6 +87,7 @@ int handle_publish(conn_t *c, const mqtt_frame_t *f)
 		reply_flush(c);
 		return 0;
 	}
+	W->st.msgs_in++;
 	if (p.qos == 0) {
 		m = msg_create(&p, p.topic.p, (uint16_t)p.topic.len, c->id);
 		if (!m)
@@ -98,10 +98,14 @@ int handle_publish(conn_t *c, const mqtt_frame_t *f)
 	}
 	/* [MQTT-3.3.4-7]: more unacknowledged QoS>0 PUBLISHes than our Receive Maximum is an error; QoS 2 ids
 	 * awaiting PUBREL have their own, lower bound (each holds state until the client releases it). */
-	if (!(p.qos == 2 && sess_rx_has(c->sess, p.packet_id)) &&
-	    ((uint32_t)c->inflight_in + sess_rx_count(c->sess) >= W->cfg->receive_maximum ||
-	     (p.qos == 2 && sess_rx_count(c->sess) >= W->cfg->max_qos2_pending)))
-		return MQTT_E_RECEIVE_MAX;
+	if (!(p.qos == 2 && sess_rx_has(c->sess, p.packet_id))) {
+		if ((uint32_t)c->inflight_in + sess_rx_count(c->sess) >= W->cfg->receive_maximum)
+			return MQTT_E_RECEIVE_MAX;
+		if (p.qos == 2 && sess_rx_count(c->sess) >= W->cfg->max_qos2_pending) {
+			W->st.rejected_qos2_pending++;
+			return MQTT_E_RECEIVE_MAX;
+		}
+	}
 	ack_type = p.qos == 1 ? MQTT_PUBACK : MQTT_PUBREC;
 	if (p.qos == 2 && sess_rx_has(c->sess, p.packet_id)) {
 		/* A resent QoS 2 PUBLISH we already took: acknowledge again, deliver nothing ([MQTT-4.3.3-10]). */

@@ -526,8 +526,10 @@ START_TEST(test_qos2_pending_bound)
 	/* A resend of one still pending is fine; a fourth id is one too many. */
 	tc_publish(&t, "q", "x", 2, 2);
 	ck_assert(tc_alive(&t));
+	ck_assert_uint_eq(W->st.rejected_qos2_pending, 0);
 	tc_publish(&t, "q", "x", 2, 4);
 	ck_assert_int_eq(disconnect_reason(&t, &d), MQTT_RC_RECEIVE_MAX_EXCEEDED);
+	ck_assert_uint_eq(W->st.rejected_qos2_pending, 1);
 	tc_close(&t);
 	stop();
 }
