@@ -90,6 +90,7 @@ static const config_key_t keys[] = {
 	KEY(redis_max_pending, T_U32, 1, 100000000, C_NONE, "200000",
 	    "store operations in flight per worker before clients stop being read"),
 	KEY(tls_port, T_U16, 0, 65535, C_NONE, "0", "TLS listener port (0: no TLS listener; 8883 is usual)"),
+	KEYC(plain_listener, "on|off", "on", "the plain (unencrypted) listener on port; off: TLS only (needs tls_port)"),
 	KEY(tls_certfile, T_STR, 0, 0, C_NONE, "", "server certificate chain (PEM)"),
 	KEY(tls_keyfile, T_STR, 0, 0, C_NONE, "", "server private key (PEM)"),
 	KEY(tls_cafile, T_STR, 0, 0, C_NONE, "", "CA certificates that sign client certificates (PEM)"),

@@ -51,6 +51,7 @@ typedef struct config {
 	uint32_t redis_batching;     /* "redis_batching": 1 — 0 = one script call per client (for comparison) */
 	uint32_t redis_max_pending;  /* "redis_max_pending": 200000 — store ops in flight before reading pauses */
 	uint16_t tls_port;           /* "tls_port": 0 = no TLS listener */
+	char plain_listener[4];      /* "on" | "off": the plain listener on port (off: TLS only) */
 	char tls_certfile[256];
 	char tls_keyfile[256];
 	char tls_cafile[256];

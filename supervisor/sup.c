@@ -268,7 +268,8 @@ child_main(sup_t *s, int k, int ctl_end, const int *mesh, pid_t parent)
 	keep[nkeep++] = STDIN_FILENO;
 	keep[nkeep++] = STDOUT_FILENO;
 	keep[nkeep++] = STDERR_FILENO;
-	keep[nkeep++] = a.listen_fd;
+	if (a.listen_fd >= 0)
+		keep[nkeep++] = a.listen_fd;
 	if (a.tls_listen_fd >= 0)
 		keep[nkeep++] = a.tls_listen_fd;
 	keep[nkeep++] = ctl_end;
@@ -509,7 +510,7 @@ check_all_ready(sup_t *s)
 			return;
 	s->ready_once = true;
 	notify("READY=1");
-	log_info("ringmq ready: %d workers on %s", s->n_workers, s->listen_str);
+	log_info("ringmq ready: %d workers on %s", s->n_workers, *s->listen_str ? s->listen_str : s->tls_listen_str);
 }
 
 static void
@@ -755,11 +756,18 @@ sup_init(sup_t *s, const config_t *cfg, int n_workers)
 	}
 	if (setup_signals(s) < 0)
 		return -1;
-	if (listen_open(cfg->listen_host, cfg->port, n_workers, fds, &port) < 0)
+	if (strcmp(cfg->plain_listener, "off") == 0 && !cfg->tls_port) {
+		log_error(0, "config: plain_listener is off and tls_port is 0: nothing to listen on; set tls_port (and "
+			"tls_certfile, tls_keyfile) or plain_listener = on");
 		return -1;
-	for (int k = 0; k < n_workers; k++)
-		s->w[k].listen_fd = fds[k];
-	listen_format(s->listen_str, sizeof(s->listen_str), cfg->listen_host, port);
+	}
+	if (strcmp(cfg->plain_listener, "off") != 0) {
+		if (listen_open(cfg->listen_host, cfg->port, n_workers, fds, &port) < 0)
+			return -1;
+		for (int k = 0; k < n_workers; k++)
+			s->w[k].listen_fd = fds[k];
+		listen_format(s->listen_str, sizeof(s->listen_str), cfg->listen_host, port);
+	}
 	if (cfg->tls_port) {
 		uint16_t tport;
 
@@ -773,8 +781,8 @@ sup_init(sup_t *s, const config_t *cfg, int n_workers)
 	if (ctl_create(&s->ctl, s, cfg->control_socket) < 0)
 		return -1;
 	log_info("ringmqd %s starting: %d workers, listening on %s%s%s, control socket %s", RINGMQ_VERSION,
-		n_workers, s->listen_str, *s->tls_listen_str ? " and TLS on " : "", s->tls_listen_str,
-		cfg->control_socket);
+		n_workers, s->listen_str, *s->tls_listen_str ? (*s->listen_str ? " and TLS on " : "TLS ") : "",
+		s->tls_listen_str, cfg->control_socket);
 	if (start_all(s) < 0)
 		return -1;
 	return 0;

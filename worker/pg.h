@@ -28,8 +28,8 @@ typedef struct pg_cred {
 /* err 0 with cred NULL: no such credential; -EAGAIN: the store cannot answer now; -ENOMEM. */
 typedef void (*pg_cred_fn)(void *ctx, int err, const pg_cred_t *cred);
 
-/* Connect (asynchronously) with conninfo; register with the loop. 0 or -errno (a conninfo that does not
- * parse: logged). */
+/* Connect (asynchronously) with conninfo; register with the loop. 0 or -errno, logged: -EINVAL (a conninfo
+ * that does not parse), -EHOSTUNREACH (a host name that does not resolve now). */
 int pg_init(const char *conninfo);
 void pg_finish(void);
 bool pg_ready(void);

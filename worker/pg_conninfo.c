@@ -134,7 +134,7 @@ static int resolve_hosts(const char *hosts, const char *ports, char **host, char
 		if (r) {
 			log_error(0, "pg_conninfo: host '%s' cannot be resolved: %s; set pg_conninfo (host names are "
 				"resolved once, when the worker starts)", h, gai_strerror(r));
-			err = -EINVAL;
+			err = -EHOSTUNREACH; /* may be DNS not ready yet: the worker is restarted to try again */
 			break;
 		}
 		for (struct addrinfo *ai = res; ai && !err && n_ips < MAX_ADDRS; ai = ai->ai_next) {

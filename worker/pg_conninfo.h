@@ -27,8 +27,8 @@ typedef struct pg_params {
 	uint32_t connect_timeout_ms;   /* the conninfo's connect_timeout; 0 when it sets none */
 } pg_params_t;
 
-/* Build *p from conninfo. 0; -EINVAL (does not parse, a host name does not resolve: logged); -ENOMEM.
- * On failure *p holds nothing to free. */
+/* Build *p from conninfo. 0; -EINVAL (does not parse: logged); -EHOSTUNREACH (a host name does not resolve
+ * now: logged); -ENOMEM. On failure *p holds nothing to free. */
 int pg_params_build(pg_params_t *p, const char *conninfo, const char *application_name);
 /* NULL-safe; leaves *p empty. */
 void pg_params_free(pg_params_t *p);

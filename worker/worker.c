@@ -56,7 +56,8 @@ static void teardown(void)
 	mesh_finish();
 	loop_finish();
 	sock_module_finish();
-	close(W->listen_fd);
+	if (W->listen_fd >= 0)
+		close(W->listen_fd);
 	if (W->tls_listen_fd >= 0)
 		close(W->tls_listen_fd);
 	close(W->ctl_fd);
@@ -95,8 +96,9 @@ int worker_run(const worker_args_t *args)
 	}
 	mesh_init(args);
 	ctl_init();
-	if (auth_init() < 0)
-		return WORKER_EXIT_CONFIG;
+	/* A host name that does not resolve may be DNS not ready yet (a fresh pod): restarted with backoff. */
+	if ((rc = auth_init()) < 0)
+		return rc == -EHOSTUNREACH ? 1 : WORKER_EXIT_CONFIG;
 	auth_on_revoked(conn_revoke);
 	if (store_init(worker_serve) < 0)
 		return 1;

@@ -156,6 +156,7 @@ class Broker:
         self.log_path = None
         self.sock_path = None
         self._log = None
+        self.ready_port = None  # the port that must accept before the broker counts as ready (default: port)
 
     # lifecycle
 
@@ -215,7 +216,7 @@ class Broker:
                     st = self.ctl('status')
                     if st.get('workers_up') == self.workers:
                         # The listeners are held by the supervisor, but make sure one accepts too.
-                        socket.create_connection((HOST, self.port), timeout=0.5).close()
+                        socket.create_connection((HOST, self.ready_port or self.port), timeout=0.5).close()
                         return
                     last = st
                 except (AssertionError, OSError, ValueError) as e:

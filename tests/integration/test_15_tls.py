@@ -215,6 +215,37 @@ class TlsListenerTest(TlsTest):
 
 
 @ringmq_only
+class TlsOnlyTest(TlsTest):
+    """plain_listener = off: only the TLS port listens, so no password can travel in clear text."""
+
+    @classmethod
+    def setUpClass(cls):
+        if not os.path.exists(harness.RINGMQD) or not OPENSSL:
+            raise unittest.SkipTest('ringmqd or openssl missing')
+        cls.tmp = tempfile.mkdtemp(prefix='ringmq-tlsonly-')
+        cls.pki = harness.make_pki(os.path.join(cls.tmp, 'pki'))
+        cls.broker = TlsBroker(cls.pki, extra=['--plain-listener', 'off'])
+        cls.broker.ready_port = cls.broker.tls_port
+        cls.broker.start()
+
+    def test_only_tls_listens(self):
+        with self.assertRaises(ConnectionRefusedError):
+            socket.create_connection((HOST, self.broker.port), timeout=5).close()
+        c = self.tls_client(self.cid(), version=5)
+        c.connect()
+        self.assertEqual(c.subscribe('t/only', qos=1)[0], 1)
+        c.publish('t/only', b'x', qos=1)
+        self.assertEqual(c.get().payload, b'x')
+        self.assertEqual(self.broker.ctl('status')['listen'], '')
+
+    def test_off_without_tls_port_is_a_config_error(self):
+        cp = subprocess.run([harness.RINGMQD, '--plain-listener', 'off', '--control-socket',
+                             os.path.join(self.tmp, 'x.sock')], capture_output=True, text=True, timeout=20)
+        self.assertEqual(cp.returncode, 1, cp.stderr)
+        self.assertIn('plain_listener is off and tls_port is 0', cp.stderr)
+
+
+@ringmq_only
 class MutualTlsTest(TlsTest):
     client_auth = 'required'
 

@@ -825,7 +825,7 @@ START_TEST(test_bad_conninfo)
 	log_capture();
 	ck_assert_int_eq(pg_init("this is not a conninfo"), -EINVAL);
 	ck_assert_int_eq(pg_init("host=127.0.0.1 password=se cret"), -EINVAL);
-	ck_assert_int_eq(pg_init("host=no-such-host.invalid dbname=x"), -EINVAL);
+	ck_assert_int_eq(pg_init("host=no-such-host.invalid dbname=x"), -EHOSTUNREACH);
 	ck_assert(!pg_ready());
 
 	/* Parses, but nothing listens: lookups made before the first attempt failed wait for it, then fail. */
