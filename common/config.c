@@ -115,6 +115,8 @@ static const config_key_t keys[] = {
 	KEY(pg_cache_size, T_U32, 0, 10000000, C_NONE, "4096",
 	    "PostgreSQL answers cached per worker (invalidated by NOTIFY); 0: every CONNECT asks PostgreSQL"),
 	KEY(auth_threads, T_U32, 1, 64, C_NONE, "2", "password-hashing threads per worker"),
+	KEY(auth_cache_size, T_U32, 0, 10000000, C_NONE, "65536",
+	    "successful password checks remembered per worker (a reconnect skips the slow hash); 0: off"),
 	KEY(auth_queue, T_U32, 1, 1000000, C_NONE, "256",
 	    "password checks waiting per worker; more get CONNACK server busy"),
 	KEY(auth_fail_limit, T_U32, 0, 1000000, C_NONE, "10",

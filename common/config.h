@@ -73,6 +73,7 @@ typedef struct config {
 	uint32_t pg_cache_size;      /* answers cached per worker; 0: every CONNECT asks PostgreSQL */
 	uint32_t auth_threads;
 	uint32_t auth_queue;
+	uint32_t auth_cache_size;    /* successful password checks remembered per worker (authcache.h); 0: off */
 	uint32_t auth_fail_limit;
 	uint32_t max_connections_per_address;
 	uint32_t max_connect_rate;

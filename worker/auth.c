@@ -17,6 +17,7 @@
 
 #include "acl.h"
 #include "aclfile.h"
+#include "authcache.h"
 #include "hashpool.h"
 #include "log.h"
 #include "loop.h"
@@ -383,6 +384,9 @@ static int verify_work(void *arg)
 	return pwfile_verify(p->hash, p->password ? p->password : (const uint8_t *)"", p->pw_len);
 }
 
+/* verify_done's rc when the check was answered from authcache.h */
+#define AUTH_CACHED 1
+
 static void verify_done(void *arg, int rc)
 {
 	pending_t *p = arg;
@@ -402,7 +406,7 @@ static void verify_done(void *arg, int rc)
 		finish(p, MQTT_E_NOT_AUTHORIZED, "the stored password hash is in a format ringmq cannot check");
 		return;
 	}
-	if (rc) {
+	if (rc && rc != AUTH_CACHED) {
 		finish(p, MQTT_E_BAD_AUTH, "wrong password");
 		return;
 	}
@@ -414,6 +418,8 @@ static void verify_done(void *arg, int rc)
 			finish(p, MQTT_E_BAD_AUTH, "password changed during the check");
 			return;
 		}
+		if (rc != AUTH_CACHED)
+			authcache_put(name_cred(p->user, p->user_len), p->hash, p->password, p->pw_len);
 		grant(p, p->user, p->user_len, section_of(p->user, p->user_len), name_cred(p->user, p->user_len));
 		return;
 	}
@@ -421,6 +427,8 @@ static void verify_done(void *arg, int rc)
 		finish(p, MQTT_E_UNAVAILABLE, "credential changed during the check");
 		return;
 	}
+	if (rc != AUTH_CACHED)
+		authcache_put(p->pg_id, p->hash, p->password, p->pw_len);
 	accept_pg(p);
 }
 
@@ -444,6 +452,13 @@ static void check_password(pending_t *p, const char *hash, enum provider who, bo
 	}
 	p->checking = who;
 	p->dummy = dummy;
+	if (!dummy && authcache_hit(who == P_FILE ? name_cred(p->user, p->user_len) : p->pg_id, hash, p->password,
+	    p->pw_len)) {
+		/* This password verified for this credential and hash before: no second slow check. */
+		W->st.auth_cache_hits++;
+		verify_done(p, AUTH_CACHED);
+		return;
+	}
 	rc = hashpool_submit(&verify_ops, p, &p->job);
 	if (rc == 0) {
 		p->wait = W_POOL;
@@ -581,6 +596,10 @@ static void advance(pending_t *p)
 
 static void announce_revoked(uint64_t cred)
 {
+	if (cred == PG_CHANGED_ALL)
+		authcache_clear();
+	else
+		authcache_forget(cred);
 	if (A.revoked)
 		A.revoked(cred);
 }
@@ -742,6 +761,11 @@ int auth_init(void)
 	}
 	/* Only password checks need threads: a configuration without passwords starts none. */
 	if (A.active[P_FILE] || A.active[P_PG]) {
+		rc = authcache_init(c->auth_cache_size);
+		if (rc < 0) {
+			log_error(-rc, "auth: cannot set up the password check cache");
+			goto err_maps;
+		}
 		rc = hashpool_init(c->auth_threads, c->auth_queue);
 		if (rc < 0)
 			goto err_maps;
@@ -768,6 +792,7 @@ int auth_init(void)
 err_pool:
 	hashpool_finish();
 err_maps:
+	authcache_finish();
 	free(A.rl_slab);
 	strmap_finish(&A.rl_map);
 	strmap_finish(&A.by_ctx);
@@ -802,6 +827,7 @@ void auth_finish(void)
 	if (A.active[P_PG])
 		pg_finish();
 	deliver_ready();
+	authcache_finish();
 	strmap_finish(&A.by_ctx);
 	strmap_finish(&A.rl_map);
 	free(A.rl_slab);

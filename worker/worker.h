@@ -46,7 +46,7 @@ typedef struct worker_args {
 	X(store_failed_ops) X(paused_reads) X(mesh_resent) X(mesh_failed) \
 	X(tls_handshakes) X(tls_resumed) X(tls_failed) X(relay_opened) X(relay_accepted) \
 	X(rejected_address) X(rejected_topic) X(rejected_user_properties) X(rejected_qos2_pending) \
-	X(auth_ok) X(auth_failed) X(auth_busy) X(auth_rate_limited) X(auth_unavailable) \
+	X(auth_ok) X(auth_cache_hits) X(auth_failed) X(auth_busy) X(auth_rate_limited) X(auth_unavailable) \
 	X(auth_revoked) X(acl_denied_publish) X(acl_denied_subscribe) X(acl_denied_will) X(acl_dropped_subscriptions) \
 	X(pg_queries) X(pg_cache_hits) X(pg_errors) X(pg_reconnects) X(pg_notifies)
 

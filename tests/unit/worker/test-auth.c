@@ -292,7 +292,17 @@ START_TEST(test_pg_found_not_found_unavailable)
 	ck_assert_str_eq(g.res.username, "bob");
 	ck_assert(acl_can_publish(g.acl, auth_default_acl(), "c1", 2, "bob", 3, "bob/x", 5));
 	ck_assert(!acl_can_publish(g.acl, auth_default_acl(), "c1", 2, "bob", 3, "eve/x", 5));
+	/* the same password again: remembered (authcache.h), answered without the pool in the next turn */
+	got_free(&g);
+	ck_assert_int_eq(start(&g, "c2", "bob", "pw", NULL, NULL), 0);
+	pg_fake_answer();
+	fake_turn();
+	ck_assert_int_eq(g.calls, 1);
+	ck_assert_int_eq(g.res.err, 0);
+	ck_assert_uint_eq(W->st.auth_cache_hits, 1);
+	/* a wrong one still pays the full check */
 	ck_assert_int_eq(auth(&g, "c1", "bob", "pW", NULL), MQTT_E_BAD_AUTH);
+	ck_assert_uint_eq(W->st.auth_cache_hits, 1);
 	ck_assert_int_eq(auth(&g, "c1", "eve", "pw", NULL), MQTT_E_BAD_AUTH);
 	/* an unknown user with a password waits for a bcrypt check as a known one would (a decoy hash): not answered
 	 * in the turn PostgreSQL's "no such row" arrives */
@@ -309,9 +319,13 @@ START_TEST(test_pg_found_not_found_unavailable)
 	ck_assert_uint_eq(W->st.auth_unavailable, 1);
 	pg_fake_down(false);
 	ck_assert_int_eq(auth(&g, "c1", "bob", "pw", NULL), 0);
-	/* a NOTIFY reaches the revocation listener */
+	/* a NOTIFY reaches the revocation listener, and the remembered check goes with it */
+	uint64_t hits = W->st.auth_cache_hits;
 	pg_fake_change(7);
 	ck_assert(was_revoked(7));
+	pg_fake_add(7, NULL, "bob", NULL, h + 4, NULL); /* the row back, the same hash: checked in full again */
+	ck_assert_int_eq(auth(&g, "c1", "bob", "pw", NULL), 0);
+	ck_assert_uint_eq(W->st.auth_cache_hits, hits);
 	got_free(&g);
 }
 END_TEST
