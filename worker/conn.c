@@ -344,10 +344,24 @@ static void update_recv(conn_t *c)
 }
 
 /* Plaintext of a TLS connection, or bytes relayed from another worker. */
+/* The handshake is done: count it and take the certificate's CN, before any plaintext is parsed (a client's
+ * CONNECT often arrives in the same read as its Finished, and authentication needs the CN). */
+static void tls_established(conn_t *c)
+{
+	if (c->tls_established)
+		return;
+	c->tls_established = true;
+	W->st.tls_handshakes++;
+	W->st.tls_resumed += tls_resumed(c->tls);
+	if (*tls_peer_cn(c->tls) && !c->cert_cn)
+		c->cert_cn = strdup(tls_peer_cn(c->tls));
+}
+
 static void on_plain(void *ctx, const uint8_t *p, size_t n)
 {
 	conn_t *c = ctx;
 
+	tls_established(c);
 	if (c->state == CONN_RELAY)
 		relay_front_input(c, p, n);
 	else
@@ -367,12 +381,8 @@ static void tls_data(conn_t *c, const uint8_t *p, size_t n)
 		conn_close(c, 0);
 		return;
 	}
-	if (ev == TLS_READY) {
-		W->st.tls_handshakes++;
-		W->st.tls_resumed += tls_resumed(c->tls);
-		if (*tls_peer_cn(c->tls) && !c->cert_cn)
-			c->cert_cn = strdup(tls_peer_cn(c->tls));
-	}
+	if (ev == TLS_READY)
+		tls_established(c);
 	tls_out(c);
 	if (ev == TLS_CLOSED)
 		conn_close(c, 0);

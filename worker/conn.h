@@ -67,6 +67,7 @@ typedef struct conn {
 	struct tls *tls;           /* TLS: the socket carries ciphertext (tls.h) */
 	buf_t tls_plain;           /* TLS: plaintext written this turn, encrypted at the flush */
 	bool tls_dirty;
+	bool tls_established;      /* handshake counted, certificate CN taken */
 	bool relay_back;           /* socket-less: the client's socket is on worker relay_peer (relay.h) */
 	bool relay_paused;         /* front: the back holds this client's input */
 	int16_t relay_peer;        /* -1, or the other end of a relay link */

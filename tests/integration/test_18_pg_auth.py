@@ -6,6 +6,8 @@ recovery when it comes up) and restarted under a running broker.
 """
 import os
 import shutil
+import socket
+import ssl
 import tempfile
 import unittest
 
@@ -224,13 +226,51 @@ class ByCertificateTest(PgAuthTest):
         self._clients.append(c)
         return c
 
+    def client1_row(self):
+        if not any(c['cert_cn'] == 'client1' for c in self.pg.credentials()):
+            self.pg.add_credential(cert_cn='client1', pub=['dev/%u/#'], sub=['cmd/%u'])
+
     def test_certificate_with_row_connects_with_its_rules(self):
-        self.pg.add_credential(cert_cn='client1', pub=['dev/%u/#'], sub=['cmd/%u'])
+        self.client1_row()
         for k in (0, 1):  # either worker accepts; the owner decides (relayed when it is the other)
             c = self.tls_client('client1', self.cid(k), version=5)
             c.connect()
             self.assertEqual(c.subscribe('cmd/client1', qos=1)[0], 1)
             self.assertEqual(c.subscribe('cmd/client2', qos=1)[0], 0x87)
+
+    def test_connect_in_the_same_flight_as_the_finished(self):
+        """A client that sends CONNECT right behind its TLS Finished (one segment, as ringmq-bench and many
+        devices do): the CN must be known before that CONNECT is authenticated."""
+        self.client1_row()
+        ctx = ssl.create_default_context(cafile=self.pki['ca_cert'])
+        ctx.load_cert_chain(self.pki['client_cert_client1'], self.pki['client_key_client1'])
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_3
+        for k in (0, 1):
+            inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
+            tls = ctx.wrap_bio(inc, out, server_hostname='localhost')
+            sock = socket.create_connection((harness.HOST, self.tls_port), timeout=10)
+            self.addCleanup(sock.close)
+            while True:
+                try:
+                    tls.do_handshake()
+                    break
+                except ssl.SSLWantReadError:
+                    sock.sendall(out.read())
+                    data = sock.recv(65536)
+                    self.assertTrue(data, 'closed during the handshake')
+                    inc.write(data)
+            tls.write(R.connect(self.cid(k), version=5))
+            sock.sendall(out.read())  # the client's Finished and the CONNECT record together
+            buf = b''
+            while len(buf) < 4:
+                try:
+                    buf += tls.read(1024)
+                except ssl.SSLWantReadError:
+                    data = sock.recv(65536)
+                    self.assertTrue(data, 'closed before CONNACK')
+                    inc.write(data)
+            self.assertEqual(buf[0], 0x20)
+            self.assertEqual(buf[3], 0, 'CONNACK reason 0x%02x' % buf[3])
 
     def test_certificate_without_row_refused(self):
         c = self.tls_client('client2', self.cid(), version=5)
