@@ -835,11 +835,13 @@ static void sweep(void)
 			if (now - c->created_ms > limit && c->state == CONN_AUTH) {
 				log_conn(LOG_INFO, c->id, 0, "%s: not authenticated in %u ms", c->addr, limit);
 				W->st.auth_unavailable++;
+				W->st.closed_connect_timeout++;
 				conn_fail(c, MQTT_E_UNAVAILABLE);
 			} else if (now - c->created_ms > limit) {
 				log_conn(LOG_INFO, c->id, 0, "%s sent no %sCONNECT in %u ms: closing", c->addr,
 					c->tls && !tls_ready(c->tls) ? "TLS handshake and " : "", limit);
 				W->st.tls_failed += c->tls && !tls_ready(c->tls);
+				W->st.closed_connect_timeout++;
 				conn_close(c, MQTT_RC_SUCCESS);
 			}
 			break;

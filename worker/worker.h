@@ -39,7 +39,7 @@ typedef struct worker_args {
 #define WK_STATS(X) \
 	X(msgs_in) X(msgs_out) X(bytes_in) X(bytes_out) \
 	X(dropped_queue_full) X(dropped_expired) X(dropped_too_large) X(dropped_no_subscriber) \
-	X(dropped_qos0_outbuf) X(closed_outbuf) X(closed_nomem) X(paused_input) \
+	X(dropped_qos0_outbuf) X(closed_outbuf) X(closed_nomem) X(closed_connect_timeout) X(paused_input) \
 	X(handoffs_out) X(handoffs_in) X(handoffs_failed) \
 	X(connects) X(disconnects) X(protocol_errors) X(rejected_max_conn) X(rejected_subscriptions) \
 	X(store_ops) X(store_batches) X(store_errors) X(store_retries) X(store_dropped) X(store_quarantined) \

@@ -169,6 +169,8 @@ class ConnectTest(BrokerTest):
             s.close()
         self.assertLess(time.monotonic() - t0, 6.0)
         self.check_served('silent clients')
+        if not harness.IS_MOSQUITTO:
+            self.assertGreaterEqual(self.broker.ctl('stats')['total']['closed_connect_timeout'], 4)
 
     @mosquitto_lacks('no configurable CONNECT timeout')
     def test_connect_timeout_partial_connect(self):
