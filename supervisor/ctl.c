@@ -30,7 +30,7 @@
 
 enum conn_state { CONN_FREE, CONN_READ, CONN_WAIT, CONN_WRITE };
 
-enum ctl_cmd { CMD_STATUS, CMD_WORKERS, CMD_CLIENTS, CMD_CLIENT, CMD_KICK, CMD_STATS };
+enum ctl_cmd { CMD_STATUS, CMD_WORKERS, CMD_CLIENTS, CMD_CLIENT, CMD_KICK, CMD_STATS, CMD_CLUSTER };
 
 typedef struct ctl_conn {
 	int fd;
@@ -46,8 +46,8 @@ typedef struct ctl_conn {
 	uint32_t seq;
 	int target;                    /* CMD_CLIENT/CMD_KICK: the owner worker */
 	int waiting;                   /* replies still expected */
-	bool asked[WORKER_MAX];        /* reply from worker k still expected */
-	json_t *reply[WORKER_MAX];     /* reply from worker k, NULL if none */
+	bool asked[WORKER_MAX + 1];    /* reply from process k still expected (k = n_workers: the Kafka process) */
+	json_t *reply[WORKER_MAX + 1]; /* reply from process k, NULL if none */
 	json_t *errors;                /* array of strings, NULL while empty */
 } ctl_conn_t;
 
@@ -61,7 +61,7 @@ struct ctl {
 	ctl_conn_t conns[CTL_MAX_CONNS];
 };
 
-static const char *const cmd_names[] = { "status", "workers", "clients", "client", "kick", "stats" };
+static const char *const cmd_names[] = { "status", "workers", "clients", "client", "kick", "stats", "cluster" };
 
 static int
 mkdir_p(const char *dir)
@@ -205,7 +205,7 @@ err_free:
 static void
 clear_request(ctl_conn_t *cn)
 {
-	for (int k = 0; k < WORKER_MAX; k++) {
+	for (int k = 0; k <= WORKER_MAX; k++) {
 		cn->asked[k] = false;
 		if (cn->reply[k]) {
 			json_decref(cn->reply[k]);
@@ -458,6 +458,7 @@ finish(ctl_t *c, ctl_conn_t *cn)
 	case CMD_STATS: r = build_stats(c, cn); break;
 	case CMD_CLIENT:
 	case CMD_KICK:
+	case CMD_CLUSTER:
 		if (cn->reply[cn->target]) {
 			r = json_incref(cn->reply[cn->target]);
 		} else {
@@ -502,7 +503,7 @@ dispatch(ctl_t *c, ctl_conn_t *cn, json_t *req)
 	int i;
 
 	if (cmd == NULL) {
-		reply_error(c, cn, "missing \"cmd\" (status, workers, clients, client, kick, stats, shutdown, reload)");
+		reply_error(c, cn, "missing \"cmd\" (status, workers, clients, client, kick, stats, cluster, shutdown, reload)");
 		return;
 	}
 	if (strcmp(cmd, "shutdown") == 0) {
@@ -520,7 +521,7 @@ dispatch(ctl_t *c, ctl_conn_t *cn, json_t *req)
 		if (strcmp(cmd, cmd_names[i]) == 0)
 			break;
 	if (i == (int)(sizeof(cmd_names) / sizeof(cmd_names[0]))) {
-		reply_error(c, cn, "unknown command '%.64s' (status, workers, clients, client, kick, stats, shutdown, "
+		reply_error(c, cn, "unknown command '%.64s' (status, workers, clients, client, kick, stats, cluster, shutdown, "
 			"reload)",
 			cmd);
 		return;
@@ -550,6 +551,14 @@ dispatch(ctl_t *c, ctl_conn_t *cn, json_t *req)
 			for (int k = 0; k < s->n_workers; k++)
 				ask(c, cn, k, "{\"cmd\":\"clients\"}", false);
 		}
+		break;
+	case CMD_CLUSTER:
+		if (s->n_procs == s->n_workers) {
+			reply_error(c, cn, "this node is not in a cluster (cluster = none)");
+			return;
+		}
+		cn->target = s->n_workers;
+		ask(c, cn, cn->target, "{\"cmd\":\"cluster\"}", false);
 		break;
 	case CMD_CLIENT:
 	case CMD_KICK: {

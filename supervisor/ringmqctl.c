@@ -37,6 +37,7 @@ static const char usage_text[] =
 	"  client ID              details of one client\n"
 	"  kick ID                disconnect a client\n"
 	"  stats                  counters: total and per worker\n"
+	"  cluster                the cluster as this node sees it: nodes and their heartbeats, interest, Kafka\n"
 	"  shutdown               graceful shutdown of the broker\n"
 	"  reload                 reload TLS certificates and CRL, password and ACL files (as SIGHUP)\n"
 	"  tls reload             the same\n"
@@ -381,6 +382,29 @@ print_stats(json_t *r)
 	table_free(&t);
 }
 
+static void
+print_cluster(json_t *r)
+{
+	json_t *nodes = json_object_get(r, "nodes"), *n;
+	size_t i;
+
+	printf("node %" JSON_INTEGER_FORMAT ": interest %" JSON_INTEGER_FORMAT " filters own, %" JSON_INTEGER_FORMAT
+		" from other nodes; %" JSON_INTEGER_FORMAT " records waiting for Kafka, %" JSON_INTEGER_FORMAT
+		" inbox records being handled%s\n", json_integer_value(json_object_get(r, "node")),
+		json_integer_value(json_object_get(r, "own_filters")),
+		json_integer_value(json_object_get(r, "remote_filters")),
+		json_integer_value(json_object_get(r, "kafka_pending")),
+		json_integer_value(json_object_get(r, "inbox_unhandled")),
+		json_is_true(json_object_get(r, "caught_up")) ? "" : " (still reading the cluster state)");
+	json_array_foreach(nodes, i, n) {
+		printf("  node %-3" JSON_INTEGER_FORMAT " %-5s heartbeat %" JSON_INTEGER_FORMAT " ms ago%s\n",
+			json_integer_value(json_object_get(n, "node")),
+			json_is_true(json_object_get(n, "alive")) ? "alive" : "dead",
+			json_integer_value(json_object_get(n, "heartbeat_age_ms")),
+			json_is_true(json_object_get(n, "self")) ? " (this node)" : "");
+	}
+}
+
 /* Human output for a successful reply; returns the exit status. */
 static int
 print_human(const opts_t *o, json_t *r)
@@ -406,6 +430,8 @@ print_human(const opts_t *o, json_t *r)
 			json_integer_value(json_object_get(r, "worker")));
 	} else if (strcmp(o->cmd, "stats") == 0) {
 		print_stats(r);
+	} else if (strcmp(o->cmd, "cluster") == 0) {
+		print_cluster(r);
 	} else if (strcmp(o->cmd, "shutdown") == 0) {
 		printf("ringmqd is shutting down\n");
 	} else if (strcmp(o->cmd, "reload") == 0) {
@@ -592,7 +618,7 @@ parse_args(int argc, char **argv, opts_t *o, const char *default_socket)
 			return usage_error("%s", "'tls' takes one subcommand: reload");
 		o->cmd = "reload";
 	} else if (strcmp(o->cmd, "status") == 0 || strcmp(o->cmd, "workers") == 0 ||
-		   strcmp(o->cmd, "clients") == 0 || strcmp(o->cmd, "stats") == 0 ||
+		   strcmp(o->cmd, "clients") == 0 || strcmp(o->cmd, "stats") == 0 || strcmp(o->cmd, "cluster") == 0 ||
 		   strcmp(o->cmd, "shutdown") == 0 || strcmp(o->cmd, "reload") == 0) {
 		if (npos != 1)
 			return usage_error("unexpected argument '%s'", pos[1]);

@@ -22,7 +22,7 @@ typedef struct sendq_item sendq_item_t;
 typedef struct sendq {
 	sendq_item_t *head, *tail;   /* oldest first; all entries share one TTL, so also soonest deadline */
 	unsigned count;
-	unsigned per_target[WORKER_MAX];
+	unsigned per_target[WORKER_MAX + 1];
 } sendq_t;
 
 void sendq_init(sendq_t *q);

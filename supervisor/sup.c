@@ -28,6 +28,7 @@
 #include "chan.h"
 #include "ctl.h"
 #include "listen.h"
+#include "kproc.h"
 #include "log.h"
 
 #if HAVE_SYSTEMD
@@ -239,7 +240,7 @@ child_main(sup_t *s, int k, int ctl_end, const int *mesh, pid_t parent)
 {
 	static const int sigs[] = { SIGTERM, SIGINT, SIGCHLD, SIGHUP, SIGPIPE };
 	static worker_args_t a;
-	int keep[WORKER_MAX + 8], nkeep = 0;
+	int keep[WORKER_MAX + 9], nkeep = 0;
 	sigset_t none;
 	char role[16];
 
@@ -273,12 +274,16 @@ child_main(sup_t *s, int k, int ctl_end, const int *mesh, pid_t parent)
 	if (a.tls_listen_fd >= 0)
 		keep[nkeep++] = a.tls_listen_fd;
 	keep[nkeep++] = ctl_end;
-	for (int p = 0; p < WORKER_MAX; p++) {
-		a.mesh_fds[p] = p < s->n_workers && p != k ? mesh[p] : -1;
+	for (int p = 0; p <= WORKER_MAX; p++) {
+		a.mesh_fds[p] = p < s->n_procs && p != k ? mesh[p] : -1;
 		if (a.mesh_fds[p] >= 0)
 			keep[nkeep++] = a.mesh_fds[p];
 	}
 	close_except(keep, nkeep);
+	if (k == s->n_workers) {
+		log_set_role("kafka");
+		_exit(kproc_run(&a));
+	}
 	snprintf(role, sizeof(role), "w%d", k);
 	log_set_role(role);
 	_exit(worker_run(&a));
@@ -325,7 +330,7 @@ spawn(sup_t *s, int k, const int *mesh)
 static int
 start_all(sup_t *s)
 {
-	int n = s->n_workers, rc = 0, k;
+	int n = s->n_procs, rc = 0, k;
 	int *m = malloc(sizeof(int) * (size_t)n * (size_t)n);
 
 	if (m == NULL) {
@@ -382,10 +387,10 @@ schedule_restart(sup_t *s, int k)
 static void
 restart(sup_t *s, int k)
 {
-	int mine[WORKER_MAX], theirs[WORKER_MAX];
+	int mine[WORKER_MAX + 1], theirs[WORKER_MAX + 1];
 	int rc = 0;
 
-	for (int p = 0; p < s->n_workers; p++) {
+	for (int p = 0; p < s->n_procs; p++) {
 		int sv[2];
 
 		mine[p] = theirs[p] = -1;
@@ -400,16 +405,16 @@ restart(sup_t *s, int k)
 	s->w[k].restarts++;
 	if (rc == 0)
 		rc = spawn(s, k, mine);
-	close_fds(mine, s->n_workers);
+	close_fds(mine, s->n_procs);
 	if (rc < 0) {
 		log_error(-rc, "cannot restart worker %d", k);
-		close_fds(theirs, s->n_workers);
+		close_fds(theirs, s->n_procs);
 		s->w[k].restarts--;
 		schedule_restart(s, k);
 		return;
 	}
 	log_info("worker %d restarted, pid %d (restart #%u)", k, (int)s->w[k].pid, s->w[k].restarts);
-	for (int p = 0; p < s->n_workers; p++)
+	for (int p = 0; p < s->n_procs; p++)
 		if (theirs[p] >= 0)
 			sup_send(s, p, CHAN_MESH_FD, k, 0, NULL, 0, theirs[p], false);
 }
@@ -468,7 +473,7 @@ on_exit_status(sup_t *s, int k, int status)
 	log_error(0, "worker %d (pid %d) %s after %llu.%03llu s", k, pid, how, (unsigned long long)(up / 1000),
 		(unsigned long long)(up % 1000));
 	sendq_drop(&s->sendq, k, true);
-	for (int p = 0; p < s->n_workers; p++)
+	for (int p = 0; p < s->n_procs; p++)
 		if (p != k && running(&s->w[p]))
 			sup_send(s, p, CHAN_PEER_DOWN, k, 0, NULL, 0, -1, false);
 	if (up >= SUP_STABLE_MS)
@@ -488,9 +493,9 @@ reap(sup_t *s)
 				continue;
 			return;
 		}
-		for (k = 0; k < s->n_workers && s->w[k].pid != pid; k++)
+		for (k = 0; k < s->n_procs && s->w[k].pid != pid; k++)
 			;
-		if (k == s->n_workers) {
+		if (k == s->n_procs) {
 			log_debug("reaped unknown child %d", (int)pid);
 			continue;
 		}
@@ -505,7 +510,7 @@ check_all_ready(sup_t *s)
 {
 	if (s->ready_once || s->stopping)
 		return;
-	for (int k = 0; k < s->n_workers; k++)
+	for (int k = 0; k < s->n_procs; k++)
 		if (s->w[k].state != SUP_W_UP)
 			return;
 	s->ready_once = true;
@@ -595,7 +600,7 @@ on_worker_event(sup_t *s, int k, uint32_t events)
 static void
 kill_stragglers(sup_t *s)
 {
-	for (int k = 0; k < s->n_workers; k++) {
+	for (int k = 0; k < s->n_procs; k++) {
 		if (s->w[k].pid > 0) {
 			log_warn(0, "worker %d (pid %d) still running after shutdown timeout: SIGKILL", k,
 				(int)s->w[k].pid);
@@ -616,10 +621,10 @@ sup_begin_shutdown(sup_t *s, const char *why)
 	s->stopping = true;
 	s->stop_deadline_ms = sup_now_ms() + s->cfg->shutdown_timeout_ms;
 	notify("STOPPING=1");
-	for (int k = 0; k < s->n_workers; k++)
+	for (int k = 0; k < s->n_procs; k++)
 		live += s->w[k].pid > 0;
 	log_info("shutting down (%s): stopping %d workers, timeout %u ms", why, live, s->cfg->shutdown_timeout_ms);
-	for (int k = 0; k < s->n_workers; k++) {
+	for (int k = 0; k < s->n_procs; k++) {
 		sup_worker_t *w = &s->w[k];
 
 		if (w->listen_fd >= 0) {
@@ -741,11 +746,12 @@ sup_init(sup_t *s, const config_t *cfg, int n_workers)
 	memset(s, 0, sizeof(*s));
 	s->cfg = cfg;
 	s->n_workers = n_workers;
+	s->n_procs = n_workers + (strcmp(cfg->cluster, "kafka") == 0);
 	s->epfd = s->sigfd = -1;
 	s->pid = getpid();
 	s->start_ms = sup_now_ms();
 	sendq_init(&s->sendq);
-	for (int k = 0; k < WORKER_MAX; k++) {
+	for (int k = 0; k <= WORKER_MAX; k++) {
 		s->w[k].listen_fd = s->w[k].ctl_fd = s->w[k].tls_listen_fd = -1;
 		s->w[k].state = SUP_W_STOPPED;
 	}
@@ -800,7 +806,7 @@ next_timeout(sup_t *s)
 		next = s->stop_deadline_ms;
 	if (s->drops_full + s->drops_expired && s->drops_log_ms + 1000 < next)
 		next = s->drops_log_ms + 1000;
-	for (int k = 0; k < s->n_workers; k++) {
+	for (int k = 0; k < s->n_procs; k++) {
 		if (s->w[k].state == SUP_W_RESTARTING && s->w[k].restart_at_ms < next)
 			next = s->w[k].restart_at_ms;
 		if (!s->stopping && s->w[k].eof_kill_ms && s->w[k].eof_kill_ms < next)
@@ -816,7 +822,7 @@ next_timeout(sup_t *s)
 static bool
 all_stopped(const sup_t *s)
 {
-	for (int k = 0; k < s->n_workers; k++)
+	for (int k = 0; k < s->n_procs; k++)
 		if (s->w[k].pid > 0)
 			return false;
 	return true;
@@ -844,7 +850,7 @@ sup_run(sup_t *s)
 				on_signal(s);
 				break;
 			case SUP_EV_WORKER:
-				if (idx < (uint32_t)s->n_workers &&
+				if (idx < (uint32_t)s->n_procs &&
 				    SUP_TAG_GEN(tag) == (s->w[idx].restarts & 0xffffffu))
 					on_worker_event(s, (int)idx, evs[i].events);
 				break;
@@ -871,7 +877,7 @@ sup_run(sup_t *s)
 		}
 		now = sup_now_ms();
 		rotate_ticket_key(s, now);
-		for (int k = 0; k < s->n_workers; k++) {
+		for (int k = 0; k < s->n_procs; k++) {
 			sup_worker_t *w = &s->w[k];
 
 			if (!s->stopping && w->state == SUP_W_RESTARTING && w->restart_at_ms <= now)
@@ -904,7 +910,7 @@ void
 sup_finish(sup_t *s)
 {
 	/* Any worker still running (failed start-up, or one that ignored SIGKILL) must not outlive us. */
-	for (int k = 0; k < s->n_workers; k++) {
+	for (int k = 0; k < s->n_procs; k++) {
 		if (s->w[k].pid > 0) {
 			kill(s->w[k].pid, SIGKILL);
 			(void)waitpid(s->w[k].pid, NULL, 0);

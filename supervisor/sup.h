@@ -44,6 +44,7 @@ typedef struct sup_worker {
 typedef struct sup {
 	const config_t *cfg;
 	int n_workers;
+	int n_procs;                 /* n_workers, plus the Kafka process at index n_workers in a cluster */
 	int epfd;
 	int sigfd;
 	pid_t pid;
@@ -52,7 +53,7 @@ typedef struct sup {
 	char tls_listen_str[96];     /* "" without TLS */
 	uint8_t ticket_key[80];      /* TLS session ticket key given to every worker (worker_args_t) */
 	uint64_t ticket_key_ms;      /* when it was made: rotated every SUP_TICKET_ROTATE_MS */
-	sup_worker_t w[WORKER_MAX];
+	sup_worker_t w[WORKER_MAX + 1]; /* the workers, then the Kafka process (cluster = kafka) */
 	sendq_t sendq;
 	struct ctl *ctl;
 	bool ready_once;             /* every worker has been up at the same time */

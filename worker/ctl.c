@@ -185,7 +185,7 @@ static json_t *stats_json(void)
 		subs += s->n_subs;
 	}
 	queued = sess_queued_total(&largest);
-	for (int k = 0; k < W->n; k++)
+	for (int k = 0; k < W->n_peers; k++)
 		held += k == W->id ? 0 : mesh_outstanding(k);
 #define GAUGE(name, v) json_object_set_new(o, name, json_integer((json_int_t)(v)))
 	GAUGE("connections", online);
@@ -349,7 +349,7 @@ static void on_record(const chan_hdr_t *h, int fd)
 		on_handoff(h, fd);
 		break;
 	case CHAN_MESH_FD:
-		if (fd < 0 || h->worker < 0 || h->worker >= W->n || h->worker == W->id) {
+		if (fd < 0 || h->worker < 0 || h->worker >= W->n_peers || h->worker == W->id) {
 			if (fd >= 0)
 				close(fd);
 			break;
@@ -357,7 +357,7 @@ static void on_record(const chan_hdr_t *h, int fd)
 		mesh_set_fd(h->worker, fd);
 		break;
 	case CHAN_PEER_DOWN:
-		if (h->worker >= 0 && h->worker < W->n && h->worker != W->id)
+		if (h->worker >= 0 && h->worker < W->n_peers && h->worker != W->id)
 			mesh_peer_down(h->worker);
 		break;
 	case CHAN_SHUTDOWN:

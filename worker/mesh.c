@@ -47,7 +47,7 @@ typedef struct peer {
 } peer_t;
 
 static struct {
-	peer_t peers[WORKER_MAX];
+	peer_t peers[WORKER_MAX + 1];
 	bool started;
 	uint32_t held;             /* tokens held for dead peers */
 } M;
@@ -93,7 +93,7 @@ void mesh_init(const worker_args_t *args)
 	memset(&M, 0, sizeof(M));
 	waiter_register(WAITER_FRAME, on_inwait_done);
 	loop_on_flush(flush_all, LOOP_ORDER_MESH);
-	for (int k = 0; k < W->n; k++) {
+	for (int k = 0; k < W->n_peers; k++) {
 		peer_t *p = &M.peers[k];
 
 		if (k == W->id || args->mesh_fds[k] < 0)
@@ -112,7 +112,7 @@ static void tok_release(tok_t *t)
 
 void mesh_finish(void)
 {
-	for (int k = 0; k < W->n; k++) {
+	for (int k = 0; k < W->n_peers; k++) {
 		peer_t *p = &M.peers[k];
 
 		while (p->toks.len) {
@@ -127,7 +127,7 @@ void mesh_finish(void)
 void mesh_start(void)
 {
 	M.started = true;
-	for (int k = 0; k < W->n; k++) {
+	for (int k = 0; k < W->n_peers; k++) {
 		peer_t *p = &M.peers[k];
 
 		if (!p->up)
@@ -514,6 +514,6 @@ static const sock_ops_t chan_ops = {
 
 static void flush_all(void)
 {
-	for (int k = 0; k < W->n; k++)
+	for (int k = 0; k < W->n_peers; k++)
 		emit_run(&M.peers[k]);
 }

@@ -34,7 +34,7 @@ typedef struct match {
 	bool local_only;
 	bool any;                  /* some subscription matched (local, peer, group) */
 	bool failed;               /* a match could not be recorded (memory): the publisher must not get success */
-	bool peers[WORKER_MAX];
+	bool peers[WORKER_MAX + 1];
 	uint32_t n_groups;
 } match_t;
 
@@ -43,8 +43,8 @@ static struct {
 	strmap_t filters;          /* local filter -> reference count (uintptr_t) */
 	strmap_t retained;         /* topic -> msg_t* */
 	strmap_t groups;           /* key -> group_t* */
-	strmap_t interest[WORKER_MAX]; /* per peer: filter -> epoch in which the peer announced it */
-	uintptr_t epoch[WORKER_MAX];
+	strmap_t interest[WORKER_MAX + 1]; /* per peer: filter -> epoch in which the peer announced it */
+	uintptr_t epoch[WORKER_MAX + 1];
 	uint32_t match_epoch;
 	/* Scratch for one match: grows to the largest fan-out seen, reused for every publish. */
 	hit_t *hits;
@@ -67,7 +67,7 @@ int route_init(void)
 	strmap_init(&R.filters);
 	strmap_init(&R.retained);
 	strmap_init(&R.groups);
-	for (int k = 0; k < W->n; k++) {
+	for (int k = 0; k < W->n_peers; k++) {
 		strmap_init(&R.interest[k]);
 		R.epoch[k] = 1;
 	}
@@ -96,7 +96,7 @@ void route_finish(void)
 	strmap_finish(&R.retained);
 	strmap_finish(&R.groups);
 	strmap_finish(&R.filters);
-	for (int k = 0; k < W->n; k++)
+	for (int k = 0; k < W->n_peers; k++)
 		strmap_finish(&R.interest[k]);
 	trie_destroy(R.trie);
 	free(hits);
@@ -253,7 +253,7 @@ bool route_publish(msg_t *m, waiter_t *w)
 	deliver_hits(m, w);
 	if (m->retain)
 		route_retain_store(m);
-	for (int k = 0; k < W->n; k++) {
+	for (int k = 0; k < W->n_peers; k++) {
 		uint8_t flags = 0;
 
 		if (k == W->id)
@@ -389,7 +389,7 @@ static void group_broadcast(group_t *g, waiter_t *w)
 
 void route_peer_group(int k, const char *key, size_t len, uint32_t members, uint32_t online)
 {
-	group_t *g = group_get(key, len, members > 0);
+	group_t *g = k < W->n ? group_get(key, len, members > 0) : NULL;
 
 	if (!g)
 		return;
@@ -421,7 +421,7 @@ static int filter_add(const char *f, size_t len, waiter_t *w)
 	}
 	if (strmap_put(&R.filters, f, len, (void *)(uintptr_t)1, NULL) < 0)
 		return -ENOMEM;
-	for (int k = 0; k < W->n; k++) {
+	for (int k = 0; k < W->n_peers; k++) {
 		if (k != W->id && mesh_up(k))
 			mesh_send_sub(k, f, len, true, w);
 	}
@@ -440,7 +440,7 @@ static void filter_del(const char *f, size_t len)
 		return;
 	}
 	strmap_del(&R.filters, f, len);
-	for (int k = 0; k < W->n; k++) {
+	for (int k = 0; k < W->n_peers; k++) {
 		if (k != W->id && mesh_up(k))
 			mesh_send_sub(k, f, len, false, NULL);
 	}
@@ -666,6 +666,8 @@ void route_peer_down(int k, bool keep_interest)
 		strmap_finish(in);
 		strmap_init(in);
 	}
+	if (k >= W->n)
+		return; /* the Kafka process: shared groups are counted per worker only */
 	do {
 		n = 0;
 		pos = 0;
@@ -690,6 +692,8 @@ void route_peer_up(int k)
 
 	while ((e = strmap_next(&R.filters, &pos)))
 		mesh_send_sub(k, e->key, e->len, true, NULL);
+	if (k >= W->n)
+		return; /* the Kafka process takes interest only: groups and retained messages stay in the node */
 	pos = 0;
 	while ((e = strmap_next(&R.groups, &pos))) {
 		group_t *g = e->value;

@@ -73,6 +73,7 @@ int worker_run(const worker_args_t *args)
 	W = &w;
 	W->id = args->id;
 	W->n = args->n_workers;
+	W->n_peers = args->n_workers + (strcmp(args->cfg->cluster, "kafka") == 0);
 	W->cfg = args->cfg;
 	W->listen_fd = args->listen_fd;
 	W->tls_listen_fd = args->tls_listen_fd;

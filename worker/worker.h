@@ -26,7 +26,8 @@ typedef struct worker_args {
 	int tls_listen_fd;           /* the TLS port's listener, or -1 */
 	uint8_t tls_ticket_key[80];  /* TLS session ticket key (the same in every worker) */
 	int ctl_fd;                  /* worker end of the control channel (chan.h) */
-	int mesh_fds[WORKER_MAX];    /* SOCK_STREAM socketpair end to peer k; -1 for self */
+	int mesh_fds[WORKER_MAX + 1]; /* SOCK_STREAM socketpair end to peer k; -1 for self. With cluster = kafka,
+	                              * peer n_workers is the node's Kafka process (kproc.h) */
 	const config_t *cfg;
 	unsigned restart_count;      /* 0 at first start: peers need no state dump */
 } worker_args_t;
@@ -58,7 +59,8 @@ typedef struct wk_stats {
 
 typedef struct wk {
 	int id;
-	int n;
+	int n;                       /* workers (slot ownership) */
+	int n_peers;                 /* mesh peers: the workers, and the Kafka process at index n in a cluster */
 	const config_t *cfg;
 	int listen_fd;
 	int tls_listen_fd;

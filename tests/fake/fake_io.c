@@ -611,6 +611,7 @@ void fake_init(const config_t *cfg, int id, int n)
 	memset(&wk, 0, sizeof(wk));
 	wk.id = id;
 	wk.n = n;
+	wk.n_peers = n;
 	wk.cfg = &fcfg;
 	wk.listen_fd = -1;
 	wk.tls_listen_fd = -1;

@@ -1,0 +1,250 @@
+/* cluster.c — the Kafka process's interest tables (see cluster.h). */
+#include "cluster.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "strmap.h"
+#include "trie.h"
+
+/* A table: (filter, member) pairs in a trie for matching, and per filter the number of members. */
+typedef struct table {
+	trie_t *trie;              /* values: (void *)(member + 1) */
+	strmap_t count;            /* filter -> (void *)(uintptr_t)members */
+} table_t;
+
+static struct {
+	int self;
+	table_t own;               /* members: workers */
+	table_t remote;            /* members: nodes */
+} C;
+
+static int table_init(table_t *t)
+{
+	strmap_init(&t->count);
+	t->trie = trie_create();
+	return t->trie ? 0 : -ENOMEM;
+}
+
+static void table_finish(table_t *t)
+{
+	trie_destroy(t->trie);
+	strmap_finish(&t->count);
+	memset(t, 0, sizeof(*t));
+}
+
+int cluster_init(int self)
+{
+	memset(&C, 0, sizeof(C));
+	C.self = self;
+	if (table_init(&C.own) < 0 || table_init(&C.remote) < 0) {
+		cluster_finish();
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+void cluster_finish(void)
+{
+	table_finish(&C.own);
+	table_finish(&C.remote);
+}
+
+/* Add or remove (filter, member); the edge of the filter's member count. */
+static int table_set(table_t *t, int member, const char *filter, size_t len, bool add)
+{
+	void *v = (void *)(uintptr_t)(member + 1);
+	void **slot = strmap_ref(&t->count, filter, len);
+	uintptr_t n = slot ? (uintptr_t)*slot : 0;
+	int rc;
+
+	if (add) {
+		rc = trie_insert(t->trie, filter, len, v);
+		if (rc < 0)
+			return rc;
+		if (rc == 1)
+			return CLUSTER_NONE; /* already there */
+		if (slot) {
+			*slot = (void *)(n + 1);
+			return CLUSTER_NONE;
+		}
+		if (strmap_put(&t->count, filter, len, (void *)(uintptr_t)1, NULL) < 0) {
+			trie_remove(t->trie, filter, len, v);
+			return -ENOMEM;
+		}
+		return CLUSTER_FIRST;
+	}
+	if (trie_remove(t->trie, filter, len, v) < 0 || !slot)
+		return CLUSTER_NONE;
+	if (n > 1) {
+		*slot = (void *)(n - 1);
+		return CLUSTER_NONE;
+	}
+	strmap_del(&t->count, filter, len);
+	return CLUSTER_LAST;
+}
+
+typedef struct collect {
+	uintptr_t value;
+	char **filters;
+	size_t *lens;
+	size_t n, cap;
+	bool failed;
+} collect_t;
+
+static bool collect_one(const char *filter, size_t len, void *value, void *ctx)
+{
+	collect_t *c = ctx;
+
+	if ((uintptr_t)value != c->value)
+		return true;
+	if (c->n == c->cap) {
+		size_t cap = c->cap ? c->cap * 2 : 64;
+		char **f = realloc(c->filters, cap * sizeof(*f));
+		size_t *l = f ? realloc(c->lens, cap * sizeof(*l)) : NULL;
+
+		if (f)
+			c->filters = f;
+		if (!l) {
+			c->failed = true;
+			return false;
+		}
+		c->lens = l;
+		c->cap = cap;
+	}
+	c->filters[c->n] = malloc(len ? len : 1);
+	if (!c->filters[c->n]) {
+		c->failed = true;
+		return false;
+	}
+	memcpy(c->filters[c->n], filter, len);
+	c->lens[c->n++] = len;
+	return true;
+}
+
+/* Remove every pair of member; fn gets each filter whose count drops to zero. Allocation failure while
+ * collecting leaves what could not be collected in place (it is retried by the next call). */
+static void table_drop_member(table_t *t, int member, void (*fn)(const char *, size_t, void *), void *ctx)
+{
+	collect_t c = { .value = (uintptr_t)(member + 1) };
+
+	trie_walk(t->trie, collect_one, &c);
+	for (size_t i = 0; i < c.n; i++) {
+		if (table_set(t, member, c.filters[i], c.lens[i], false) == CLUSTER_LAST && fn)
+			fn(c.filters[i], c.lens[i], ctx);
+		free(c.filters[i]);
+	}
+	free(c.filters);
+	free(c.lens);
+}
+
+typedef struct mask_ctx {
+	uint64_t mask;
+} mask_ctx_t;
+
+static bool add_bit(void *value, void *ctx)
+{
+	uintptr_t m = (uintptr_t)value - 1;
+
+	if (m < 64)
+		((mask_ctx_t *)ctx)->mask |= UINT64_C(1) << m;
+	return true;
+}
+
+static uint64_t table_match(const table_t *t, const char *topic, size_t len)
+{
+	mask_ctx_t mc = { 0 };
+
+	trie_match(t->trie, topic, len, add_bit, &mc);
+	return mc.mask;
+}
+
+int cluster_worker_sub(int k, const char *filter, size_t len, bool add)
+{
+	if (k < 0 || k >= 64)
+		return CLUSTER_NONE;
+	return table_set(&C.own, k, filter, len, add);
+}
+
+void cluster_worker_down(int k, void (*fn)(const char *filter, size_t len, void *ctx), void *ctx)
+{
+	table_drop_member(&C.own, k, fn, ctx);
+}
+
+uint64_t cluster_match_workers(const char *topic, size_t len)
+{
+	return table_match(&C.own, topic, len);
+}
+
+int cluster_remote_sub(int node, const char *filter, size_t len, bool add)
+{
+	if (node == C.self || node < 0 || node >= CLUSTER_MAX_NODES)
+		return CLUSTER_NONE;
+	return table_set(&C.remote, node, filter, len, add);
+}
+
+void cluster_remote_down(int node, void (*fn)(const char *filter, size_t len, void *ctx), void *ctx)
+{
+	table_drop_member(&C.remote, node, fn, ctx);
+}
+
+uint64_t cluster_match_nodes(const char *topic, size_t len)
+{
+	return table_match(&C.remote, topic, len);
+}
+
+static void each(const table_t *t, void (*fn)(const char *, size_t, void *), void *ctx)
+{
+	strmap_entry_t *e;
+	size_t pos = 0;
+
+	while ((e = strmap_next(&t->count, &pos)))
+		fn(e->key, e->len, ctx);
+}
+
+void cluster_each_remote(void (*fn)(const char *filter, size_t len, void *ctx), void *ctx)
+{
+	each(&C.remote, fn, ctx);
+}
+
+void cluster_each_own(void (*fn)(const char *filter, size_t len, void *ctx), void *ctx)
+{
+	each(&C.own, fn, ctx);
+}
+
+size_t cluster_own_count(void)
+{
+	return C.own.count.count;
+}
+
+size_t cluster_remote_count(void)
+{
+	return C.remote.count.count;
+}
+
+size_t cluster_interest_key(char *out, size_t cap, int node, const char *filter, size_t len)
+{
+	int n = snprintf(out, cap, "%d/", node);
+
+	if (n < 0 || (size_t)n + len > cap)
+		return 0;
+	memcpy(out + n, filter, len);
+	return (size_t)n + len;
+}
+
+bool cluster_interest_parse(const char *key, size_t len, int *node, const char **filter, size_t *flen)
+{
+	int v = 0;
+	size_t i = 0;
+
+	for (; i < len && i < 3 && key[i] >= '0' && key[i] <= '9'; i++)
+		v = v * 10 + (key[i] - '0');
+	if (i == 0 || i >= len || key[i] != '/' || v >= CLUSTER_MAX_NODES || i + 1 >= len)
+		return false;
+	*node = v;
+	*filter = key + i + 1;
+	*flen = len - i - 1;
+	return true;
+}

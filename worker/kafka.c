@@ -1,0 +1,451 @@
+/* kafka.c — librdkafka on the Kafka process's ring (see kafka.h). */
+#include "kafka.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <librdkafka/rdkafka.h>
+
+#include "cluster.h"
+#include "log.h"
+#include "loop.h"
+#include "worker.h"
+
+#define STATE_PARTITIONS 8         /* P.interest; P.nodes has one */
+#define COMMIT_EVERY_MS 100
+
+static struct {
+	const kafka_ops_t *ops;
+	rd_kafka_t *prod, *cons;
+	rd_kafka_queue_t *prod_q, *cons_q;
+	int efd;
+	uint8_t kind;
+	bool armed;
+	uint64_t efd_val;
+	char names[KT_COUNT][96];
+	int32_t interest_parts;
+	uint32_t eof_left;          /* state partitions not yet read to their end once */
+	bool caught_up;
+	uint32_t pending;
+	int64_t commit_next, committed;
+	uint64_t commit_ms;
+	bool down_logged;
+} K;
+
+static void on_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
+{
+	(void)rk;
+	if (level <= 3)
+		log_error(0, "kafka %s: %s", fac, buf);
+	else if (level <= 5)
+		log_warn(0, "kafka %s: %s", fac, buf);
+	else
+		log_debug("kafka %s: %s", fac, buf);
+}
+
+static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
+{
+	(void)rk;
+	(void)opaque;
+	if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN || err == RD_KAFKA_RESP_ERR__TRANSPORT ||
+	    err == RD_KAFKA_RESP_ERR__RESOLVE) {
+		if (!K.down_logged)
+			log_error(0, "Kafka %s unreachable: %s; check kafka_brokers and that Kafka runs (messages to "
+				"other nodes wait, nothing is acknowledged that Kafka does not hold)",
+				W->cfg->kafka_brokers, reason);
+		K.down_logged = true;
+		return;
+	}
+	if (err == RD_KAFKA_RESP_ERR__FATAL) {
+		char why[256];
+
+		rd_kafka_fatal_error(rk, why, sizeof(why));
+		log_error(0, "Kafka: fatal error: %s", why);
+		return;
+	}
+	log_warn(0, "Kafka: %s: %s", rd_kafka_err2str(err), reason);
+}
+
+static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
+{
+	(void)rk;
+	(void)opaque;
+	K.pending--;
+	if (m->err) {
+		log_warn(0, "Kafka: a record to %s[%d] was not acknowledged: %s", rd_kafka_topic_name(m->rkt),
+			(int)m->partition, rd_kafka_err2str(m->err));
+	} else if (K.down_logged) {
+		log_info("Kafka %s reachable again", W->cfg->kafka_brokers);
+		K.down_logged = false;
+	}
+	K.ops->delivered(m->_private, m->err ? -EIO : 0);
+}
+
+static int set(rd_kafka_conf_t *c, const char *k, const char *v)
+{
+	char err[256];
+
+	if (rd_kafka_conf_set(c, k, v, err, sizeof(err)) != RD_KAFKA_CONF_OK) {
+		log_error(0, "Kafka: cannot set %s = %s: %s", k, v, err);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static rd_kafka_conf_t *base_conf(void)
+{
+	rd_kafka_conf_t *c = rd_kafka_conf_new();
+	char v[32];
+
+	snprintf(v, sizeof(v), "ringmqd-n%u", W->cfg->node_id);
+	if (set(c, "bootstrap.servers", W->cfg->kafka_brokers) < 0 || set(c, "client.id", v) < 0 ||
+	    set(c, "log.queue", "true") < 0 || set(c, "socket.nagle.disable", "true") < 0) {
+		rd_kafka_conf_destroy(c);
+		return NULL;
+	}
+	rd_kafka_conf_set_log_cb(c, on_log);
+	rd_kafka_conf_set_error_cb(c, on_error);
+	return c;
+}
+
+static rd_kafka_t *make(rd_kafka_type_t type, rd_kafka_conf_t *c)
+{
+	char err[512];
+	rd_kafka_t *rk = rd_kafka_new(type, c, err, sizeof(err));
+
+	if (!rk) {
+		log_error(0, "Kafka: cannot create a %s: %s", type == RD_KAFKA_PRODUCER ? "producer" : "consumer", err);
+		rd_kafka_conf_destroy(c);
+		return NULL;
+	}
+	rd_kafka_set_log_queue(rk, NULL); /* logs come through the main queue: on our thread */
+	return rk;
+}
+
+static int make_producer(void)
+{
+	rd_kafka_conf_t *c = base_conf();
+	char v[32];
+
+	if (!c)
+		return -EINVAL;
+	snprintf(v, sizeof(v), "%u", W->cfg->kafka_linger_ms);
+	if (set(c, "enable.idempotence", "true") < 0 || set(c, "acks", "all") < 0 || set(c, "linger.ms", v) < 0 ||
+	    set(c, "compression.codec", W->cfg->kafka_compression) < 0) {
+		rd_kafka_conf_destroy(c);
+		return -EINVAL;
+	}
+	snprintf(v, sizeof(v), "%u", W->cfg->kafka_timeout_ms);
+	if (set(c, "message.timeout.ms", v) < 0) {
+		rd_kafka_conf_destroy(c);
+		return -EINVAL;
+	}
+	/* Our own bound (kafka_max_pending) stops publishers first; librdkafka's queue only needs to hold it. */
+	snprintf(v, sizeof(v), "%u", W->cfg->kafka_max_pending + 10000);
+	if (set(c, "queue.buffering.max.messages", v) < 0) {
+		rd_kafka_conf_destroy(c);
+		return -EINVAL;
+	}
+	rd_kafka_conf_set_dr_msg_cb(c, on_delivery);
+	K.prod = make(RD_KAFKA_PRODUCER, c);
+	if (!K.prod)
+		return -EINVAL;
+	K.prod_q = rd_kafka_queue_get_main(K.prod);
+	return 0;
+}
+
+static int make_consumer(void)
+{
+	rd_kafka_conf_t *c = base_conf();
+	char group[160];
+
+	if (!c)
+		return -EINVAL;
+	snprintf(group, sizeof(group), "%s.node.%u", W->cfg->kafka_topic_prefix, W->cfg->node_id);
+	if (set(c, "group.id", group) < 0 || set(c, "enable.auto.commit", "false") < 0 ||
+	    set(c, "enable.auto.offset.store", "false") < 0 || set(c, "auto.offset.reset", "earliest") < 0 ||
+	    set(c, "enable.partition.eof", "true") < 0 || set(c, "fetch.wait.max.ms", "10") < 0) {
+		rd_kafka_conf_destroy(c);
+		return -EINVAL;
+	}
+	K.cons = make(RD_KAFKA_CONSUMER, c);
+	if (!K.cons)
+		return -EINVAL;
+	rd_kafka_poll_set_consumer(K.cons);
+	K.cons_q = rd_kafka_queue_get_consumer(K.cons);
+	return 0;
+}
+
+/* Create the cluster's topics if they are missing (Kafka's defaults for replication). Blocks up to the
+ * timeout: the Kafka process has nothing else to do before the cluster is known. */
+static int create_topics(void)
+{
+	rd_kafka_NewTopic_t *nt[KT_COUNT];
+	rd_kafka_queue_t *q = rd_kafka_queue_new(K.prod);
+	rd_kafka_AdminOptions_t *o = rd_kafka_AdminOptions_new(K.prod, RD_KAFKA_ADMIN_OP_CREATETOPICS);
+	const int parts[KT_COUNT] = { 1, STATE_PARTITIONS, CLUSTER_MAX_NODES };
+	rd_kafka_event_t *ev;
+	char err[256];
+	int rc = 0;
+
+	rd_kafka_AdminOptions_set_request_timeout(o, (int)W->cfg->kafka_timeout_ms, err, sizeof(err));
+	for (int t = 0; t < KT_COUNT; t++) {
+		nt[t] = rd_kafka_NewTopic_new(K.names[t], parts[t], -1, err, sizeof(err));
+		if (t != KT_INBOX)
+			rd_kafka_NewTopic_set_config(nt[t], "cleanup.policy", "compact");
+		else
+			rd_kafka_NewTopic_set_config(nt[t], "retention.ms", "604800000");
+	}
+	rd_kafka_CreateTopics(K.prod, nt, KT_COUNT, o, q);
+	ev = rd_kafka_queue_poll(q, (int)W->cfg->kafka_timeout_ms + 1000);
+	if (!ev || rd_kafka_event_error(ev)) {
+		log_error(0, "Kafka %s: cannot create the cluster's topics: %s; check kafka_brokers and that Kafka "
+			"runs", W->cfg->kafka_brokers, ev ? rd_kafka_event_error_string(ev) : "timed out");
+		rc = -EAGAIN;
+	} else {
+		size_t n;
+		const rd_kafka_topic_result_t **res =
+			rd_kafka_CreateTopics_result_topics(rd_kafka_event_CreateTopics_result(ev), &n);
+
+		for (size_t i = 0; i < n; i++) {
+			rd_kafka_resp_err_t e = rd_kafka_topic_result_error(res[i]);
+
+			if (e && e != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS) {
+				log_error(0, "Kafka: cannot create topic %s: %s", rd_kafka_topic_result_name(res[i]),
+					rd_kafka_topic_result_error_string(res[i]));
+				rc = -EIO;
+			}
+		}
+	}
+	if (ev)
+		rd_kafka_event_destroy(ev);
+	for (int t = 0; t < KT_COUNT; t++)
+		rd_kafka_NewTopic_destroy(nt[t]);
+	rd_kafka_AdminOptions_destroy(o);
+	rd_kafka_queue_destroy(q);
+	return rc;
+}
+
+/* How many partitions P.interest has (an operator may have made it with more). */
+static int32_t interest_partitions(void)
+{
+	const struct rd_kafka_metadata *md;
+	rd_kafka_topic_t *t = rd_kafka_topic_new(K.cons, K.names[KT_INTEREST], NULL);
+	int32_t n = STATE_PARTITIONS;
+
+	if (rd_kafka_metadata(K.cons, 0, t, &md, (int)W->cfg->kafka_timeout_ms) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+		if (md->topic_cnt == 1 && md->topics[0].partition_cnt > 0)
+			n = md->topics[0].partition_cnt;
+		rd_kafka_metadata_destroy(md);
+	}
+	rd_kafka_topic_destroy(t);
+	return n;
+}
+
+static int assign(void)
+{
+	rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(K.interest_parts + 2);
+	rd_kafka_resp_err_t e;
+
+	rd_kafka_topic_partition_list_add(l, K.names[KT_NODES], 0)->offset = RD_KAFKA_OFFSET_BEGINNING;
+	for (int32_t p = 0; p < K.interest_parts; p++)
+		rd_kafka_topic_partition_list_add(l, K.names[KT_INTEREST], p)->offset = RD_KAFKA_OFFSET_BEGINNING;
+	rd_kafka_topic_partition_list_add(l, K.names[KT_INBOX], (int32_t)W->cfg->node_id)->offset =
+		RD_KAFKA_OFFSET_STORED;
+	K.eof_left = (uint32_t)K.interest_parts + 1;
+	e = rd_kafka_assign(K.cons, l);
+	rd_kafka_topic_partition_list_destroy(l);
+	if (e) {
+		log_error(0, "Kafka: cannot assign the cluster's partitions: %s", rd_kafka_err2str(e));
+		return -EIO;
+	}
+	return 0;
+}
+
+static void arm(void)
+{
+	struct io_uring_sqe *sqe;
+
+	if (K.armed || K.efd < 0)
+		return;
+	sqe = loop_sqe();
+	io_uring_prep_read(sqe, K.efd, &K.efd_val, sizeof(K.efd_val), 0);
+	io_uring_sqe_set_data64(sqe, ud_make(K.kind, 0, 0));
+	K.armed = true;
+}
+
+static enum kafka_topic topic_of(const rd_kafka_message_t *m)
+{
+	const char *n = rd_kafka_topic_name(m->rkt);
+
+	for (int t = 0; t < KT_COUNT; t++)
+		if (strcmp(n, K.names[t]) == 0)
+			return (enum kafka_topic)t;
+	return KT_COUNT;
+}
+
+static void consumed(rd_kafka_message_t *m)
+{
+	enum kafka_topic t = topic_of(m);
+
+	if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+		if (t != KT_INBOX && !K.caught_up && K.eof_left && --K.eof_left == 0) {
+			K.caught_up = true;
+			K.ops->caught_up();
+		}
+		return;
+	}
+	if (m->err) {
+		log_warn(0, "Kafka: consuming %s: %s", t < KT_COUNT ? K.names[t] : "?", rd_kafka_message_errstr(m));
+		return;
+	}
+	if (t == KT_INBOX)
+		K.ops->inbox(m->offset, m->payload, m->len);
+	else if (t < KT_COUNT)
+		K.ops->state(t, m->key, m->key_len, m->payload, m->payload ? m->len : 0);
+}
+
+/* Drain both handles: delivery reports, logs, errors, records. librdkafka signals the eventfd only when a queue
+ * goes from empty to non-empty, so everything queued must be taken now. */
+static void drain(void)
+{
+	rd_kafka_message_t *m;
+
+	while (rd_kafka_poll(K.prod, 0) > 0)
+		;
+	while ((m = rd_kafka_consumer_poll(K.cons, 0))) {
+		consumed(m);
+		rd_kafka_message_destroy(m);
+	}
+}
+
+static void on_cqe(uint64_t ud, struct io_uring_cqe *cqe)
+{
+	(void)ud;
+	(void)cqe;
+	K.armed = false;
+	drain();
+	arm();
+}
+
+static void flush(void)
+{
+	uint64_t now = loop_now();
+
+	if (K.commit_next > K.committed && now - K.commit_ms >= COMMIT_EVERY_MS) {
+		rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+
+		rd_kafka_topic_partition_list_add(l, K.names[KT_INBOX], (int32_t)W->cfg->node_id)->offset =
+			K.commit_next;
+		(void)rd_kafka_commit(K.cons, l, 1);
+		rd_kafka_topic_partition_list_destroy(l);
+		K.committed = K.commit_next;
+		K.commit_ms = now;
+	}
+	/* Records produced this turn leave now, not after linger, when nothing else is queued behind them. */
+	arm();
+}
+
+int kafka_init(const kafka_ops_t *ops)
+{
+	static const char *suffix[KT_COUNT] = { "nodes", "interest", "inbox" };
+	int rc;
+
+	memset(&K, 0, sizeof(K));
+	K.ops = ops;
+	K.efd = -1;
+	K.committed = K.commit_next = -1;
+	for (int t = 0; t < KT_COUNT; t++)
+		snprintf(K.names[t], sizeof(K.names[t]), "%s.%s", W->cfg->kafka_topic_prefix, suffix[t]);
+	if ((rc = make_producer()) < 0 || (rc = make_consumer()) < 0)
+		goto err;
+	while ((rc = create_topics()) == -EAGAIN && !loop_stopping())
+		sleep(2);
+	if (rc < 0)
+		goto err;
+	K.interest_parts = interest_partitions();
+	if ((rc = assign()) < 0)
+		goto err;
+	K.efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (K.efd < 0) {
+		rc = -errno;
+		log_error(errno, "Kafka: eventfd");
+		goto err;
+	}
+	rd_kafka_queue_io_event_enable(K.prod_q, K.efd, "\1\0\0\0\0\0\0\0", 8);
+	rd_kafka_queue_io_event_enable(K.cons_q, K.efd, "\1\0\0\0\0\0\0\0", 8);
+	K.kind = loop_register("kafka", on_cqe);
+	loop_on_flush(flush, LOOP_ORDER_RDS);
+	drain();
+	arm();
+	log_info("Kafka %s: topics %s.{nodes,interest,inbox}, node %u", W->cfg->kafka_brokers,
+		W->cfg->kafka_topic_prefix, W->cfg->node_id);
+	return 0;
+err:
+	kafka_finish(0);
+	return rc;
+}
+
+void kafka_finish(uint32_t timeout_ms)
+{
+	if (K.prod && timeout_ms)
+		rd_kafka_flush(K.prod, (int)timeout_ms);
+	if (K.cons) {
+		rd_kafka_queue_io_event_enable(K.cons_q, -1, NULL, 0);
+		rd_kafka_queue_destroy(K.cons_q);
+		(void)rd_kafka_consumer_close(K.cons);
+		rd_kafka_destroy(K.cons);
+	}
+	if (K.prod) {
+		rd_kafka_queue_io_event_enable(K.prod_q, -1, NULL, 0);
+		rd_kafka_queue_destroy(K.prod_q);
+		rd_kafka_destroy(K.prod);
+	}
+	if (K.efd >= 0)
+		close(K.efd);
+	K.prod = K.cons = NULL;
+	K.efd = -1;
+}
+
+int kafka_produce(enum kafka_topic t, int32_t partition, const void *key, size_t klen, const void *val,
+	size_t vlen, void *opaque)
+{
+	rd_kafka_resp_err_t e = rd_kafka_producev(K.prod, RD_KAFKA_V_TOPIC(K.names[t]),
+		RD_KAFKA_V_PARTITION(partition < 0 ? RD_KAFKA_PARTITION_UA : partition),
+		RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_KEY(key, klen), RD_KAFKA_V_VALUE((void *)val, vlen),
+		RD_KAFKA_V_OPAQUE(opaque), RD_KAFKA_V_END);
+
+	if (e == RD_KAFKA_RESP_ERR__QUEUE_FULL)
+		return -ENOBUFS;
+	if (e) {
+		log_warn(0, "Kafka: cannot produce to %s: %s", K.names[t], rd_kafka_err2str(e));
+		return -EIO;
+	}
+	K.pending++;
+	return 0;
+}
+
+void kafka_commit(int64_t next_offset)
+{
+	if (next_offset > K.commit_next)
+		K.commit_next = next_offset;
+}
+
+const char *kafka_topic_name(enum kafka_topic t)
+{
+	return K.names[t];
+}
+
+uint32_t kafka_pending(void)
+{
+	return K.pending;
+}
+
+bool kafka_caught_up(void)
+{
+	return K.caught_up;
+}
