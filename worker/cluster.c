@@ -173,6 +173,11 @@ void cluster_worker_down(int k, void (*fn)(const char *filter, size_t len, void 
 	table_drop_member(&C.own, k, fn, ctx);
 }
 
+bool cluster_worker_has(const char *filter, size_t len)
+{
+	return strmap_get(&C.own.count, filter, len) != NULL;
+}
+
 uint64_t cluster_match_workers(const char *topic, size_t len)
 {
 	return table_match(&C.own, topic, len);

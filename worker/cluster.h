@@ -33,6 +33,8 @@ int cluster_worker_sub(int k, const char *filter, size_t len, bool add);
 /* Worker k is gone (died): its interest goes with it; fn is called with each filter whose own-interest edge
  * that ends (to withdraw it from the cluster). */
 void cluster_worker_down(int k, void (*fn)(const char *filter, size_t len, void *ctx), void *ctx);
+/* Has some worker subscribers for exactly filter? */
+bool cluster_worker_has(const char *filter, size_t len);
 /* Bit k set for each worker with a subscription matching topic. */
 uint64_t cluster_match_workers(const char *topic, size_t len);
 

@@ -22,6 +22,7 @@
 #include "msg.h"
 #include "record.h"
 #include "sock.h"
+#include "strmap.h"
 
 /* An inbox record: a message for this node, as the publishing node's worker framed it. Native layout: the
  * nodes of a cluster run the same build on the same architecture. */
@@ -76,11 +77,15 @@ static struct {
 	uint64_t hb_ms;
 	bool ready_sent;
 	bool paused;
+	strmap_t self_seen;        /* our own filters as P.interest has them (from before a restart, too) */
+	uint64_t synced;           /* workers that have announced all their interest (MF_SYNC) */
+	bool reconciled;
 	uint8_t kind_ctl;
 	uint8_t payload[CHAN_MAX_PAYLOAD];
 } P;
 
 static const sock_ops_t link_ops;
+static void reconcile(void);
 
 /* --- opaque tokens for produced records: which link's owed frame they count on ------------------------- */
 
@@ -211,6 +216,13 @@ static void on_state(enum kafka_topic t, const void *key, size_t klen, const voi
 	}
 	if (!cluster_interest_parse(key, klen, &node, &filter, &flen))
 		return;
+	if (node == P.self) {
+		if (val)
+			(void)strmap_put(&P.self_seen, filter, flen, (void *)1, NULL);
+		else
+			strmap_del(&P.self_seen, filter, flen);
+		return;
+	}
 	edge = cluster_remote_sub(node, filter, flen, val != NULL);
 	if (edge == CLUSTER_FIRST || edge == CLUSTER_LAST)
 		tell_workers(filter, flen, (void *)(uintptr_t)(edge == CLUSTER_FIRST ? MF_SUB : MF_UNSUB));
@@ -409,6 +421,7 @@ static int on_frame(link_t *l, const frame_hdr_t *h, const uint8_t *body)
 		on_acked(l, h->a);
 		break;
 	case MF_SYNC:
+		P.synced |= UINT64_C(1) << l->k;
 		break;
 	default:
 		break; /* relay frames never come here */
@@ -559,6 +572,7 @@ static void flush_links(void)
 		ring_pop(&P.recs);
 		P.recs_seq++;
 	}
+	reconcile();
 	/* Flow control: stop reading publishers while Kafka holds too much of ours unacknowledged. */
 	if (!P.paused && kafka_pending() > W->cfg->kafka_max_pending) {
 		P.paused = true;
@@ -571,6 +585,33 @@ static void flush_links(void)
 			if (P.links[k].up)
 				sock_resume(&P.links[k].sk);
 	}
+}
+
+/* Once the cluster state is read and every worker has announced its interest: withdraw what P.interest says we
+ * want but no worker does (left over from before a restart), and announce what is missing. */
+static void reconcile(void)
+{
+	uint64_t all = P.n >= 64 ? ~UINT64_C(0) : (UINT64_C(1) << P.n) - 1;
+	strmap_entry_t *e;
+	size_t pos = 0;
+	char key[70000];
+	int stale = 0;
+
+	if (P.reconciled || !kafka_caught_up() || (P.synced & all) != all)
+		return;
+	P.reconciled = true;
+	while ((e = strmap_next(&P.self_seen, &pos))) {
+		size_t klen;
+
+		if (cluster_worker_has(e->key, e->len))
+			continue;
+		klen = cluster_interest_key(key, sizeof(key), P.self, e->key, e->len);
+		if (klen && kafka_produce(KT_INTEREST, -1, key, klen, NULL, 0, NULL) == 0)
+			stale++;
+	}
+	strmap_clear(&P.self_seen);
+	if (stale)
+		log_info("cluster: %d filters of this node's earlier life withdrawn", stale);
 }
 
 /* --- heartbeat, control channel --------------------------------------------------------------------------- */
@@ -693,6 +734,7 @@ int kproc_run(const worker_args_t *args)
 	if (loop_init(&lc) < 0)
 		return 1;
 	sock_module_init();
+	strmap_init(&P.self_seen);
 	if (cluster_init(P.self) < 0) {
 		log_error(ENOMEM, "cluster tables");
 		return 1;
@@ -728,6 +770,7 @@ int kproc_run(const worker_args_t *args)
 		ring_finish(&P.links[k].held);
 	}
 	cluster_finish();
+	strmap_finish(&P.self_seen);
 	loop_finish();
 	sock_module_finish();
 	return rc;
