@@ -20,6 +20,7 @@
 #include "log.h"
 #include "loop.h"
 #include "mesh.h"
+#include "owner.h"
 #include "relay.h"
 #include "sess.h"
 #include "store.h"
@@ -784,8 +785,10 @@ void conn_close(conn_t *c, uint8_t reason)
 	}
 	if (!c->close_reason)
 		c->close_reason = reason;
-	if (c->state == CONN_AUTH)
+	if (c->state == CONN_AUTH) {
 		auth_cancel(c);
+		owner_cancel(c);
+	}
 	if (c->state == CONN_RELAY)
 		relay_closed(c);
 	c->state = CONN_CLOSING;

@@ -74,6 +74,8 @@ typedef struct conn {
 	uint64_t relay_link;       /* the link's id (the front connection's id) */
 	char *cert_cn;             /* CN of the verified client certificate, NULL without one */
 	bool authed;               /* authentication answered: the CONNECT parsed again goes on to its session */
+	bool claimed;              /* cluster: the session was claimed for this node (owner.h) */
+	bool claiming;             /* ... and the claim is under way */
 	struct acl *acl;           /* the client's own rules (auth.h), NULL: the defaults only */
 	char *username;            /* what %u stands for in rules, NULL: none */
 	uint64_t cred;             /* the credential it authenticated with (revoked: disconnected), 0: none */

@@ -28,6 +28,10 @@ enum frame_type {
 	MF_RELAY_DATA = 9,         /* relay.h: MQTT bytes of link (a, b) */
 	MF_RELAY_CLOSE = 10,       /* relay.h: link (a, b) ends */
 	MF_RELAY_PAUSE = 11,       /* relay.h: hold (reserved = 1) or release (0) link (a, b)'s input */
+	MF_HANDOVER = 12,          /* owner.h, to the Kafka process: ask node a to let session (body) go */
+	MF_RELEASE = 13,           /* owner.h, from it: node a asks for session (body) */
+	MF_RELEASED = 14,          /* owner.h, to it: session let go for node a; body: id NUL filters NUL-separated */
+	MF_HANDED = 15,            /* owner.h, from it: session (body) was let go by its previous owner */
 };
 
 #define MF_ACK_WANTED 0x80

@@ -10,6 +10,7 @@
 #include "log.h"
 #include "loop.h"
 #include "msg.h"
+#include "owner.h"
 #include "sess.h"
 #include "slot.h"
 #include "route.h"
@@ -231,6 +232,14 @@ int handle_connect(conn_t *c, const mqtt_frame_t *f)
 	}
 	if (!c->authed && auth_enabled())
 		return authenticate(c, &cn, id, id_len);
+	if (owner_needed() && !c->claimed && !generated && !sess_find(id, id_len)) {
+		/* A cluster: the session may live on another node; it comes here first (owner.h). */
+		err = owner_claim(c, id, id_len);
+		if (err < 0)
+			return err;
+		c->state = CONN_AUTH;
+		return HANDLE_AUTH;
+	}
 	if (cn.will && !may(c, true, (const char *)id, id_len, cn.will_topic.p, cn.will_topic.len)) {
 		/* A will is a PUBLISH the client asks for in advance: refused now rather than dropped later. */
 		W->st.acl_denied_will++;

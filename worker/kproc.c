@@ -22,7 +22,9 @@
 #include "msg.h"
 #include "record.h"
 #include "sock.h"
+#include "slot.h"
 #include "strmap.h"
+#include "trie.h"
 
 /* An inbox record: a message for this node, as the publishing node's worker framed it. Native layout: the
  * nodes of a cluster run the same build on the same architecture. */
@@ -36,8 +38,24 @@ typedef struct krec_hdr {
 } krec_hdr_t;
 
 #define KREC_MAGIC 0x524b5231u /* "RKR1" */
-#define KREC_MSG 1
+#define KREC_MSG 1                 /* a message: the header, the group key, the message blob */
+#define KREC_HANDOVER 2            /* "let session <id> go for node origin" */
+#define KREC_HANDED 3              /* "session <id> was let go by node origin" */
 #define HEARTBEAT_MS 1000
+/* How long a session hand-over may take before the claiming node goes on without its previous owner. */
+#define HANDOVER_TIMEOUT_MS 3000
+/* How long a node that let a session go keeps routing its filters to the new node (and keeps announcing them):
+ * long enough for every node to read the new node's interest. */
+#define GRACE_MS 10000
+
+/* A filter that stays routed after its interest moved: to node `to` (proxy) or as our own (deferred
+ * withdrawal), until `until`. */
+typedef struct lingering {
+	int to;                    /* node, or -1: our own interest, withdrawn at `until` */
+	uint64_t until;
+	uint16_t len;
+	char filter[];
+} lingering_t;
 
 /* A frame from a worker that asked for an ack: answered when the Kafka records it caused are acknowledged. */
 typedef struct owed {
@@ -78,6 +96,11 @@ static struct {
 	bool ready_sent;
 	bool paused;
 	strmap_t self_seen;        /* our own filters as P.interest has them (from before a restart, too) */
+	strmap_t handovers;        /* session id -> (void *)(deadline << 16 | worker): hand-overs we wait for */
+	strmap_t real;             /* "<node>/<filter>" pairs other nodes announced themselves */
+	trie_t *proxy;             /* filter -> node + 1: routed to a node that just took a session over */
+	lingering_t **lingers;
+	size_t n_lingers, cap_lingers;
 	uint64_t synced;           /* workers that have announced all their interest (MF_SYNC) */
 	bool reconciled;
 	uint8_t kind_ctl;
@@ -94,6 +117,8 @@ static void *token(int k, uint64_t seq)
 	return (void *)(uintptr_t)(((uint64_t)(k + 1) << 56) | ((uint64_t)(P.links[k].gen & 0xffff) << 40) |
 		(seq & ((UINT64_C(1) << 40) - 1)));
 }
+
+#define INREC_TOKEN (UINT64_C(0xff) << 56)
 
 static owed_t *owed_of(void *opaque)
 {
@@ -124,13 +149,13 @@ static int64_t owe(link_t *l)
 
 /* --- frames to workers ------------------------------------------------------------------------------------ */
 
-static void send_frame(link_t *l, uint8_t type, const char *body, size_t len)
+static void send_frame_a(link_t *l, uint8_t type, uint32_t a, const char *body, size_t len)
 {
 	uint8_t *d;
 
 	if (!l->up)
 		return;
-	d = frame_put(&l->sk.out.pending, type, 0, len, 0, 0);
+	d = frame_put(&l->sk.out.pending, type, 0, len, a, 0);
 	if (!d) {
 		log_error(ENOMEM, "frame for worker %d lost", l->k);
 		return;
@@ -138,6 +163,23 @@ static void send_frame(link_t *l, uint8_t type, const char *body, size_t len)
 	if (len)
 		memcpy(d, body, len);
 	sock_commit(&l->sk, 0);
+}
+
+static void send_frame(link_t *l, uint8_t type, const char *body, size_t len)
+{
+	send_frame_a(l, type, 0, body, len);
+}
+
+static bool alive(int node)
+{
+	return node >= 0 && node < CLUSTER_MAX_NODES && P.seen_ms[node] &&
+		loop_clock_ms() - P.seen_ms[node] < W->cfg->kafka_node_timeout_ms;
+}
+
+/* The worker of this node that owns client id's slot. */
+static link_t *owner_link(const char *id, size_t len)
+{
+	return &P.links[slot_owner(slot_of(id, len), P.n)];
 }
 
 static void tell_workers(const char *filter, size_t len, void *ctx)
@@ -187,12 +229,116 @@ static bool hold(link_t *l, uint64_t seq)
 
 static void on_delivered(void *opaque, int err)
 {
-	owed_t *o = opaque ? owed_of(opaque) : NULL;
+	uint64_t v = (uint64_t)(uintptr_t)opaque;
+	owed_t *o;
 
+	if ((v & INREC_TOKEN) == INREC_TOKEN) {
+		/* A record of our inbox forwarded to the node that took its session over: the offset waits for it. */
+		uint64_t seq = v & ~INREC_TOKEN;
+
+		if (seq >= P.recs_seq && seq < P.recs_seq + P.recs.len)
+			((inrec_t *)ring_at(&P.recs, sizeof(inrec_t), (uint32_t)(seq - P.recs_seq)))->waiting--;
+		return;
+	}
+	o = opaque ? owed_of(opaque) : NULL;
 	if (!o)
 		return;
 	o->waiting--;
 	o->failed |= err < 0;
+}
+
+/* --- lingering routes ------------------------------------------------------------------------------------ */
+
+static bool proxied(int node, const char *f, size_t len)
+{
+	for (size_t i = 0; i < P.n_lingers; i++) {
+		lingering_t *g = P.lingers[i];
+
+		if (g->to == node && g->len == len && memcmp(g->filter, f, len) == 0)
+			return true;
+	}
+	return false;
+}
+
+static void linger_add(int to, const char *f, size_t len)
+{
+	lingering_t *g;
+
+	if (P.n_lingers == P.cap_lingers) {
+		size_t cap = P.cap_lingers ? P.cap_lingers * 2 : 16;
+		lingering_t **a = realloc(P.lingers, cap * sizeof(*a));
+
+		if (!a)
+			goto nomem;
+		P.lingers = a;
+		P.cap_lingers = cap;
+	}
+	g = malloc(sizeof(*g) + len);
+	if (!g)
+		goto nomem;
+	g->to = to;
+	g->until = loop_clock_ms() + GRACE_MS;
+	g->len = (uint16_t)len;
+	memcpy(g->filter, f, len);
+	P.lingers[P.n_lingers++] = g;
+	return;
+nomem:
+	log_error(ENOMEM, "filter '%.*s' not kept routed for node %d", (int)len, f, to);
+}
+
+static void produce_own(const char *f, size_t len, bool add, void *opaque)
+{
+	char key[70000];
+	size_t klen = cluster_interest_key(key, sizeof(key), P.self, f, len);
+
+	if (!klen || kafka_produce(KT_INTEREST, -1, key, klen, add ? "1" : NULL, add ? 1 : 0, opaque) < 0)
+		log_warn(0, "interest in '%.*s' not %s", (int)len, f, add ? "announced" : "withdrawn");
+}
+
+/* Lingering entries whose time is up: a proxy ends unless the node announced the filter itself meanwhile; a
+ * deferred withdrawal happens unless a worker wants the filter again. */
+static void linger_expire(void)
+{
+	uint64_t now = loop_clock_ms();
+	char key[70000];
+
+	for (size_t i = 0; i < P.n_lingers;) {
+		lingering_t *g = P.lingers[i];
+
+		if (g->until > now) {
+			i++;
+			continue;
+		}
+		if (g->to < 0) {
+			if (!cluster_worker_has(g->filter, g->len))
+				produce_own(g->filter, g->len, false, NULL);
+		} else {
+			size_t klen = cluster_interest_key(key, sizeof(key), g->to, g->filter, g->len);
+
+			trie_remove(P.proxy, g->filter, g->len, (void *)(uintptr_t)(g->to + 1));
+			P.lingers[i] = P.lingers[--P.n_lingers];
+			if (!proxied(g->to, g->filter, g->len) && !(klen && strmap_get(&P.real, key, klen)) &&
+			    cluster_remote_sub(g->to, g->filter, g->len, false) == CLUSTER_LAST)
+				tell_workers(g->filter, g->len, (void *)(uintptr_t)MF_UNSUB);
+			free(g);
+			continue;
+		}
+		P.lingers[i] = P.lingers[--P.n_lingers];
+		free(g);
+	}
+}
+
+typedef struct mask_ctx {
+	uint64_t mask;
+} mask_ctx_t;
+
+static bool proxy_bit(void *value, void *ctx)
+{
+	uintptr_t node = (uintptr_t)value - 1;
+
+	if (node < CLUSTER_MAX_NODES)
+		((mask_ctx_t *)ctx)->mask |= UINT64_C(1) << node;
+	return true;
 }
 
 static void on_state(enum kafka_topic t, const void *key, size_t klen, const void *val, size_t vlen)
@@ -223,6 +369,13 @@ static void on_state(enum kafka_topic t, const void *key, size_t klen, const voi
 			strmap_del(&P.self_seen, filter, flen);
 		return;
 	}
+	if (val) {
+		(void)strmap_put(&P.real, key, klen, (void *)1, NULL);
+	} else {
+		strmap_del(&P.real, key, klen);
+		if (proxied(node, filter, flen))
+			return; /* still routed there for a while: the lingering entry ends it */
+	}
 	edge = cluster_remote_sub(node, filter, flen, val != NULL);
 	if (edge == CLUSTER_FIRST || edge == CLUSTER_LAST)
 		tell_workers(filter, flen, (void *)(uintptr_t)(edge == CLUSTER_FIRST ? MF_SUB : MF_UNSUB));
@@ -237,6 +390,70 @@ static void on_caught_up(void)
 		send_frame(&P.links[k], MF_SYNC, NULL, 0);
 	if (!P.ready_sent && chan_send(P.args->ctl_fd, CHAN_READY, P.args->id, 0, NULL, 0, -1) == 0)
 		P.ready_sent = true;
+}
+
+static void handed(const char *id, size_t len)
+{
+	strmap_del(&P.handovers, id, len);
+	send_frame(owner_link(id, len), MF_HANDED, id, len);
+}
+
+/* "Let session id go for node origin" reaches the worker owning it; "it was let go" reaches the worker waiting. */
+static void on_handover_record(const krec_hdr_t *h, const char *id, size_t len)
+{
+	if (h->kind == KREC_HANDOVER) {
+		send_frame_a(owner_link(id, len), MF_RELEASE, h->origin, id, len);
+		return;
+	}
+	if (strmap_get(&P.handovers, id, len))
+		handed(id, len);
+}
+
+static int produce_handover(int kind, int to, const char *id, size_t len, void *opaque)
+{
+	krec_hdr_t h = { .magic = KREC_MAGIC, .kind = (uint8_t)kind, .origin = (uint32_t)P.self };
+	buf_t v = { 0 };
+	int rc = -ENOMEM;
+
+	if (buf_append(&v, &h, sizeof(h)) == 0 && buf_append(&v, id, len) == 0)
+		rc = kafka_produce(KT_INBOX, to, NULL, 0, v.data, v.len, opaque);
+	buf_finish(&v);
+	return rc;
+}
+
+/* A worker claimed session id, owned by node `prev`: ask prev to let it go, unless prev is gone. */
+static void on_handover(link_t *l, int prev, const char *id, size_t len)
+{
+	(void)l;
+	if (prev == P.self || !alive(prev) ||
+	    produce_handover(KREC_HANDOVER, prev, id, len, NULL) < 0 ||
+	    strmap_put(&P.handovers, id, len, (void *)(uintptr_t)(loop_clock_ms() + HANDOVER_TIMEOUT_MS), NULL) < 0) {
+		handed(id, len);
+		return;
+	}
+}
+
+/* A worker let session id go for node `to`: tell `to`, and keep the session's filters routed there (from our
+ * publishers and from what still reaches our inbox) until every node has read `to`'s own interest. */
+static void on_released(int to, const uint8_t *body, size_t n)
+{
+	const char *id = (const char *)body;
+	size_t len = strnlen(id, n), off;
+
+	if (len == n || to < 0 || to >= CLUSTER_MAX_NODES)
+		return;
+	(void)produce_handover(KREC_HANDED, to, id, len, NULL);
+	for (off = len + 1; off < n;) {
+		const char *f = (const char *)body + off;
+		size_t flen = strnlen(f, n - off);
+
+		if (flen && trie_insert(P.proxy, f, flen, (void *)(uintptr_t)(to + 1)) >= 0) {
+			linger_add(to, f, flen);
+			if (cluster_remote_sub(to, f, flen, true) == CLUSTER_FIRST)
+				tell_workers(f, flen, (void *)(uintptr_t)MF_SUB);
+		}
+		off += flen + 1;
+	}
 }
 
 static void on_inbox(int64_t offset, const void *val, size_t vlen)
@@ -260,7 +477,13 @@ static void on_inbox(int64_t offset, const void *val, size_t vlen)
 	if (vlen < sizeof(h))
 		goto bad;
 	memcpy(&h, val, sizeof(h));
-	if (h.magic != KREC_MAGIC || h.kind != KREC_MSG || sizeof(h) + h.group_len > vlen)
+	if (h.magic != KREC_MAGIC)
+		goto bad;
+	if (h.kind == KREC_HANDOVER || h.kind == KREC_HANDED) {
+		on_handover_record(&h, (const char *)val + sizeof(h), vlen - sizeof(h));
+		return;
+	}
+	if (h.kind != KREC_MSG || sizeof(h) + h.group_len > vlen)
 		goto bad;
 	m = record_blob_decode((const uint8_t *)val + sizeof(h) + h.group_len, vlen - sizeof(h) - h.group_len,
 		(uint64_t)time(NULL) * 1000, loop_now(), &qos, &retain, &subid, &err);
@@ -284,6 +507,17 @@ static void on_inbox(int64_t offset, const void *val, size_t vlen)
 			continue;
 		if (l->up ? hand(l, seq) : hold(l, seq))
 			r->waiting++;
+	}
+	if (P.n_lingers && (r->flags & MESH_DELIVER)) {
+		/* Subscribers that moved to another node a moment ago: their messages follow them. */
+		mask_ctx_t mc = { 0 };
+
+		trie_match(P.proxy, msg_topic(m), m->topic_len, proxy_bit, &mc);
+		for (int j = 0; j < CLUSTER_MAX_NODES; j++) {
+			if ((mc.mask & (UINT64_C(1) << j)) && j != P.self &&
+			    kafka_produce(KT_INBOX, j, NULL, 0, val, vlen, (void *)(uintptr_t)(INREC_TOKEN | seq)) == 0)
+				r->waiting++;
+		}
 	}
 	return;
 bad:
@@ -373,9 +607,14 @@ static void on_sub(link_t *l, const char *filter, size_t len, bool add, int64_t 
 	}
 	if (edge == CLUSTER_NONE)
 		return;
+	if (edge == CLUSTER_LAST) {
+		/* Withdrawn a little later: a session that moved to another node keeps receiving through us until
+		 * every node has read the new node's interest. */
+		linger_add(-1, filter, len);
+		return;
+	}
 	klen = cluster_interest_key(key, sizeof(key), P.self, filter, len);
-	if (!klen || kafka_produce(KT_INTEREST, -1, key, klen, edge == CLUSTER_FIRST ? "1" : NULL,
-	    edge == CLUSTER_FIRST ? 1 : 0, o ? token(l->k, (uint64_t)owed) : NULL) < 0) {
+	if (!klen || kafka_produce(KT_INTEREST, -1, key, klen, "1", 1, o ? token(l->k, (uint64_t)owed) : NULL) < 0) {
 		if (o)
 			o->failed = true;
 	} else if (o) {
@@ -422,6 +661,12 @@ static int on_frame(link_t *l, const frame_hdr_t *h, const uint8_t *body)
 		break;
 	case MF_SYNC:
 		P.synced |= UINT64_C(1) << l->k;
+		break;
+	case MF_HANDOVER:
+		on_handover(l, (int)h->a, (const char *)body, h->body);
+		break;
+	case MF_RELEASED:
+		on_released((int)h->a, body, h->body);
 		break;
 	default:
 		break; /* relay frames never come here */
@@ -620,7 +865,18 @@ static void tick(void)
 {
 	uint64_t now = loop_clock_ms();
 	char key[8], val[64];
+	strmap_entry_t *e;
+	size_t pos = 0;
 
+	linger_expire();
+	while ((e = strmap_next(&P.handovers, &pos))) {
+		if ((uintptr_t)e->value > now)
+			continue;
+		log_warn(0, "session '%.*s': its previous node did not let it go within %d ms: taken without it",
+			(int)e->len, e->key, HANDOVER_TIMEOUT_MS);
+		handed(e->key, e->len);
+		pos = 0; /* the map changed */
+	}
 	if (now - P.hb_ms < HEARTBEAT_MS)
 		return;
 	P.hb_ms = now;
@@ -735,7 +991,10 @@ int kproc_run(const worker_args_t *args)
 		return 1;
 	sock_module_init();
 	strmap_init(&P.self_seen);
-	if (cluster_init(P.self) < 0) {
+	strmap_init(&P.handovers);
+	strmap_init(&P.real);
+	P.proxy = trie_create();
+	if (!P.proxy || cluster_init(P.self) < 0) {
 		log_error(ENOMEM, "cluster tables");
 		return 1;
 	}
@@ -771,6 +1030,12 @@ int kproc_run(const worker_args_t *args)
 	}
 	cluster_finish();
 	strmap_finish(&P.self_seen);
+	strmap_finish(&P.handovers);
+	strmap_finish(&P.real);
+	trie_destroy(P.proxy);
+	for (size_t i = 0; i < P.n_lingers; i++)
+		free(P.lingers[i]);
+	free(P.lingers);
 	loop_finish();
 	sock_module_finish();
 	return rc;

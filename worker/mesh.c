@@ -11,6 +11,7 @@
 #include "log.h"
 #include "loop.h"
 #include "msg.h"
+#include "owner.h"
 #include "relay.h"
 #include "route.h"
 #include "sock.h"
@@ -442,6 +443,9 @@ static int on_frame(int k, const frame_hdr_t *h, const uint8_t *body)
 	case MF_RELAY_CLOSE:
 	case MF_RELAY_PAUSE:
 		return relay_on_frame(k, h, body);
+	case MF_RELEASE:
+	case MF_HANDED:
+		return owner_on_frame(k, h, body);
 	default:
 		return -EPROTO;
 	}

@@ -118,6 +118,16 @@ void sess_destroy(sess_t *s)
 	free(s);
 }
 
+void sess_forget(sess_t *s)
+{
+	route_unsubscribe_all(s);
+	drop_memory(s);
+	msg_unref(s->will);
+	strmap_del(&S.map, s->id, s->id_len);
+	free(s->id);
+	free(s);
+}
+
 void sess_set_expiry(sess_t *s, uint32_t expiry_s)
 {
 	s->expiry_s = expiry_s;

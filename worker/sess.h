@@ -69,6 +69,9 @@ sess_t *sess_find(const uint8_t *id, size_t len);
 sess_t *sess_create(const uint8_t *id, size_t len);
 /* Unregister and free: drops subscriptions, queued and in-flight messages, the will. Must be offline. */
 void sess_destroy(sess_t *s);
+/* Another node owns s now (owner.h): drop it from memory and its subscriptions from routing, and keep it in
+ * the store. s has no connection. */
+void sess_forget(sess_t *s);
 void sess_set_expiry(sess_t *s, uint32_t expiry_s);
 /* Replace the will (takes the reference of will, which may be NULL). */
 void sess_set_will(sess_t *s, struct msg *will, uint32_t delay_s);

@@ -41,6 +41,7 @@ static struct {
 	size_t *lens;
 	uint32_t cap_argv;
 	void (*on_ready)(void);
+	const store_owner_ops_t *owner;
 } st;
 
 static uint64_t unix_ms(void)
@@ -73,9 +74,9 @@ bool store_busy(void)
 
 /* --- building batches ------------------------------------------------------------------------------------ */
 
-static uint32_t bucket_of(const sess_t *s)
+static uint32_t bucket_of(const char *id, size_t len)
 {
-	return (uint32_t)((uint64_t)slot_of(s->id, s->id_len) * W->cfg->redis_buckets / SLOT_COUNT);
+	return (uint32_t)((uint64_t)slot_of(id, len) * W->cfg->redis_buckets / SLOT_COUNT);
 }
 
 static void send_push(batch_t *b, uint64_t at_ms)
@@ -86,10 +87,10 @@ static void send_push(batch_t *b, uint64_t at_ms)
 	st.send_tail = &b->next;
 }
 
-/* The batch that collects this turn's operations for s's bucket (or, without batching, for s alone). */
-static batch_t *batch_for(const sess_t *s)
+/* The batch that collects this turn's operations for client id's bucket (or, without batching, for it alone). */
+static batch_t *batch_for(const char *id, size_t id_len)
 {
-	uint32_t bucket = bucket_of(s);
+	uint32_t bucket = bucket_of(id, id_len);
 	char key[80];
 	size_t klen;
 	batch_t *b;
@@ -97,8 +98,7 @@ static batch_t *batch_for(const sess_t *s)
 	if (W->cfg->redis_batching)
 		klen = (size_t)snprintf(key, sizeof(key), "%u", bucket);
 	else
-		klen = (size_t)snprintf(key, sizeof(key), "%u|%.*s", bucket, s->id_len > 60 ? 60 : (int)s->id_len,
-			s->id);
+		klen = (size_t)snprintf(key, sizeof(key), "%u|%.*s", bucket, id_len > 60 ? 60 : (int)id_len, id);
 	b = strmap_get(&st.open, key, klen);
 	if (b)
 		return b;
@@ -118,23 +118,28 @@ static bool writable(const sess_t *s)
 	return st.redis && !st.restoring && s->expiry_s > 0;
 }
 
-static batch_t *op_begin(const sess_t *s, char op)
+static batch_t *op_begin_id(const char *id, size_t len, char op)
 {
-	batch_t *b = batch_for(s);
+	batch_t *b = batch_for(id, len);
 
 	if (b)
-		batch_op_begin(b, op, s->id, s->id_len);
+		batch_op_begin(b, op, id, len);
 	return b;
 }
 
-/* Finish an operation started with op_begin. When it could not be built, whoever waits is told it failed. */
-static batch_op_t *op_end(batch_t *b, const sess_t *s, char op, waiter_t *w)
+static batch_t *op_begin(const sess_t *s, char op)
+{
+	return op_begin_id(s->id, s->id_len, op);
+}
+
+/* Finish an operation started with op_begin_id. When it could not be built, whoever waits is told it failed. */
+static batch_op_t *op_end_id(batch_t *b, const char *id, size_t len, char op, waiter_t *w)
 {
 	batch_op_t *o = b ? batch_op_end(b) : NULL;
 
 	if (!o) {
 		W->st.store_failed_ops++;
-		log_error(ENOMEM, "redis store: operation '%c' for '%s' could not be queued", op, s->id);
+		log_error(ENOMEM, "redis store: operation '%c' for '%.*s' could not be queued", op, (int)len, id);
 		waiter_fail(w);
 		return NULL;
 	}
@@ -142,6 +147,11 @@ static batch_op_t *op_end(batch_t *b, const sess_t *s, char op, waiter_t *w)
 	st.pending_ops++;
 	W->st.store_ops++;
 	return o;
+}
+
+static batch_op_t *op_end(batch_t *b, const sess_t *s, char op, waiter_t *w)
+{
+	return op_end_id(b, s->id, s->id_len, op, w);
 }
 
 void store_sess_put(const sess_t *s)
@@ -154,6 +164,7 @@ void store_sess_put(const sess_t *s)
 	if (b) {
 		batch_num(b, s->version);
 		batch_num(b, s->expiry_s);
+		batch_num(b, W->cfg->node_id);
 	}
 	op_end(b, s, 'M', NULL);
 }
@@ -290,6 +301,31 @@ void store_sess_load(sess_t *s)
 
 /* --- replies --------------------------------------------------------------------------------------------- */
 
+static sess_t *restore_one(const redisReply *x);
+
+/* The answer to a claim ('W': the previous owner) or a read ('S': the session, restored into memory). */
+static void on_owner(const batch_t *b, const batch_op_t *o, const redisReply *x)
+{
+	uint32_t len;
+	const char *cid = batch_arg_at(b, o->arg + 1, &len);
+	sess_t *s;
+
+	if (!st.owner)
+		return;
+	if (o->op == 'W') {
+		st.owner->claimed(cid, len, x->type == REDIS_REPLY_INTEGER ? x->integer : -2);
+		return;
+	}
+	if (x->type == REDIS_REPLY_ARRAY && x->elements == 0) {
+		st.owner->fetched(cid, len, NULL, true); /* no session (any more) */
+		return;
+	}
+	s = sess_find((const uint8_t *)cid, len);
+	if (!s)
+		s = restore_one(x);
+	st.owner->fetched(cid, len, s, s != NULL);
+}
+
 static sess_t *op_sess(const batch_t *b, const batch_op_t *o)
 {
 	uint32_t len;
@@ -330,8 +366,9 @@ static void on_load(const batch_t *b, const batch_op_t *o, const redisReply *r)
 	record_load_finish(&l);
 }
 
-/* One session record of a restore reply; damaged parts are skipped, logged and counted, never fatal. */
-static void restore_one(const redisReply *x)
+/* One session record of a restore reply (or of an 'S' read): the session, or NULL. Damaged parts are skipped,
+ * logged and counted, never fatal. */
+static sess_t *restore_one(const redisReply *x)
 {
 	record_sess_t rs;
 	mqtt_str_t filter;
@@ -343,13 +380,13 @@ static void restore_one(const redisReply *x)
 	if (record_decode_sess(x, &rs) < 0) {
 		W->st.store_quarantined++;
 		log_warn(0, "redis store: a damaged session record was skipped");
-		return;
+		return NULL;
 	}
 	if (slot_owner(slot_of(rs.id, rs.id_len), W->n) != W->id)
-		return; /* another worker's client sharing the bucket */
+		return NULL; /* another worker's client sharing the bucket */
 	s = sess_restore(rs.id, rs.id_len, rs.version, rs.expiry_s, rs.next_qseq, rs.expire_unix_ms);
 	if (!s)
-		return;
+		return NULL;
 	for (size_t i = 0; (ret = record_decode_sub(&rs, i, &filter, &opts, &subid)) != -ENOENT; i++) {
 		bool retained;
 
@@ -360,6 +397,7 @@ static void restore_one(const redisReply *x)
 		}
 		route_subscribe(s, filter, &opts, subid, NULL, &retained);
 	}
+	return s;
 }
 
 static void log_refusal(const batch_t *b, const redisReply *r, int err)
@@ -409,6 +447,10 @@ static void quarantine_op(const batch_t *b, uint32_t i, const char *why)
 		if (s && s->loading && s->load_gen == o->load_gen)
 			sess_loaded(s, false, NULL, 0, NULL, 0);
 	}
+	if (o->op == 'W' && st.owner)
+		st.owner->claimed(cid, len, -2);
+	if (o->op == 'S' && st.owner)
+		st.owner->fetched(cid, len, NULL, false);
 	waiter_done(&o->w, false);
 	st.pending_ops--;
 }
@@ -481,6 +523,8 @@ static void on_reply(void *ctx, const redisReply *r, int err)
 			W->st.dropped_queue_full += (uint64_t)x->integer;
 		} else if (b->ops[i].op == 'L') {
 			on_load(b, &b->ops[i], x);
+		} else if (b->ops[i].op == 'W' || b->ops[i].op == 'S') {
+			on_owner(b, &b->ops[i], x);
 		}
 	}
 	batch_done(b);
@@ -609,11 +653,38 @@ int store_init(void (*on_ready)(void))
 			return -ENOMEM;
 		b->restore = true;
 		batch_num(b, unix_ms());
+		batch_num(b, W->cfg->node_id);
 		send_push(b, 0);
 		st.restores_left++;
 	}
 	log_info("redis store: restoring sessions of buckets %u..%u from %s", first, last, W->cfg->redis_addrs);
 	return 0;
+}
+
+void store_set_owner_ops(const store_owner_ops_t *ops)
+{
+	st.owner = ops;
+}
+
+void store_claim(const char *id, size_t len)
+{
+	batch_t *b = op_begin_id(id, len, 'W');
+
+	if (b)
+		batch_num(b, W->cfg->node_id);
+	if (!op_end_id(b, id, len, 'W', NULL) && st.owner)
+		st.owner->claimed(id, len, -2);
+}
+
+void store_fetch(const char *id, size_t len)
+{
+	if (!op_end_id(op_begin_id(id, len, 'S'), id, len, 'S', NULL) && st.owner)
+		st.owner->fetched(id, len, NULL, false);
+}
+
+void store_barrier(const char *id, size_t len, waiter_t *w)
+{
+	op_end_id(op_begin_id(id, len, 'B'), id, len, 'B', w);
 }
 
 void store_finish(void)

@@ -56,4 +56,21 @@ void store_rx_del(const struct sess *s, uint16_t pid);
 /* Load s's queue, window and QoS 2 state; calls sess_loaded() when done. */
 void store_sess_load(struct sess *s);
 
+/*
+ * Ownership of sessions across the nodes of a cluster (owner.h). Answers come through the ops set with
+ * store_set_owner_ops: claimed(prev) — the previous owner node, -1 when no session exists, -2 when the claim
+ * failed; fetched(s) — the session read from Redis and restored into memory (NULL with ok: none exists).
+ */
+typedef struct store_owner_ops {
+	void (*claimed)(const char *id, size_t len, int64_t prev);
+	void (*fetched)(const char *id, size_t len, struct sess *s, bool ok);
+} store_owner_ops_t;
+void store_set_owner_ops(const store_owner_ops_t *ops);
+/* Make this node the owner of client id's session (if one exists). */
+void store_claim(const char *id, size_t len);
+/* Read client id's session and subscriptions into memory. */
+void store_fetch(const char *id, size_t len);
+/* w is resolved when every operation queued so far for id's bucket is done. */
+void store_barrier(const char *id, size_t len, waiter_t *w);
+
 #endif

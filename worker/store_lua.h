@@ -8,7 +8,8 @@
  * Keys of one client (cid) in bucket b share the hash tag {b<b>}, so all of a bucket's clients sit in one
  * Redis slot and one FCALL can touch them all:
  *   rmq:{bN}:<cid>:m   hash: v version, e session expiry (s), h next message seq, l lowest live seq,
- *                      x expire-at (unix ms, only while offline)
+ *                      x expire-at (unix ms, only while offline), n the node that owns the session (a
+ *                      cluster's sessions live on one node at a time; absent: node 0)
  *   rmq:{bN}:<cid>:q   hash: seq -> message blob
  *   rmq:{bN}:<cid>:p   hash: seq -> "pid,state" once the message was sent
  *   rmq:{bN}:<cid>:u   hash: filter -> "qos,no_local,rap,retain_handling,subid"
@@ -16,7 +17,10 @@
  *   rmq:{bN}:idx       set: client ids with a session in this bucket (start-up restore)
  *   rmq:{bN}:quarantine hash: "<cid>:<seq>" -> blobs that could not be decoded
  * ringmq_batch(keys = {"rmq:{bN}"}, args = op records) runs a bucket's operations of one flush in order and
- * returns one result per operation. Every operation is idempotent, so a batch whose outcome is unknown is
+ * returns one result per operation. Ownership (a cluster): W claims a session for a node and returns the
+ * previous owner (-1: no session), S reads a session's record and subscriptions, B does nothing (its answer
+ * says every earlier operation of the bucket is done). ringmq_restore(keys, {now, node}) lists the node's
+ * sessions. Every operation is idempotent, so a batch whose outcome is unknown is
  * simply sent again.
  */
 #ifndef RINGMQ_WORKER_STORE_LUA_H
@@ -35,11 +39,25 @@ static const char store_lua[] =
 "    local m = k(tag, cid, 'm')\n"
 "    local r = 0\n"
 "    if op == 'M' then\n"
-"      redis.call('HSET', m, 'v', args[i + 2], 'e', args[i + 3])\n"
+"      redis.call('HSET', m, 'v', args[i + 2], 'e', args[i + 3], 'n', args[i + 4])\n"
 "      redis.call('HDEL', m, 'x')\n"
 "      for _, s in ipairs(parts) do redis.call('PERSIST', k(tag, cid, s)) end\n"
 "      redis.call('SADD', tag .. ':idx', cid)\n"
-"      i = i + 4\n"
+"      i = i + 5\n"
+"    elseif op == 'W' then\n"
+"      if redis.call('EXISTS', m) == 1 then\n"
+"        r = tonumber(redis.call('HGET', m, 'n') or '0')\n"
+"        redis.call('HSET', m, 'n', args[i + 2])\n"
+"      else\n"
+"        r = -1\n"
+"      end\n"
+"      i = i + 3\n"
+"    elseif op == 'S' then\n"
+"      local meta = redis.call('HGETALL', m)\n"
+"      if #meta > 0 then r = {cid, meta, redis.call('HGETALL', k(tag, cid, 'u'))} else r = {} end\n"
+"      i = i + 2\n"
+"    elseif op == 'B' then\n"
+"      i = i + 2\n"
 "    elseif op == 'O' then\n"
 "      local at = tonumber(args[i + 2])\n"
 "      if at > 0 and redis.call('EXISTS', m) == 1 then\n"
@@ -117,11 +135,14 @@ static const char store_lua[] =
 "end\n"
 "local function restore(keys, args)\n"
 "  local tag = keys[1]\n"
+"  local node = args[2]\n"
 "  local out = {}\n"
 "  for _, cid in ipairs(redis.call('SMEMBERS', tag .. ':idx')) do\n"
 "    local meta = redis.call('HGETALL', k(tag, cid, 'm'))\n"
 "    if #meta == 0 then\n"
 "      redis.call('SREM', tag .. ':idx', cid)\n"
+"    elseif node and (redis.call('HGET', k(tag, cid, 'm'), 'n') or '0') ~= node then\n"
+"      -- another node's session (a cluster): it is restored there\n"
 "    else\n"
 "      out[#out + 1] = {cid, meta, redis.call('HGETALL', k(tag, cid, 'u'))}\n"
 "    end\n"

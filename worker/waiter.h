@@ -19,6 +19,7 @@ enum waiter_kind {
 	WAITER_NONE = 0,           /* nobody waits (will, retained replay, restore): issuers count nothing */
 	WAITER_REPLY,              /* reply `seq` of the connection in socket slot idx, generation gen */
 	WAITER_FRAME,              /* in-frame `seq` of peer idx, channel generation gen */
+	WAITER_OWNER,              /* a session being let go (owner.c): release idx, generation gen */
 	WAITER_KINDS
 };
 

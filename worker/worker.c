@@ -15,6 +15,7 @@
 #include "log.h"
 #include "loop.h"
 #include "mesh.h"
+#include "owner.h"
 #include "relay.h"
 #include "reply.h"
 #include "route.h"
@@ -46,6 +47,7 @@ static void teardown(void)
 {
 	/* Free what is left so leak checkers see a clean exit; the durable store keeps its own copy. */
 	sess_module_finish();
+	owner_finish();
 	auth_finish();
 	ctl_finish();
 	store_finish();
@@ -103,6 +105,7 @@ int worker_run(const worker_args_t *args)
 	auth_on_revoked(conn_revoke);
 	if (store_init(worker_serve) < 0)
 		return 1;
+	owner_init(); /* after store_init, which starts the store's state afresh */
 	/* With a durable store, clients wait in the accept queue until this worker's sessions are restored,
 	 * so a CONNECT never sees a half-restored session (the store calls worker_serve then). */
 	if (store_ready())
