@@ -31,6 +31,7 @@ typedef struct batch {
 	uint16_t slot;             /* Redis Cluster slot of key */
 	uint32_t bucket;
 	bool restore;              /* a ringmq_restore call, not ringmq_batch */
+	bool adopt;                /* ... taking a dead node's sessions over (store_adopt) */
 	bool failed_arg;           /* an argument of the operation being built could not be added */
 	uint32_t attempts;         /* error replies so far */
 	uint64_t retry_at_ms;

@@ -214,6 +214,28 @@ void cluster_each_remote(void (*fn)(const char *filter, size_t len, void *ctx), 
 	each(&C.remote, fn, ctx);
 }
 
+typedef struct of_ctx {
+	uintptr_t value;
+	void (*fn)(const char *, size_t, void *);
+	void *ctx;
+} of_ctx_t;
+
+static bool of_one(const char *filter, size_t len, void *value, void *ctx)
+{
+	of_ctx_t *o = ctx;
+
+	if ((uintptr_t)value == o->value)
+		o->fn(filter, len, o->ctx);
+	return true;
+}
+
+void cluster_each_remote_of(int node, void (*fn)(const char *filter, size_t len, void *ctx), void *ctx)
+{
+	of_ctx_t o = { .value = (uintptr_t)(node + 1), .fn = fn, .ctx = ctx };
+
+	trie_walk(C.remote.trie, of_one, &o);
+}
+
 void cluster_each_own(void (*fn)(const char *filter, size_t len, void *ctx), void *ctx)
 {
 	each(&C.own, fn, ctx);

@@ -48,6 +48,8 @@ void cluster_remote_down(int node, void (*fn)(const char *filter, size_t len, vo
 uint64_t cluster_match_nodes(const char *topic, size_t len);
 /* Call fn for every filter with remote interest (to tell a restarted worker everything). */
 void cluster_each_remote(void (*fn)(const char *filter, size_t len, void *ctx), void *ctx);
+/* Call fn for every filter node announced. */
+void cluster_each_remote_of(int node, void (*fn)(const char *filter, size_t len, void *ctx), void *ctx);
 /* Call fn for every filter of this node's own interest (to announce it all again). */
 void cluster_each_own(void (*fn)(const char *filter, size_t len, void *ctx), void *ctx);
 size_t cluster_own_count(void);

@@ -32,6 +32,8 @@ enum frame_type {
 	MF_RELEASE = 13,           /* owner.h, from it: node a asks for session (body) */
 	MF_RELEASED = 14,          /* owner.h, to it: session let go for node a; body: id NUL filters NUL-separated */
 	MF_HANDED = 15,            /* owner.h, from it: session (body) was let go by its previous owner */
+	MF_ADOPT = 16,             /* owner.h, from it: node a is dead, take its sessions of your slots */
+	MF_ADOPTED = 17,           /* owner.h, to it: done taking node a's sessions */
 };
 
 #define MF_ACK_WANTED 0x80

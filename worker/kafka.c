@@ -31,9 +31,11 @@ static struct {
 	uint32_t eof_left;          /* state partitions not yet read to their end once */
 	bool caught_up;
 	uint32_t pending;
-	int64_t commit_next, committed;
+	int64_t commit_next[CLUSTER_MAX_NODES], committed[CLUSTER_MAX_NODES];
 	uint64_t commit_ms;
 	bool down_logged;
+	rd_kafka_t *adopt[CLUSTER_MAX_NODES];      /* consumers of adopted nodes' inboxes */
+	rd_kafka_queue_t *adopt_q[CLUSTER_MAX_NODES];
 } K;
 
 static void on_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
@@ -158,26 +160,34 @@ static int make_producer(void)
 	return 0;
 }
 
-static int make_consumer(void)
+/* A consumer whose offsets are committed under node's group (this node's, or an adopted one's). */
+static rd_kafka_t *new_consumer(int node, rd_kafka_queue_t **q)
 {
 	rd_kafka_conf_t *c = base_conf();
 	char group[160];
+	rd_kafka_t *rk;
 
 	if (!c)
-		return -EINVAL;
-	snprintf(group, sizeof(group), "%s.node.%u", W->cfg->kafka_topic_prefix, W->cfg->node_id);
+		return NULL;
+	snprintf(group, sizeof(group), "%s.node.%d", W->cfg->kafka_topic_prefix, node);
 	if (set(c, "group.id", group) < 0 || set(c, "enable.auto.commit", "false") < 0 ||
 	    set(c, "enable.auto.offset.store", "false") < 0 || set(c, "auto.offset.reset", "earliest") < 0 ||
 	    set(c, "enable.partition.eof", "true") < 0 || set(c, "fetch.wait.max.ms", "10") < 0) {
 		rd_kafka_conf_destroy(c);
-		return -EINVAL;
+		return NULL;
 	}
-	K.cons = make(RD_KAFKA_CONSUMER, c);
-	if (!K.cons)
-		return -EINVAL;
-	rd_kafka_poll_set_consumer(K.cons);
-	K.cons_q = rd_kafka_queue_get_consumer(K.cons);
-	return 0;
+	rk = make(RD_KAFKA_CONSUMER, c);
+	if (!rk)
+		return NULL;
+	rd_kafka_poll_set_consumer(rk);
+	*q = rd_kafka_queue_get_consumer(rk);
+	return rk;
+}
+
+static int make_consumer(void)
+{
+	K.cons = new_consumer((int)W->cfg->node_id, &K.cons_q);
+	return K.cons ? 0 : -EINVAL;
 }
 
 /* Create the cluster's topics if they are missing (Kafka's defaults for replication). Blocks up to the
@@ -292,6 +302,8 @@ static void consumed(rd_kafka_message_t *m)
 {
 	enum kafka_topic t = topic_of(m);
 
+	if (t == KT_INBOX && m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF)
+		return;
 	if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
 		if (t != KT_INBOX && !K.caught_up && K.eof_left && --K.eof_left == 0) {
 			K.caught_up = true;
@@ -304,7 +316,7 @@ static void consumed(rd_kafka_message_t *m)
 		return;
 	}
 	if (t == KT_INBOX)
-		K.ops->inbox(m->offset, m->payload, m->len);
+		K.ops->inbox((int)m->partition, m->offset, m->payload, m->len);
 	else if (t < KT_COUNT)
 		K.ops->state(t, m->key, m->key_len, m->payload, m->payload ? m->len : 0);
 }
@@ -321,6 +333,12 @@ static void drain(void)
 		consumed(m);
 		rd_kafka_message_destroy(m);
 	}
+	for (int j = 0; j < CLUSTER_MAX_NODES; j++) {
+		while (K.adopt[j] && (m = rd_kafka_consumer_poll(K.adopt[j], 0))) {
+			consumed(m);
+			rd_kafka_message_destroy(m);
+		}
+	}
 }
 
 static void on_cqe(uint64_t ud, struct io_uring_cqe *cqe)
@@ -332,18 +350,27 @@ static void on_cqe(uint64_t ud, struct io_uring_cqe *cqe)
 	arm();
 }
 
+static void commit_one(rd_kafka_t *rk, int node)
+{
+	rd_kafka_topic_partition_list_t *l;
+
+	if (!rk || K.commit_next[node] <= K.committed[node])
+		return;
+	l = rd_kafka_topic_partition_list_new(1);
+	rd_kafka_topic_partition_list_add(l, K.names[KT_INBOX], node)->offset = K.commit_next[node];
+	(void)rd_kafka_commit(rk, l, 1);
+	rd_kafka_topic_partition_list_destroy(l);
+	K.committed[node] = K.commit_next[node];
+}
+
 static void flush(void)
 {
 	uint64_t now = loop_now();
 
-	if (K.commit_next > K.committed && now - K.commit_ms >= COMMIT_EVERY_MS) {
-		rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
-
-		rd_kafka_topic_partition_list_add(l, K.names[KT_INBOX], (int32_t)W->cfg->node_id)->offset =
-			K.commit_next;
-		(void)rd_kafka_commit(K.cons, l, 1);
-		rd_kafka_topic_partition_list_destroy(l);
-		K.committed = K.commit_next;
+	if (now - K.commit_ms >= COMMIT_EVERY_MS) {
+		commit_one(K.cons, (int)W->cfg->node_id);
+		for (int j = 0; j < CLUSTER_MAX_NODES; j++)
+			commit_one(K.adopt[j], j);
 		K.commit_ms = now;
 	}
 	/* Records produced this turn leave now, not after linger, when nothing else is queued behind them. */
@@ -358,7 +385,8 @@ int kafka_init(const kafka_ops_t *ops)
 	memset(&K, 0, sizeof(K));
 	K.ops = ops;
 	K.efd = -1;
-	K.committed = K.commit_next = -1;
+	for (int j = 0; j < CLUSTER_MAX_NODES; j++)
+		K.committed[j] = K.commit_next[j] = -1;
 	for (int t = 0; t < KT_COUNT; t++)
 		snprintf(K.names[t], sizeof(K.names[t]), "%s.%s", W->cfg->kafka_topic_prefix, suffix[t]);
 	if ((rc = make_producer()) < 0 || (rc = make_consumer()) < 0)
@@ -392,6 +420,8 @@ err:
 
 void kafka_finish(uint32_t timeout_ms)
 {
+	for (int j = 0; j < CLUSTER_MAX_NODES; j++)
+		kafka_unadopt(j);
 	if (K.prod && timeout_ms)
 		rd_kafka_flush(K.prod, (int)timeout_ms);
 	if (K.cons) {
@@ -429,10 +459,53 @@ int kafka_produce(enum kafka_topic t, int32_t partition, const void *key, size_t
 	return 0;
 }
 
-void kafka_commit(int64_t next_offset)
+void kafka_commit(int node, int64_t next_offset)
 {
-	if (next_offset > K.commit_next)
-		K.commit_next = next_offset;
+	if (node >= 0 && node < CLUSTER_MAX_NODES && next_offset > K.commit_next[node])
+		K.commit_next[node] = next_offset;
+}
+
+int kafka_adopt(int node)
+{
+	rd_kafka_topic_partition_list_t *l;
+	rd_kafka_resp_err_t e;
+
+	if (node < 0 || node >= CLUSTER_MAX_NODES || K.adopt[node])
+		return node < 0 || node >= CLUSTER_MAX_NODES ? -EINVAL : 0;
+	K.adopt[node] = new_consumer(node, &K.adopt_q[node]);
+	if (!K.adopt[node])
+		return -EIO;
+	l = rd_kafka_topic_partition_list_new(1);
+	rd_kafka_topic_partition_list_add(l, K.names[KT_INBOX], node)->offset = RD_KAFKA_OFFSET_STORED;
+	e = rd_kafka_assign(K.adopt[node], l);
+	rd_kafka_topic_partition_list_destroy(l);
+	if (e) {
+		log_error(0, "Kafka: cannot read the inbox of node %d: %s", node, rd_kafka_err2str(e));
+		kafka_unadopt(node);
+		return -EIO;
+	}
+	rd_kafka_queue_io_event_enable(K.adopt_q[node], K.efd, "\1\0\0\0\0\0\0\0", 8);
+	K.committed[node] = K.commit_next[node] = -1;
+	drain();
+	return 0;
+}
+
+void kafka_unadopt(int node)
+{
+	if (node < 0 || node >= CLUSTER_MAX_NODES || !K.adopt[node])
+		return;
+	commit_one(K.adopt[node], node);
+	rd_kafka_queue_io_event_enable(K.adopt_q[node], -1, NULL, 0);
+	rd_kafka_queue_destroy(K.adopt_q[node]);
+	(void)rd_kafka_consumer_close(K.adopt[node]);
+	rd_kafka_destroy(K.adopt[node]);
+	K.adopt[node] = NULL;
+	K.adopt_q[node] = NULL;
+}
+
+bool kafka_adopting(int node)
+{
+	return node >= 0 && node < CLUSTER_MAX_NODES && K.adopt[node] != NULL;
 }
 
 const char *kafka_topic_name(enum kafka_topic t)

@@ -25,8 +25,8 @@ typedef struct kafka_ops {
 	void (*state)(enum kafka_topic t, const void *key, size_t klen, const void *val, size_t vlen);
 	/* Every state partition has been read to its end once: the cluster is known. */
 	void (*caught_up)(void);
-	/* A record of this node's inbox, at offset. */
-	void (*inbox)(int64_t offset, const void *val, size_t vlen);
+	/* A record of node's inbox (this node's, or an adopted one's), at offset. */
+	void (*inbox)(int node, int64_t offset, const void *val, size_t vlen);
 } kafka_ops_t;
 
 /* Connect (asynchronously), create missing topics, start reading. 0, or -errno after one log line naming
@@ -38,9 +38,14 @@ void kafka_finish(uint32_t timeout_ms);
  * -EIO otherwise (logged). */
 int kafka_produce(enum kafka_topic t, int32_t partition, const void *key, size_t klen, const void *val,
 	size_t vlen, void *opaque);
-/* Records of the inbox up to next_offset - 1 are handled: store that offset (committed asynchronously, in
+/* Records of node's inbox up to next_offset - 1 are handled: store that offset (committed asynchronously, in
  * batches). */
-void kafka_commit(int64_t next_offset);
+void kafka_commit(int node, int64_t next_offset);
+/* Read dead node's inbox too, from the offset it committed (its sessions were adopted here), until
+ * kafka_unadopt. 0 or -errno. */
+int kafka_adopt(int node);
+void kafka_unadopt(int node);
+bool kafka_adopting(int node);
 /* The full name of topic t ("<prefix>.nodes"...). */
 const char *kafka_topic_name(enum kafka_topic t);
 /* Records produced and not yet acknowledged. */

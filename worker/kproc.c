@@ -65,6 +65,7 @@ typedef struct owed {
 
 /* A record of this node's inbox being handed to workers: its offset is committed when every worker has it. */
 typedef struct inrec {
+	int node;                  /* whose inbox: ours, or an adopted node's */
 	int64_t offset;
 	uint32_t waiting;
 	uint8_t flags;
@@ -101,6 +102,9 @@ static struct {
 	trie_t *proxy;             /* filter -> node + 1: routed to a node that just took a session over */
 	lingering_t **lingers;
 	size_t n_lingers, cap_lingers;
+	/* adoption of dead nodes: 0 none, 1 workers restoring its sessions, 2 reading its inbox */
+	uint8_t adopt_stage[CLUSTER_MAX_NODES];
+	int adopt_waiting[CLUSTER_MAX_NODES];
 	uint64_t synced;           /* workers that have announced all their interest (MF_SYNC) */
 	bool reconciled;
 	uint8_t kind_ctl;
@@ -109,6 +113,7 @@ static struct {
 
 static const sock_ops_t link_ops;
 static void reconcile(void);
+static void on_adopted(int node);
 
 /* --- opaque tokens for produced records: which link's owed frame they count on ------------------------- */
 
@@ -456,7 +461,7 @@ static void on_released(int to, const uint8_t *body, size_t n)
 	}
 }
 
-static void on_inbox(int64_t offset, const void *val, size_t vlen)
+static void on_inbox(int node, int64_t offset, const void *val, size_t vlen)
 {
 	krec_hdr_t h;
 	inrec_t *r;
@@ -473,7 +478,7 @@ static void on_inbox(int64_t offset, const void *val, size_t vlen)
 		return;
 	}
 	seq = P.recs_seq + P.recs.len - 1;
-	*r = (inrec_t){ .offset = offset };
+	*r = (inrec_t){ .node = node, .offset = offset };
 	if (vlen < sizeof(h))
 		goto bad;
 	memcpy(&h, val, sizeof(h));
@@ -494,6 +499,9 @@ static void on_inbox(int64_t offset, const void *val, size_t vlen)
 	}
 	m->qos = qos;
 	m->retain = retain;
+	/* Where it came from: copies written to Redis carry it, so a record read again is not queued twice. */
+	m->src_part = (uint32_t)node + 1;
+	m->src_off = (uint64_t)offset;
 	r->m = m;
 	r->flags = h.flags & (MESH_DELIVER | MESH_RETAIN_STORE);
 	if (r->flags & MESH_DELIVER)
@@ -668,6 +676,9 @@ static int on_frame(link_t *l, const frame_hdr_t *h, const uint8_t *body)
 	case MF_RELEASED:
 		on_released((int)h->a, body, h->body);
 		break;
+	case MF_ADOPTED:
+		on_adopted((int)h->a);
+		break;
 	default:
 		break; /* relay frames never come here */
 	}
@@ -811,7 +822,7 @@ static void flush_links(void)
 
 		if (r->waiting)
 			break;
-		kafka_commit(r->offset + 1);
+		kafka_commit(r->node, r->offset + 1);
 		if (r->m)
 			msg_unref(r->m);
 		ring_pop(&P.recs);
@@ -859,6 +870,73 @@ static void reconcile(void)
 		log_info("cluster: %d filters of this node's earlier life withdrawn", stale);
 }
 
+/* --- adoption of dead nodes ----------------------------------------------------------------------------- */
+
+static void withdraw_for(const char *f, size_t len, void *ctx)
+{
+	int node = (int)(intptr_t)ctx;
+	char key[70000];
+	size_t klen = cluster_interest_key(key, sizeof(key), node, f, len);
+
+	/* On the dead node's behalf: every node (us too, when the tombstone comes back) forgets it. */
+	if (klen)
+		(void)kafka_produce(KT_INTEREST, -1, key, klen, NULL, 0, NULL);
+}
+
+static void on_adopted(int node)
+{
+	if (node < 0 || node >= CLUSTER_MAX_NODES || P.adopt_stage[node] != 1 || --P.adopt_waiting[node] > 0)
+		return;
+	/* Its sessions are ours and announced by our workers: now what was sent to it, from where it stopped. */
+	P.adopt_stage[node] = 2;
+	if (kafka_adopt(node) < 0)
+		log_error(0, "cluster: node %d's inbox cannot be read: messages sent to it stay there until it returns",
+			node);
+	cluster_each_remote_of(node, withdraw_for, (void *)(intptr_t)node);
+	log_info("cluster: node %d adopted: its sessions are served here, its inbox is read here", node);
+}
+
+/* A node whose heartbeats stopped is adopted by the lowest-numbered live node; one that is back is left to
+ * itself again. */
+static void watch_nodes(void)
+{
+	int lowest = -1;
+
+	if (!kafka_caught_up())
+		return;
+	for (int j = 0; j < CLUSTER_MAX_NODES && lowest < 0; j++)
+		if (j == P.self || alive(j))
+			lowest = j;
+	for (int j = 0; j < CLUSTER_MAX_NODES; j++) {
+		if (j == P.self || !P.seen_ms[j])
+			continue;
+		if (alive(j)) {
+			if (P.adopt_stage[j]) {
+				log_info("cluster: node %d is back: its inbox is its own again", j);
+				kafka_unadopt(j);
+				P.adopt_stage[j] = 0;
+			}
+			continue;
+		}
+		if (P.adopt_stage[j] || lowest != P.self)
+			continue;
+		log_warn(0, "cluster: node %d silent for %u ms: adopting its sessions and its inbox", j,
+			W->cfg->kafka_node_timeout_ms);
+		P.adopt_stage[j] = 1;
+		P.adopt_waiting[j] = 0;
+		for (int k = 0; k < P.n; k++) {
+			if (P.links[k].up) {
+				send_frame_a(&P.links[k], MF_ADOPT, (uint32_t)j, NULL, 0);
+				P.adopt_waiting[j]++;
+			}
+		}
+		if (!P.adopt_waiting[j]) {
+			P.adopt_waiting[j] = 1;
+			on_adopted(j);
+		}
+	}
+}
+
 /* --- heartbeat, control channel --------------------------------------------------------------------------- */
 
 static void tick(void)
@@ -869,6 +947,7 @@ static void tick(void)
 	size_t pos = 0;
 
 	linger_expire();
+	watch_nodes();
 	while ((e = strmap_next(&P.handovers, &pos))) {
 		if ((uintptr_t)e->value > now)
 			continue;

@@ -445,6 +445,7 @@ static int on_frame(int k, const frame_hdr_t *h, const uint8_t *body)
 		return relay_on_frame(k, h, body);
 	case MF_RELEASE:
 	case MF_HANDED:
+	case MF_ADOPT:
 		return owner_on_frame(k, h, body);
 	default:
 		return -EPROTO;

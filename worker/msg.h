@@ -27,6 +27,8 @@ typedef struct msg {
 	uint8_t pfi;
 	uint64_t expire_at_ms;     /* CLOCK_MONOTONIC ms; valid with MSG_HAS_EXPIRY */
 	uint64_t origin;           /* publisher's connection id (no-local); 0 for wills and retained replays */
+	uint64_t src_off;          /* with src_part: the offset of the Kafka inbox record it came in */
+	uint32_t src_part;         /* cluster: inbox partition + 1 it came from (0: published in this node) */
 	uint16_t topic_len;
 	uint16_t ct_len;           /* content type */
 	uint16_t rt_len;           /* response topic */

@@ -256,6 +256,18 @@ static void release(const char *id, size_t len, int to)
 		rel_send(r);
 }
 
+static void adopted(int from)
+{
+	(void)mesh_frame(kproc(), MF_ADOPTED, 0, (uint32_t)from, 0);
+}
+
+/* Node `from` died: its sessions of our slots become ours (then the Kafka process reads its inbox). */
+static void adopt(int from)
+{
+	if (!store_durable() || store_adopt(from, adopted) < 0)
+		adopted(from);
+}
+
 int owner_on_frame(int k, const frame_hdr_t *h, const uint8_t *body)
 {
 	claim_t *cl;
@@ -263,6 +275,10 @@ int owner_on_frame(int k, const frame_hdr_t *h, const uint8_t *body)
 	(void)k;
 	if (h->type == MF_RELEASE) {
 		release((const char *)body, h->body, (int)h->a);
+		return 0;
+	}
+	if (h->type == MF_ADOPT) {
+		adopt((int)h->a);
 		return 0;
 	}
 	if (h->type == MF_HANDED) {

@@ -312,9 +312,25 @@ void route_retain_store(msg_t *m)
 		msg_unref(strmap_del(&R.retained, msg_topic(m), m->topic_len));
 		return;
 	}
-	if (strmap_put(&R.retained, msg_topic(m), m->topic_len, msg_ref(m), &old) < 0) {
-		msg_unref(m);
+	if (m->src_part) {
+		/* Kept apart from the Kafka record it came in: a later replay is a message of its own, not a
+		 * re-delivery of that record (which the store would skip). */
+		msg_t hdr = *m, *copy;
+
+		hdr.src_part = 0;
+		hdr.src_off = 0;
+		copy = msg_create_raw(&hdr, m->data);
+		if (!copy) {
+			log_error(ENOMEM, "retained message for '%.*s' not stored", (int)m->topic_len, msg_topic(m));
+			return;
+		}
+		m = copy;
+	} else {
+		m = msg_ref(m);
+	}
+	if (strmap_put(&R.retained, msg_topic(m), m->topic_len, m, &old) < 0) {
 		log_error(ENOMEM, "retained message for '%.*s' not stored", (int)m->topic_len, msg_topic(m));
+		msg_unref(m);
 		return;
 	}
 	msg_unref(old);

@@ -42,6 +42,9 @@ static struct {
 	uint32_t cap_argv;
 	void (*on_ready)(void);
 	const store_owner_ops_t *owner;
+	uint32_t adopts_left, adopted;
+	int adopt_from;
+	void (*on_adopted)(int from);
 } st;
 
 static uint64_t unix_ms(void)
@@ -229,7 +232,9 @@ void store_msg_add(const sess_t *s, uint64_t qseq, const msg_t *m, uint8_t qos, 
 		expire = (int64_t)(now + (m->expire_at_ms > loop_now() ? m->expire_at_ms - loop_now() : 0));
 	else
 		expire = (int64_t)(now + (uint64_t)W->cfg->message_ttl * 1000);
-	b = op_begin(s, 'A');
+	/* A copy of a record of a Kafka inbox ('a') also carries its partition and offset: the script keeps the
+	 * highest offset applied per partition for the session and skips what it already has (a re-delivery). */
+	b = op_begin(s, m->src_part ? 'a' : 'A');
 	if (b) {
 		batch_num(b, qseq);
 		/* The blob is built in place in the argument buffer: one copy of the payload. */
@@ -237,8 +242,12 @@ void store_msg_add(const sess_t *s, uint64_t qseq, const msg_t *m, uint8_t qos, 
 		if (p)
 			record_blob_encode(p, m, qos, retain, subid, expire);
 		batch_num(b, W->cfg->max_queued);
+		if (m->src_part) {
+			batch_num(b, m->src_part - 1);
+			batch_num(b, m->src_off);
+		}
 	}
-	op_end(b, s, 'A', w);
+	op_end(b, s, m->src_part ? 'a' : 'A', w);
 }
 
 void store_msg_pid(const sess_t *s, uint64_t qseq, uint16_t pid, uint8_t state)
@@ -417,9 +426,19 @@ static void restore_reply(batch_t *b, const redisReply *r)
 		send_push(b, loop_now() + RETRY_MS);
 		return;
 	}
-	for (size_t i = 0; i < r->elements; i++)
-		restore_one(r->element[i]);
+	for (size_t i = 0; i < r->elements; i++) {
+		if (restore_one(r->element[i]) && b->adopt)
+			st.adopted++;
+	}
 	st.pending_ops -= b->n_ops;
+	if (b->adopt) {
+		batch_destroy(b);
+		if (--st.adopts_left == 0 && st.on_adopted) {
+			log_info("redis store: %u sessions of node %d adopted", st.adopted, st.adopt_from);
+			st.on_adopted(st.adopt_from);
+		}
+		return;
+	}
 	batch_destroy(b);
 	if (--st.restores_left == 0) {
 		st.restoring = false;
@@ -518,7 +537,7 @@ static void on_reply(void *ctx, const redisReply *r, int err)
 	for (uint32_t i = 0; i < b->n_ops; i++) {
 		const redisReply *x = r->element[i];
 
-		if (b->ops[i].op == 'A' && x->type == REDIS_REPLY_INTEGER && x->integer > 0) {
+		if ((b->ops[i].op == 'A' || b->ops[i].op == 'a') && x->type == REDIS_REPLY_INTEGER && x->integer > 0) {
 			W->st.store_dropped += (uint64_t)x->integer;
 			W->st.dropped_queue_full += (uint64_t)x->integer;
 		} else if (b->ops[i].op == 'L') {
@@ -680,6 +699,33 @@ void store_fetch(const char *id, size_t len)
 {
 	if (!op_end_id(op_begin_id(id, len, 'S'), id, len, 'S', NULL) && st.owner)
 		st.owner->fetched(id, len, NULL, false);
+}
+
+int store_adopt(int from, void (*done)(int from))
+{
+	uint32_t first, last;
+
+	if (!st.redis || st.adopts_left)
+		return -EBUSY;
+	first = (uint32_t)slot_first(W->id, W->n) * W->cfg->redis_buckets / SLOT_COUNT;
+	last = ((uint32_t)slot_first(W->id + 1, W->n) - 1) * W->cfg->redis_buckets / SLOT_COUNT;
+	st.on_adopted = done;
+	st.adopt_from = from;
+	st.adopted = 0;
+	for (uint32_t bk = first; bk <= last; bk++) {
+		batch_t *b = batch_create(bk);
+
+		if (!b)
+			return -ENOMEM; /* the batches already queued still answer: done comes when they have */
+		b->restore = true;
+		b->adopt = true;
+		batch_num(b, unix_ms());
+		batch_num(b, (uint64_t)from);
+		batch_num(b, W->cfg->node_id);
+		send_push(b, 0);
+		st.adopts_left++;
+	}
+	return 0;
 }
 
 void store_barrier(const char *id, size_t len, waiter_t *w)

@@ -70,6 +70,9 @@ void store_set_owner_ops(const store_owner_ops_t *ops);
 void store_claim(const char *id, size_t len);
 /* Read client id's session and subscriptions into memory. */
 void store_fetch(const char *id, size_t len);
+/* Take node `from`'s sessions of this worker's buckets over (it died): they are restored into memory with
+ * their subscriptions and made this node's; done(from) follows. 0, or -EBUSY while an adoption runs. */
+int store_adopt(int from, void (*done)(int from));
 /* w is resolved when every operation queued so far for id's bucket is done. */
 void store_barrier(const char *id, size_t len, waiter_t *w);
 

@@ -9,7 +9,9 @@
  * Redis slot and one FCALL can touch them all:
  *   rmq:{bN}:<cid>:m   hash: v version, e session expiry (s), h next message seq, l lowest live seq,
  *                      x expire-at (unix ms, only while offline), n the node that owns the session (a
- *                      cluster's sessions live on one node at a time; absent: node 0)
+ *                      cluster's sessions live on one node at a time; absent: node 0), w<P> the highest
+ *                      offset of Kafka inbox partition P whose copy was queued ('a': a re-delivered record
+ *                      is not queued twice)
  *   rmq:{bN}:<cid>:q   hash: seq -> message blob
  *   rmq:{bN}:<cid>:p   hash: seq -> "pid,state" once the message was sent
  *   rmq:{bN}:<cid>:u   hash: filter -> "qos,no_local,rap,retain_handling,subid"
@@ -19,8 +21,8 @@
  * ringmq_batch(keys = {"rmq:{bN}"}, args = op records) runs a bucket's operations of one flush in order and
  * returns one result per operation. Ownership (a cluster): W claims a session for a node and returns the
  * previous owner (-1: no session), S reads a session's record and subscriptions, B does nothing (its answer
- * says every earlier operation of the bucket is done). ringmq_restore(keys, {now, node}) lists the node's
- * sessions. Every operation is idempotent, so a batch whose outcome is unknown is
+ * says every earlier operation of the bucket is done). ringmq_restore(keys, {now, node[, to]}) lists the node's
+ * sessions (and makes node `to` their owner: a dead node's sessions adopted). Every operation is idempotent, so a batch whose outcome is unknown is
  * simply sent again.
  */
 #ifndef RINGMQ_WORKER_STORE_LUA_H
@@ -75,10 +77,19 @@ static const char store_lua[] =
 "    elseif op == 'V' then\n"
 "      redis.call('HDEL', k(tag, cid, 'u'), args[i + 2])\n"
 "      i = i + 3\n"
-"    elseif op == 'A' then\n"
+"    elseif op == 'A' or op == 'a' then\n"
 "      local q = k(tag, cid, 'q')\n"
 "      local seq = tonumber(args[i + 2])\n"
 "      local limit = tonumber(args[i + 4])\n"
+"      local skip = false\n"
+"      if op == 'a' then\n"
+"        local wk = 'w' .. args[i + 5]\n"
+"        local wm = tonumber(redis.call('HGET', m, wk) or '-1')\n"
+"        if tonumber(args[i + 6]) <= wm then skip = true else redis.call('HSET', m, wk, args[i + 6]) end\n"
+"      end\n"
+"      if skip then\n"
+"        r = -1\n"
+"      else\n"
 "      redis.call('HSET', q, args[i + 2], args[i + 3])\n"
 "      local hi = tonumber(redis.call('HGET', m, 'h') or '0')\n"
 "      if seq + 1 > hi then redis.call('HSET', m, 'h', seq + 1) end\n"
@@ -99,7 +110,8 @@ static const char store_lua[] =
 "      end\n"
 "      local x = redis.call('HGET', m, 'x')\n"
 "      if x then redis.call('PEXPIREAT', q, x) end\n"
-"      i = i + 5\n"
+"      end\n"
+"      if op == 'a' then i = i + 7 else i = i + 5 end\n"
 "    elseif op == 'P' then\n"
 "      if redis.call('HEXISTS', k(tag, cid, 'q'), args[i + 2]) == 1 then\n"
 "        redis.call('HSET', k(tag, cid, 'p'), args[i + 2], args[i + 3])\n"
@@ -144,6 +156,7 @@ static const char store_lua[] =
 "    elseif node and (redis.call('HGET', k(tag, cid, 'm'), 'n') or '0') ~= node then\n"
 "      -- another node's session (a cluster): it is restored there\n"
 "    else\n"
+"      if args[3] then redis.call('HSET', k(tag, cid, 'm'), 'n', args[3]) end\n"
 "      out[#out + 1] = {cid, meta, redis.call('HGETALL', k(tag, cid, 'u'))}\n"
 "    end\n"
 "  end\n"
