@@ -515,10 +515,11 @@ void fake_rds_answer(const char *resp, size_t len, int err)
 static int op_args(char op)
 {
 	switch (op) {
-	case 'X': case 'L': return 2;
-	case 'O': case 'V': case 'D': case 'I': case 'J': case 'Q': return 3;
-	case 'M': case 'U': case 'P': return 4;
-	case 'A': return 5;
+	case 'X': case 'L': case 'S': case 'B': return 2;
+	case 'O': case 'V': case 'D': case 'I': case 'J': case 'Q': case 'W': return 3;
+	case 'U': case 'P': return 4;
+	case 'M': case 'A': return 5;
+	case 'a': return 7;
 	default: return -1;
 	}
 }
