@@ -16,6 +16,7 @@
 #include "cluster.h"
 #include "frame.h"
 #include "kafka.h"
+#include "knodes.h"
 #include "log.h"
 #include "loop.h"
 #include "mesh.h"
@@ -24,38 +25,8 @@
 #include "sock.h"
 #include "slot.h"
 #include "strmap.h"
-#include "trie.h"
 
-/* An inbox record: a message for this node, as the publishing node's worker framed it. Native layout: the
- * nodes of a cluster run the same build on the same architecture. */
-typedef struct krec_hdr {
-	uint32_t magic;
-	uint8_t kind;
-	uint8_t flags;             /* enum mesh_pub_flags */
-	uint16_t group_len;        /* shared group key bytes after this header */
-	uint32_t origin;           /* publishing node */
-	uint32_t reserved;
-} krec_hdr_t;
-
-#define KREC_MAGIC 0x524b5231u /* "RKR1" */
-#define KREC_MSG 1                 /* a message: the header, the group key, the message blob */
-#define KREC_HANDOVER 2            /* "let session <id> go for node origin" */
-#define KREC_HANDED 3              /* "session <id> was let go by node origin" */
 #define HEARTBEAT_MS 1000
-/* How long a session hand-over may take before the claiming node goes on without its previous owner. */
-#define HANDOVER_TIMEOUT_MS 3000
-/* How long a node that let a session go keeps routing its filters to the new node (and keeps announcing them):
- * long enough for every node to read the new node's interest. */
-#define GRACE_MS 10000
-
-/* A filter that stays routed after its interest moved: to node `to` (proxy) or as our own (deferred
- * withdrawal), until `until`. */
-typedef struct lingering {
-	int to;                    /* node, or -1: our own interest, withdrawn at `until` */
-	uint64_t until;
-	uint16_t len;
-	char filter[];
-} lingering_t;
 
 /* A frame from a worker that asked for an ack: answered when the Kafka records it caused are acknowledged. */
 typedef struct owed {
@@ -91,20 +62,11 @@ static struct {
 	link_t links[WORKER_MAX];
 	ring_t recs;               /* inrec_t in offset order; recs_seq numbers the head */
 	uint64_t recs_seq;
-	uint64_t seen_ms[CLUSTER_MAX_NODES];  /* last heartbeat of each node (0: never) */
 	uint64_t incarnation;
 	uint64_t hb_ms;
 	bool ready_sent;
 	bool paused;
 	strmap_t self_seen;        /* our own filters as P.interest has them (from before a restart, too) */
-	strmap_t handovers;        /* session id -> (void *)(deadline << 16 | worker): hand-overs we wait for */
-	strmap_t real;             /* "<node>/<filter>" pairs other nodes announced themselves */
-	trie_t *proxy;             /* filter -> node + 1: routed to a node that just took a session over */
-	lingering_t **lingers;
-	size_t n_lingers, cap_lingers;
-	/* adoption of dead nodes: 0 none, 1 workers restoring its sessions, 2 reading its inbox */
-	uint8_t adopt_stage[CLUSTER_MAX_NODES];
-	int adopt_waiting[CLUSTER_MAX_NODES];
 	uint64_t synced;           /* workers that have announced all their interest (MF_SYNC) */
 	bool reconciled;
 	uint8_t kind_ctl;
@@ -113,7 +75,6 @@ static struct {
 
 static const sock_ops_t link_ops;
 static void reconcile(void);
-static void on_adopted(int node);
 
 /* --- opaque tokens for produced records: which link's owed frame they count on ------------------------- */
 
@@ -175,24 +136,28 @@ static void send_frame(link_t *l, uint8_t type, const char *body, size_t len)
 	send_frame_a(l, type, 0, body, len);
 }
 
-static bool alive(int node)
+void kproc_send_owner(const char *id, size_t len, uint8_t type, uint32_t a)
 {
-	return node >= 0 && node < CLUSTER_MAX_NODES && P.seen_ms[node] &&
-		loop_clock_ms() - P.seen_ms[node] < W->cfg->kafka_node_timeout_ms;
+	send_frame_a(&P.links[slot_owner(slot_of(id, len), P.n)], type, a, id, len);
 }
 
-/* The worker of this node that owns client id's slot. */
-static link_t *owner_link(const char *id, size_t len)
+unsigned kproc_send_all(uint8_t type, uint32_t a)
 {
-	return &P.links[slot_owner(slot_of(id, len), P.n)];
+	unsigned n = 0;
+
+	for (int k = 0; k < P.n; k++) {
+		if (P.links[k].up) {
+			send_frame_a(&P.links[k], type, a, NULL, 0);
+			n++;
+		}
+	}
+	return n;
 }
 
-static void tell_workers(const char *filter, size_t len, void *ctx)
+void kproc_tell_workers(const char *filter, size_t len, bool add)
 {
-	uint8_t type = (uint8_t)(uintptr_t)ctx;
-
 	for (int k = 0; k < P.n; k++)
-		send_frame(&P.links[k], type, filter, len);
+		send_frame(&P.links[k], add ? MF_SUB : MF_UNSUB, filter, len);
 }
 
 /* Hand inbox record seq to worker k (asking for an ack). */
@@ -252,100 +217,6 @@ static void on_delivered(void *opaque, int err)
 	o->failed |= err < 0;
 }
 
-/* --- lingering routes ------------------------------------------------------------------------------------ */
-
-static bool proxied(int node, const char *f, size_t len)
-{
-	for (size_t i = 0; i < P.n_lingers; i++) {
-		lingering_t *g = P.lingers[i];
-
-		if (g->to == node && g->len == len && memcmp(g->filter, f, len) == 0)
-			return true;
-	}
-	return false;
-}
-
-static void linger_add(int to, const char *f, size_t len)
-{
-	lingering_t *g;
-
-	if (P.n_lingers == P.cap_lingers) {
-		size_t cap = P.cap_lingers ? P.cap_lingers * 2 : 16;
-		lingering_t **a = realloc(P.lingers, cap * sizeof(*a));
-
-		if (!a)
-			goto nomem;
-		P.lingers = a;
-		P.cap_lingers = cap;
-	}
-	g = malloc(sizeof(*g) + len);
-	if (!g)
-		goto nomem;
-	g->to = to;
-	g->until = loop_clock_ms() + GRACE_MS;
-	g->len = (uint16_t)len;
-	memcpy(g->filter, f, len);
-	P.lingers[P.n_lingers++] = g;
-	return;
-nomem:
-	log_error(ENOMEM, "filter '%.*s' not kept routed for node %d", (int)len, f, to);
-}
-
-static void produce_own(const char *f, size_t len, bool add, void *opaque)
-{
-	char key[70000];
-	size_t klen = cluster_interest_key(key, sizeof(key), P.self, f, len);
-
-	if (!klen || kafka_produce(KT_INTEREST, -1, key, klen, add ? "1" : NULL, add ? 1 : 0, opaque) < 0)
-		log_warn(0, "interest in '%.*s' not %s", (int)len, f, add ? "announced" : "withdrawn");
-}
-
-/* Lingering entries whose time is up: a proxy ends unless the node announced the filter itself meanwhile; a
- * deferred withdrawal happens unless a worker wants the filter again. */
-static void linger_expire(void)
-{
-	uint64_t now = loop_clock_ms();
-	char key[70000];
-
-	for (size_t i = 0; i < P.n_lingers;) {
-		lingering_t *g = P.lingers[i];
-
-		if (g->until > now) {
-			i++;
-			continue;
-		}
-		if (g->to < 0) {
-			if (!cluster_worker_has(g->filter, g->len))
-				produce_own(g->filter, g->len, false, NULL);
-		} else {
-			size_t klen = cluster_interest_key(key, sizeof(key), g->to, g->filter, g->len);
-
-			trie_remove(P.proxy, g->filter, g->len, (void *)(uintptr_t)(g->to + 1));
-			P.lingers[i] = P.lingers[--P.n_lingers];
-			if (!proxied(g->to, g->filter, g->len) && !(klen && strmap_get(&P.real, key, klen)) &&
-			    cluster_remote_sub(g->to, g->filter, g->len, false) == CLUSTER_LAST)
-				tell_workers(g->filter, g->len, (void *)(uintptr_t)MF_UNSUB);
-			free(g);
-			continue;
-		}
-		P.lingers[i] = P.lingers[--P.n_lingers];
-		free(g);
-	}
-}
-
-typedef struct mask_ctx {
-	uint64_t mask;
-} mask_ctx_t;
-
-static bool proxy_bit(void *value, void *ctx)
-{
-	uintptr_t node = (uintptr_t)value - 1;
-
-	if (node < CLUSTER_MAX_NODES)
-		((mask_ctx_t *)ctx)->mask |= UINT64_C(1) << node;
-	return true;
-}
-
 static void on_state(enum kafka_topic t, const void *key, size_t klen, const void *val, size_t vlen)
 {
 	const char *filter;
@@ -360,9 +231,7 @@ static void on_state(enum kafka_topic t, const void *key, size_t klen, const voi
 			return;
 		memcpy(k, key, klen);
 		k[klen] = '\0';
-		node = atoi(k);
-		if (node >= 0 && node < CLUSTER_MAX_NODES)
-			P.seen_ms[node] = val ? loop_clock_ms() : 0;
+		knodes_heartbeat(atoi(k), val != NULL);
 		return;
 	}
 	if (!cluster_interest_parse(key, klen, &node, &filter, &flen))
@@ -374,16 +243,11 @@ static void on_state(enum kafka_topic t, const void *key, size_t klen, const voi
 			strmap_del(&P.self_seen, filter, flen);
 		return;
 	}
-	if (val) {
-		(void)strmap_put(&P.real, key, klen, (void *)1, NULL);
-	} else {
-		strmap_del(&P.real, key, klen);
-		if (proxied(node, filter, flen))
-			return; /* still routed there for a while: the lingering entry ends it */
-	}
+	if (knodes_interest(node, key, klen, filter, flen, val != NULL))
+		return;
 	edge = cluster_remote_sub(node, filter, flen, val != NULL);
 	if (edge == CLUSTER_FIRST || edge == CLUSTER_LAST)
-		tell_workers(filter, flen, (void *)(uintptr_t)(edge == CLUSTER_FIRST ? MF_SUB : MF_UNSUB));
+		kproc_tell_workers(filter, flen, edge == CLUSTER_FIRST);
 	else if (edge < 0)
 		log_error(ENOMEM, "interest of node %d in '%.*s' not recorded", node, (int)flen, filter);
 }
@@ -395,70 +259,6 @@ static void on_caught_up(void)
 		send_frame(&P.links[k], MF_SYNC, NULL, 0);
 	if (!P.ready_sent && chan_send(P.args->ctl_fd, CHAN_READY, P.args->id, 0, NULL, 0, -1) == 0)
 		P.ready_sent = true;
-}
-
-static void handed(const char *id, size_t len)
-{
-	strmap_del(&P.handovers, id, len);
-	send_frame(owner_link(id, len), MF_HANDED, id, len);
-}
-
-/* "Let session id go for node origin" reaches the worker owning it; "it was let go" reaches the worker waiting. */
-static void on_handover_record(const krec_hdr_t *h, const char *id, size_t len)
-{
-	if (h->kind == KREC_HANDOVER) {
-		send_frame_a(owner_link(id, len), MF_RELEASE, h->origin, id, len);
-		return;
-	}
-	if (strmap_get(&P.handovers, id, len))
-		handed(id, len);
-}
-
-static int produce_handover(int kind, int to, const char *id, size_t len, void *opaque)
-{
-	krec_hdr_t h = { .magic = KREC_MAGIC, .kind = (uint8_t)kind, .origin = (uint32_t)P.self };
-	buf_t v = { 0 };
-	int rc = -ENOMEM;
-
-	if (buf_append(&v, &h, sizeof(h)) == 0 && buf_append(&v, id, len) == 0)
-		rc = kafka_produce(KT_INBOX, to, NULL, 0, v.data, v.len, opaque);
-	buf_finish(&v);
-	return rc;
-}
-
-/* A worker claimed session id, owned by node `prev`: ask prev to let it go, unless prev is gone. */
-static void on_handover(link_t *l, int prev, const char *id, size_t len)
-{
-	(void)l;
-	if (prev == P.self || !alive(prev) ||
-	    produce_handover(KREC_HANDOVER, prev, id, len, NULL) < 0 ||
-	    strmap_put(&P.handovers, id, len, (void *)(uintptr_t)(loop_clock_ms() + HANDOVER_TIMEOUT_MS), NULL) < 0) {
-		handed(id, len);
-		return;
-	}
-}
-
-/* A worker let session id go for node `to`: tell `to`, and keep the session's filters routed there (from our
- * publishers and from what still reaches our inbox) until every node has read `to`'s own interest. */
-static void on_released(int to, const uint8_t *body, size_t n)
-{
-	const char *id = (const char *)body;
-	size_t len = strnlen(id, n), off;
-
-	if (len == n || to < 0 || to >= CLUSTER_MAX_NODES)
-		return;
-	(void)produce_handover(KREC_HANDED, to, id, len, NULL);
-	for (off = len + 1; off < n;) {
-		const char *f = (const char *)body + off;
-		size_t flen = strnlen(f, n - off);
-
-		if (flen && trie_insert(P.proxy, f, flen, (void *)(uintptr_t)(to + 1)) >= 0) {
-			linger_add(to, f, flen);
-			if (cluster_remote_sub(to, f, flen, true) == CLUSTER_FIRST)
-				tell_workers(f, flen, (void *)(uintptr_t)MF_SUB);
-		}
-		off += flen + 1;
-	}
 }
 
 static void on_inbox(int node, int64_t offset, const void *val, size_t vlen)
@@ -485,7 +285,7 @@ static void on_inbox(int node, int64_t offset, const void *val, size_t vlen)
 	if (h.magic != KREC_MAGIC)
 		goto bad;
 	if (h.kind == KREC_HANDOVER || h.kind == KREC_HANDED) {
-		on_handover_record(&h, (const char *)val + sizeof(h), vlen - sizeof(h));
+		knodes_record(&h, (const char *)val + sizeof(h), vlen - sizeof(h));
 		return;
 	}
 	if (h.kind != KREC_MSG || sizeof(h) + h.group_len > vlen)
@@ -516,17 +316,9 @@ static void on_inbox(int node, int64_t offset, const void *val, size_t vlen)
 		if (l->up ? hand(l, seq) : hold(l, seq))
 			r->waiting++;
 	}
-	if (P.n_lingers && (r->flags & MESH_DELIVER)) {
-		/* Subscribers that moved to another node a moment ago: their messages follow them. */
-		mask_ctx_t mc = { 0 };
-
-		trie_match(P.proxy, msg_topic(m), m->topic_len, proxy_bit, &mc);
-		for (int j = 0; j < CLUSTER_MAX_NODES; j++) {
-			if ((mc.mask & (UINT64_C(1) << j)) && j != P.self &&
-			    kafka_produce(KT_INBOX, j, NULL, 0, val, vlen, (void *)(uintptr_t)(INREC_TOKEN | seq)) == 0)
-				r->waiting++;
-		}
-	}
+	/* Subscribers that moved to another node a moment ago: their messages follow them. */
+	if (r->flags & MESH_DELIVER)
+		r->waiting += knodes_forward(msg_topic(m), m->topic_len, val, vlen, (void *)(uintptr_t)(INREC_TOKEN | seq));
 	return;
 bad:
 	log_warn(0, "inbox record at offset %lld is damaged: skipped", (long long)offset);
@@ -569,7 +361,7 @@ static int on_pub(link_t *l, const frame_hdr_t *h, const uint8_t *body, int64_t 
 		nodes |= cluster_match_nodes(msg_topic(m), m->topic_len);
 	if (kh.flags & MESH_RETAIN_STORE) {
 		for (int j = 0; j < CLUSTER_MAX_NODES; j++)
-			if (j != P.self && P.seen_ms[j])
+			if (j != P.self && knodes_known(j))
 				nodes |= UINT64_C(1) << j;
 	}
 	if (!nodes)
@@ -618,7 +410,7 @@ static void on_sub(link_t *l, const char *filter, size_t len, bool add, int64_t 
 	if (edge == CLUSTER_LAST) {
 		/* Withdrawn a little later: a session that moved to another node keeps receiving through us until
 		 * every node has read the new node's interest. */
-		linger_add(-1, filter, len);
+		knodes_withdraw_later(filter, len);
 		return;
 	}
 	klen = cluster_interest_key(key, sizeof(key), P.self, filter, len);
@@ -671,13 +463,13 @@ static int on_frame(link_t *l, const frame_hdr_t *h, const uint8_t *body)
 		P.synced |= UINT64_C(1) << l->k;
 		break;
 	case MF_HANDOVER:
-		on_handover(l, (int)h->a, (const char *)body, h->body);
+		knodes_handover((int)h->a, (const char *)body, h->body);
 		break;
 	case MF_RELEASED:
-		on_released((int)h->a, body, h->body);
+		knodes_released((int)h->a, body, h->body);
 		break;
 	case MF_ADOPTED:
-		on_adopted((int)h->a);
+		knodes_adopted((int)h->a);
 		break;
 	default:
 		break; /* relay frames never come here */
@@ -870,92 +662,14 @@ static void reconcile(void)
 		log_info("cluster: %d filters of this node's earlier life withdrawn", stale);
 }
 
-/* --- adoption of dead nodes ----------------------------------------------------------------------------- */
-
-static void withdraw_for(const char *f, size_t len, void *ctx)
-{
-	int node = (int)(intptr_t)ctx;
-	char key[70000];
-	size_t klen = cluster_interest_key(key, sizeof(key), node, f, len);
-
-	/* On the dead node's behalf: every node (us too, when the tombstone comes back) forgets it. */
-	if (klen)
-		(void)kafka_produce(KT_INTEREST, -1, key, klen, NULL, 0, NULL);
-}
-
-static void on_adopted(int node)
-{
-	if (node < 0 || node >= CLUSTER_MAX_NODES || P.adopt_stage[node] != 1 || --P.adopt_waiting[node] > 0)
-		return;
-	/* Its sessions are ours and announced by our workers: now what was sent to it, from where it stopped. */
-	P.adopt_stage[node] = 2;
-	if (kafka_adopt(node) < 0)
-		log_error(0, "cluster: node %d's inbox cannot be read: messages sent to it stay there until it returns",
-			node);
-	cluster_each_remote_of(node, withdraw_for, (void *)(intptr_t)node);
-	log_info("cluster: node %d adopted: its sessions are served here, its inbox is read here", node);
-}
-
-/* A node whose heartbeats stopped is adopted by the lowest-numbered live node; one that is back is left to
- * itself again. */
-static void watch_nodes(void)
-{
-	int lowest = -1;
-
-	if (!kafka_caught_up())
-		return;
-	for (int j = 0; j < CLUSTER_MAX_NODES && lowest < 0; j++)
-		if (j == P.self || alive(j))
-			lowest = j;
-	for (int j = 0; j < CLUSTER_MAX_NODES; j++) {
-		if (j == P.self || !P.seen_ms[j])
-			continue;
-		if (alive(j)) {
-			if (P.adopt_stage[j]) {
-				log_info("cluster: node %d is back: its inbox is its own again", j);
-				kafka_unadopt(j);
-				P.adopt_stage[j] = 0;
-			}
-			continue;
-		}
-		if (P.adopt_stage[j] || lowest != P.self)
-			continue;
-		log_warn(0, "cluster: node %d silent for %u ms: adopting its sessions and its inbox", j,
-			W->cfg->kafka_node_timeout_ms);
-		P.adopt_stage[j] = 1;
-		P.adopt_waiting[j] = 0;
-		for (int k = 0; k < P.n; k++) {
-			if (P.links[k].up) {
-				send_frame_a(&P.links[k], MF_ADOPT, (uint32_t)j, NULL, 0);
-				P.adopt_waiting[j]++;
-			}
-		}
-		if (!P.adopt_waiting[j]) {
-			P.adopt_waiting[j] = 1;
-			on_adopted(j);
-		}
-	}
-}
-
 /* --- heartbeat, control channel --------------------------------------------------------------------------- */
 
 static void tick(void)
 {
 	uint64_t now = loop_clock_ms();
 	char key[8], val[64];
-	strmap_entry_t *e;
-	size_t pos = 0;
 
-	linger_expire();
-	watch_nodes();
-	while ((e = strmap_next(&P.handovers, &pos))) {
-		if ((uintptr_t)e->value > now)
-			continue;
-		log_warn(0, "session '%.*s': its previous node did not let it go within %d ms: taken without it",
-			(int)e->len, e->key, HANDOVER_TIMEOUT_MS);
-		handed(e->key, e->len);
-		pos = 0; /* the map changed */
-	}
+	knodes_tick();
 	if (now - P.hb_ms < HEARTBEAT_MS)
 		return;
 	P.hb_ms = now;
@@ -966,21 +680,11 @@ static void tick(void)
 
 static char *cluster_json(void)
 {
-	json_t *o = json_object(), *nodes = json_array();
-	uint64_t now = loop_clock_ms();
+	json_t *o = json_object();
 	char *s;
 
-	for (int j = 0; j < CLUSTER_MAX_NODES; j++) {
-		uint64_t age;
-
-		if (!P.seen_ms[j])
-			continue;
-		age = now - P.seen_ms[j];
-		json_array_append_new(nodes, json_pack("{s:i, s:I, s:b, s:b}", "node", j, "heartbeat_age_ms",
-			(json_int_t)age, "alive", age < W->cfg->kafka_node_timeout_ms, "self", j == P.self));
-	}
 	json_object_set_new(o, "node", json_integer(P.self));
-	json_object_set_new(o, "nodes", nodes);
+	json_object_set_new(o, "nodes", knodes_json());
 	json_object_set_new(o, "own_filters", json_integer((json_int_t)cluster_own_count()));
 	json_object_set_new(o, "remote_filters", json_integer((json_int_t)cluster_remote_count()));
 	json_object_set_new(o, "kafka_pending", json_integer(kafka_pending()));
@@ -1070,10 +774,7 @@ int kproc_run(const worker_args_t *args)
 		return 1;
 	sock_module_init();
 	strmap_init(&P.self_seen);
-	strmap_init(&P.handovers);
-	strmap_init(&P.real);
-	P.proxy = trie_create();
-	if (!P.proxy || cluster_init(P.self) < 0) {
+	if (knodes_init(P.self, P.n) < 0 || cluster_init(P.self) < 0) {
 		log_error(ENOMEM, "cluster tables");
 		return 1;
 	}
@@ -1109,12 +810,7 @@ int kproc_run(const worker_args_t *args)
 	}
 	cluster_finish();
 	strmap_finish(&P.self_seen);
-	strmap_finish(&P.handovers);
-	strmap_finish(&P.real);
-	trie_destroy(P.proxy);
-	for (size_t i = 0; i < P.n_lingers; i++)
-		free(P.lingers[i]);
-	free(P.lingers);
+	knodes_finish();
 	loop_finish();
 	sock_module_finish();
 	return rc;

@@ -10,9 +10,20 @@
 #ifndef RINGMQ_WORKER_KPROC_H
 #define RINGMQ_WORKER_KPROC_H
 
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
 #include "worker.h"
 
 /* The Kafka process's main: returns its exit status (WORKER_EXIT_CONFIG for a configuration error). */
 int kproc_run(const worker_args_t *args);
+
+/* For knodes.c, inside the Kafka process: a frame (type, a, body = id) to the worker owning client id's slot;
+ * a frame (type, a, no body) to every worker, returning how many were up; an interest edge of the other nodes
+ * to every worker. */
+void kproc_send_owner(const char *id, size_t len, uint8_t type, uint32_t a);
+unsigned kproc_send_all(uint8_t type, uint32_t a);
+void kproc_tell_workers(const char *filter, size_t len, bool add);
 
 #endif
