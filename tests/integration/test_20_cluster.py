@@ -1,0 +1,251 @@
+"""A cluster of ringmqd nodes over a real Kafka (KRaft, scripts/kafka) and one real Redis (ringmq only; skipped
+without Java/Maven/kcat): messages cross nodes (paho and mosquitto clients), a persistent session offline on one
+node continues on another with its queue in order, a client taking its session over on another node closes the
+old connection (MQTT 5: 0x8E), retained messages and wills cross nodes, `ringmqctl cluster` shows every node, and
+a node SIGKILLed mid-stream loses nothing that was PUBACKed (its sessions and inbox are adopted). Three nodes
+share one Kafka broker and one Redis; each test uses its own topic prefix-free client IDs and topics.
+"""
+import os
+import shutil
+import subprocess
+import threading
+import time
+import unittest
+
+import harness
+from harness import Broker, RedisServer, wait_until
+import rawmqtt as R
+from kafkaserver import KafkaCluster, kafka_missing
+
+SKIP = (harness.IS_MOSQUITTO and 'ringmq-specific') or kafka_missing() or \
+    (not os.path.exists(harness.REDIS_SERVER) and 'redis-server not installed')
+MOSQ_SUB = shutil.which('mosquitto_sub')
+MOSQ_PUB = shutil.which('mosquitto_pub')
+NODE_TIMEOUT_MS = 3000
+
+
+class Node(Broker):
+    def __init__(self, node_id, kafka, redis, prefix):
+        super().__init__(2, ['--cluster', 'kafka', '--node-id', str(node_id), '--kafka-brokers', kafka.bootstrap,
+                             '--kafka-topic-prefix', prefix, '--kafka-node-timeout-ms', str(NODE_TIMEOUT_MS),
+                             '--store', 'redis', '--redis-addrs', redis.addr])
+        self.node_id = node_id
+
+    def hard_kill(self):
+        """SIGKILL the supervisor: its workers and Kafka process die with it (PR_SET_PDEATHSIG)."""
+        self.proc.kill()
+        self.proc.wait(10)
+        self.finish()
+
+
+@unittest.skipIf(SKIP, SKIP)
+class ClusterTest(unittest.TestCase):
+    prefix_n = 0
+
+    @classmethod
+    def setUpClass(cls):
+        cls.kafka = KafkaCluster(brokers=1).start()
+        cls.redis = RedisServer().start()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.redis.stop()
+        cls.kafka.cleanup()
+
+    def setUp(self):
+        ClusterTest.prefix_n += 1
+        self.prefix = 'rt%d-%d' % (os.getpid(), ClusterTest.prefix_n)
+        self.nodes = []
+        for i in range(3):
+            n = Node(i, self.kafka, self.redis, self.prefix).start(timeout=60)
+            self.nodes.append(n)
+            self.addCleanup(self._stop, n)
+        self._clients = []
+        self.addCleanup(self._close_clients)
+        # every node sees every other before the test starts
+        for n in self.nodes:
+            wait_until(lambda n=n: sum(x['alive'] for x in n.ctl('cluster')['nodes']) == 3, 30,
+                       what='node %d sees the cluster' % n.node_id)
+
+    def _stop(self, n):
+        if n.proc is not None:
+            n.stop()
+
+    def _close_clients(self):
+        for c in self._clients:
+            try:
+                c.close()
+            except Exception:  # noqa: BLE001
+                pass
+
+    def raw(self, node, cid, version=5, clean=True, expiry=None, will=None):
+        r = R.RawClient(self.nodes[node].port, version)
+        self._clients.append(r)
+        plist = [(R.P_SESSION_EXPIRY, expiry)] if expiry is not None and version == 5 else None
+        r.send(R.connect(cid, version=version, clean=clean, plist=plist, will=will))
+        r.connack = r.expect(R.CONNACK, 15)
+        self.assertEqual(r.connack.reason, 0, r.connack)
+        return r
+
+    def sub(self, r, flt, qos=1):
+        r.send(R.subscribe(r.next_pid, [(flt, qos)], version=r.version))
+        r.next_pid += 1
+        self.assertEqual(r.expect(R.SUBACK).reasons, [qos])
+
+    def interest_seen(self, node, n_filters):
+        """Node `node` knows of at least n_filters filters of the other nodes (cross-node interest is
+        visible once every node has read it from Kafka)."""
+        wait_until(lambda: self.nodes[node].ctl('cluster')['remote_filters'] >= n_filters, 15,
+                   what='node %d sees the interest' % node)
+
+    def publish_all(self, r, topic, payloads):
+        for i, p in enumerate(payloads):
+            r.send(R.publish(topic, p, qos=1, pid=(i % 60000) + 1, version=r.version))
+            ack = r.expect(R.PUBACK, 15)
+            self.assertIn(ack.reason, (0, 0x10))
+
+    def read_n(self, r, n, timeout=15):
+        got = []
+        deadline = time.monotonic() + timeout
+        while len(got) < n:
+            p = r.read_packet(max(0.1, deadline - time.monotonic()))
+            if p.type == R.PUBLISH:
+                got.append(p.payload)
+                if p.qos:
+                    r.send(R.ack(R.PUBACK, p.pid, version=r.version))
+        return got
+
+    def test_messages_cross_nodes_in_order(self):
+        s = self.raw(1, 'x-sub')
+        self.sub(s, 'europe/ua/kyiv/1/+')
+        self.interest_seen(0, 1)
+        p = self.raw(0, 'x-pub')
+        payloads = [b'm%03d' % i for i in range(50)]
+        self.publish_all(p, 'europe/ua/kyiv/1/0', payloads)
+        self.assertEqual(self.read_n(s, 50), payloads)
+
+    @unittest.skipUnless(MOSQ_SUB and MOSQ_PUB, 'mosquitto clients missing')
+    def test_mosquitto_clients_across_nodes(self):
+        sub = subprocess.Popen([MOSQ_SUB, '-h', harness.HOST, '-p', str(self.nodes[2].port), '-t', 'mq/+', '-q',
+                                '1', '-C', '3', '-W', '30', '-i', 'mq-sub'], stdout=subprocess.PIPE, text=True)
+        try:
+            self.interest_seen(1, 1)
+            for i in range(3):
+                subprocess.run([MOSQ_PUB, '-h', harness.HOST, '-p', str(self.nodes[1].port), '-t', 'mq/x', '-m',
+                                'hi %d' % i, '-q', '1'], check=True, timeout=30)
+            out, _ = sub.communicate(timeout=30)
+        finally:
+            sub.kill()
+            sub.wait()
+        self.assertEqual(out.split('\n')[:3], ['hi 0', 'hi 1', 'hi 2'])
+
+    def test_persistent_session_moves_with_its_queue(self):
+        s = self.raw(1, 'move-sub', clean=False, expiry=3600)
+        self.sub(s, 'move/+')
+        s.send(R.disconnect(5))
+        s.close()
+        self.interest_seen(0, 1)
+        p = self.raw(0, 'move-pub')
+        payloads = [b'q%02d' % i for i in range(20)]
+        self.publish_all(p, 'move/x', payloads)
+        s2 = self.raw(2, 'move-sub', clean=False, expiry=3600)
+        self.assertTrue(s2.connack.session_present)
+        self.assertEqual(self.read_n(s2, 20), payloads)
+        # and it stays routed to its new node
+        self.publish_all(p, 'move/x', [b'live'])
+        self.assertEqual(self.read_n(s2, 1), [b'live'])
+
+    def test_takeover_across_nodes(self):
+        a = self.raw(0, 'tk', clean=False, expiry=3600)
+        self.sub(a, 'tk/#')
+        b = self.raw(2, 'tk', clean=False, expiry=3600)
+        self.assertTrue(b.connack.session_present)
+        packets = a.wait_closed(10)
+        self.assertTrue(any(x.type == R.DISCONNECT and x.reason == 0x8E for x in packets), packets)
+        p = self.raw(1, 'tk-pub')
+        self.interest_seen(1, 1)
+        self.publish_all(p, 'tk/1', [b'after takeover'])
+        self.assertEqual(self.read_n(b, 1), [b'after takeover'])
+
+    def test_retained_and_will_cross_nodes(self):
+        p = self.raw(0, 'ret-pub')
+        p.send(R.publish('ret/a', b'kept', qos=1, pid=1, retain=True, version=5))
+        p.expect(R.PUBACK)
+        s = self.raw(2, 'ret-sub')
+        # the retained message reaches node 2 through Kafka: a subscriber there gets it once it has arrived
+        got = []
+
+        def try_sub():
+            s.send(R.subscribe(s.next_pid, [('ret/#', 1)], version=5))
+            s.next_pid += 1
+            s.expect(R.SUBACK)
+            try:
+                got.extend(self.read_n(s, 1, timeout=1))
+            except TimeoutError:
+                return False
+            return True
+        wait_until(try_sub, 15, 0.2, 'retained message on node 2')
+        self.assertEqual(got[:1], [b'kept'])
+        w = self.raw(1, 'will-watch')
+        self.sub(w, 'wills/+')
+        self.interest_seen(0, 2)
+        dying = self.raw(0, 'dying', will={'topic': 'wills/dying', 'payload': b'bye', 'qos': 1})
+        dying.close()  # no DISCONNECT: the will goes
+        self.assertEqual(self.read_n(w, 1), [b'bye'])
+
+    def test_node_sigkilled_mid_stream_loses_nothing(self):
+        """A persistent subscriber offline on node 1, a publisher on node 0 sending steadily; node 1 is SIGKILLed
+        mid-stream. Its session and inbox are adopted: every PUBACKed message reaches the subscriber when it
+        comes back (on node 2), duplicates allowed, losses not."""
+        s = self.raw(1, 'k-sub', clean=False, expiry=3600)
+        self.sub(s, 'k/+')
+        s.send(R.disconnect(5))
+        s.close()
+        self.interest_seen(0, 1)
+        p = self.raw(0, 'k-pub')
+        acked = []
+        stop = threading.Event()
+
+        def publish():
+            i = 0
+            while not stop.is_set() and i < 400:
+                body = b'%04d' % i
+                p.send(R.publish('k/x', body, qos=1, pid=(i % 60000) + 1, version=5))
+                if p.expect(R.PUBACK, 30).reason < 0x80:
+                    acked.append(body)
+                i += 1
+                time.sleep(0.01)
+        t = threading.Thread(target=publish, daemon=True)
+        t.start()
+        wait_until(lambda: len(acked) >= 50, 30, what='publishing under way')
+        self.nodes[1].hard_kill()
+        wait_until(lambda: len(acked) >= 250, 60, what='publishing goes on after the kill')
+        stop.set()
+        t.join(60)
+        # adopted by the lowest live node (0)
+        wait_until(lambda: any(x['node'] == 1 and x.get('adopted_here')
+                               for x in self.nodes[0].ctl('cluster')['nodes']), 30, what='node 1 adopted')
+        s2 = self.raw(2, 'k-sub', clean=False, expiry=3600)
+        self.assertTrue(s2.connack.session_present)
+        got = set()
+        deadline = time.monotonic() + 60
+        while not set(acked) <= got and time.monotonic() < deadline:
+            try:
+                got.update(self.read_n(s2, 1, timeout=2))
+            except TimeoutError:
+                pass
+        missing = sorted(set(acked) - got)
+        self.assertEqual(missing, [], '%d of %d PUBACKed messages lost' % (len(missing), len(acked)))
+
+    def test_ringmqctl_cluster(self):
+        out = self.nodes[0].ctl_raw('cluster', json_out=False).stdout.decode()
+        for i in range(3):
+            self.assertIn('node %d' % i, out)
+        self.assertIn('(this node)', out)
+        cp = subprocess.run([harness.RINGMQCTL, '--socket', self.nodes[0].sock_path, 'cluster', '--json'],
+                            capture_output=True, text=True, timeout=10)
+        self.assertEqual(cp.returncode, 0, cp.stderr)
+
+
+if __name__ == '__main__':
+    unittest.main()
