@@ -15,10 +15,19 @@ typedef struct table {
 	strmap_t count;            /* filter -> (void *)(uintptr_t)members */
 } table_t;
 
+typedef struct cgroup {
+	uint32_t members[64];      /* per worker */
+	uint32_t online[64];
+	uint8_t node[CLUSTER_MAX_NODES];  /* other nodes' states: 0, 1 (members), 2 (online members) */
+	uint8_t state;             /* this node's */
+	uint32_t rr_node, rr_worker;
+} cgroup_t;
+
 static struct {
 	int self;
 	table_t own;               /* members: workers */
 	table_t remote;            /* members: nodes */
+	strmap_t groups;           /* key -> cgroup_t */
 } C;
 
 static int table_init(table_t *t)
@@ -39,6 +48,7 @@ int cluster_init(int self)
 {
 	memset(&C, 0, sizeof(C));
 	C.self = self;
+	strmap_init(&C.groups);
 	if (table_init(&C.own) < 0 || table_init(&C.remote) < 0) {
 		cluster_finish();
 		return -ENOMEM;
@@ -48,8 +58,159 @@ int cluster_init(int self)
 
 void cluster_finish(void)
 {
+	strmap_entry_t *e;
+	size_t pos = 0;
+
 	table_finish(&C.own);
 	table_finish(&C.remote);
+	while ((e = strmap_next(&C.groups, &pos)))
+		free(e->value);
+	strmap_finish(&C.groups);
+}
+
+static cgroup_t *group(const char *key, size_t len, bool create)
+{
+	cgroup_t *g = strmap_get(&C.groups, key, len);
+
+	if (g || !create)
+		return g;
+	g = calloc(1, sizeof(*g));
+	if (g && strmap_put(&C.groups, key, len, g, NULL) < 0) {
+		free(g);
+		g = NULL;
+	}
+	return g;
+}
+
+/* A group with nobody anywhere goes. */
+static void group_maybe_free(cgroup_t *g, const char *key, size_t len)
+{
+	if (g->state)
+		return;
+	for (int j = 0; j < CLUSTER_MAX_NODES; j++)
+		if (g->node[j])
+			return;
+	strmap_del(&C.groups, key, len);
+	free(g);
+}
+
+int cluster_group_worker(int k, const char *key, size_t len, uint32_t members, uint32_t online)
+{
+	cgroup_t *g = group(key, len, members > 0);
+	uint32_t m = 0, o = 0;
+	uint8_t state;
+
+	if (!g || k < 0 || k >= 64)
+		return members > 0 && !g ? -2 : -1;
+	g->members[k] = members;
+	g->online[k] = online;
+	for (int i = 0; i < 64; i++) {
+		m += g->members[i];
+		o += g->online[i];
+	}
+	state = o ? 2 : m ? 1 : 0;
+	if (state == g->state)
+		return -1;
+	g->state = state;
+	group_maybe_free(g, key, len);
+	return state;
+}
+
+bool cluster_group_remote(int node, const char *key, size_t len, int state)
+{
+	cgroup_t *g = group(key, len, state > 0);
+
+	if (!g || node == C.self || node < 0 || node >= CLUSTER_MAX_NODES || g->node[node] == state)
+		return false;
+	g->node[node] = (uint8_t)state;
+	group_maybe_free(g, key, len);
+	return true;
+}
+
+void cluster_group_counts(const char *key, size_t len, uint32_t *nodes, uint32_t *online)
+{
+	cgroup_t *g = group(key, len, false);
+
+	*nodes = *online = 0;
+	for (int j = 0; g && j < CLUSTER_MAX_NODES; j++) {
+		*nodes += g->node[j] > 0;
+		*online += g->node[j] == 2;
+	}
+}
+
+int cluster_group_state(const char *key, size_t len)
+{
+	cgroup_t *g = group(key, len, false);
+
+	return g ? g->state : 0;
+}
+
+void cluster_each_group(void (*fn)(const char *key, size_t len, uint32_t nodes, uint32_t online, void *ctx),
+	void *ctx)
+{
+	strmap_entry_t *e;
+	size_t pos = 0;
+
+	while ((e = strmap_next(&C.groups, &pos))) {
+		uint32_t nodes, online;
+
+		cluster_group_counts(e->key, e->len, &nodes, &online);
+		if (nodes)
+			fn(e->key, e->len, nodes, online, ctx);
+	}
+}
+
+static void count_one(const char *key, size_t len, uint32_t nodes, uint32_t online, void *ctx)
+{
+	(void)key;
+	(void)len;
+	(void)nodes;
+	(void)online;
+	(*(size_t *)ctx)++;
+}
+
+size_t cluster_group_remote_count(void)
+{
+	size_t n = 0;
+
+	cluster_each_group(count_one, &n);
+	return n;
+}
+
+int cluster_group_pick_node(const char *key, size_t len)
+{
+	cgroup_t *g = group(key, len, false);
+
+	for (int want = 2; g && want >= 1; want--) {
+		for (int i = 0; i < CLUSTER_MAX_NODES; i++) {
+			int j = (int)((g->rr_node + (uint32_t)i) % CLUSTER_MAX_NODES);
+
+			if (g->node[j] >= want) {
+				g->rr_node = (uint32_t)j + 1;
+				return j;
+			}
+		}
+	}
+	return -1;
+}
+
+int cluster_group_pick_worker(const char *key, size_t len)
+{
+	cgroup_t *g = group(key, len, false);
+
+	for (int pass = 0; g && pass < 2; pass++) {
+		const uint32_t *count = pass == 0 ? g->online : g->members;
+
+		for (int i = 0; i < 64; i++) {
+			int k = (int)((g->rr_worker + (uint32_t)i) % 64);
+
+			if (count[k]) {
+				g->rr_worker = (uint32_t)k + 1;
+				return k;
+			}
+		}
+	}
+	return -1;
 }
 
 /* Add or remove (filter, member); the edge of the filter's member count. */

@@ -55,6 +55,29 @@ void cluster_each_own(void (*fn)(const char *filter, size_t len, void *ctx), voi
 size_t cluster_own_count(void);
 size_t cluster_remote_count(void);
 
+/*
+ * Shared subscription groups, by key "<group>/<filter>" (the text after "$share/"). Workers report their member
+ * counts (MF_GROUP); the node's state — 0 no members, 1 members none online, 2 some online — is what the cluster
+ * hears (a P.interest record "<node>/$share/<key>"). Other nodes' states come back the same way.
+ */
+/* Worker k's counts for key. Returns the node's new state when it changed, else -1 (or -ENOMEM... as -2). */
+int cluster_group_worker(int k, const char *key, size_t len, uint32_t members, uint32_t online);
+/* Node `node`'s state for key (from P.interest). Returns true when the remote totals changed. */
+bool cluster_group_remote(int node, const char *key, size_t len, int state);
+/* Other nodes with members of key, and with online ones. */
+void cluster_group_counts(const char *key, size_t len, uint32_t *nodes, uint32_t *online);
+/* This node's state for key (0: no members). */
+int cluster_group_state(const char *key, size_t len);
+/* Call fn for each group other nodes have members of. */
+void cluster_each_group(void (*fn)(const char *key, size_t len, uint32_t nodes, uint32_t online, void *ctx),
+	void *ctx);
+/* Shared groups other nodes have members of. */
+size_t cluster_group_remote_count(void);
+/* One node to send a message of group key to (online first, round-robin), or -1. */
+int cluster_group_pick_node(const char *key, size_t len);
+/* One worker of this node with members of key (online first, round-robin), or -1. */
+int cluster_group_pick_worker(const char *key, size_t len);
+
 /* The P.interest key for (node, filter): "<node>/<filter>" into out (cap bytes); its length, or 0 if it does not
  * fit. And back: the node and the filter of a key; false if it is not one. */
 size_t cluster_interest_key(char *out, size_t cap, int node, const char *filter, size_t len);

@@ -266,7 +266,9 @@ static int assign(void)
 		rd_kafka_topic_partition_list_add(l, K.names[KT_INTEREST], p)->offset = RD_KAFKA_OFFSET_BEGINNING;
 	rd_kafka_topic_partition_list_add(l, K.names[KT_INBOX], (int32_t)W->cfg->node_id)->offset =
 		RD_KAFKA_OFFSET_STORED;
-	K.eof_left = (uint32_t)K.interest_parts + 1;
+	/* The state partitions and our inbox: caught up once each was read to its end (the inbox's end also says
+	 * its committed offset was found and fetching works, so records sent to us from now on are read). */
+	K.eof_left = (uint32_t)K.interest_parts + 2;
 	e = rd_kafka_assign(K.cons, l);
 	rd_kafka_topic_partition_list_destroy(l);
 	if (e) {
@@ -290,8 +292,11 @@ static void arm(void)
 
 static enum kafka_topic topic_of(const rd_kafka_message_t *m)
 {
-	const char *n = rd_kafka_topic_name(m->rkt);
+	const char *n;
 
+	if (!m->rkt)
+		return KT_COUNT; /* an error of the consumer itself, not of a partition */
+	n = rd_kafka_topic_name(m->rkt);
 	for (int t = 0; t < KT_COUNT; t++)
 		if (strcmp(n, K.names[t]) == 0)
 			return (enum kafka_topic)t;
@@ -302,17 +307,17 @@ static void consumed(rd_kafka_message_t *m)
 {
 	enum kafka_topic t = topic_of(m);
 
-	if (t == KT_INBOX && m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF)
-		return;
+	if (t == KT_INBOX && m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF && m->partition != (int32_t)W->cfg->node_id)
+		return; /* an adopted inbox */
 	if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-		if (t != KT_INBOX && !K.caught_up && K.eof_left && --K.eof_left == 0) {
+		if (!K.caught_up && K.eof_left && --K.eof_left == 0) {
 			K.caught_up = true;
 			K.ops->caught_up();
 		}
 		return;
 	}
 	if (m->err) {
-		log_warn(0, "Kafka: consuming %s: %s", t < KT_COUNT ? K.names[t] : "?", rd_kafka_message_errstr(m));
+		log_warn(0, "Kafka: consuming %s: %s", t < KT_COUNT ? K.names[t] : "(consumer)", rd_kafka_message_errstr(m));
 		return;
 	}
 	if (t == KT_INBOX)

@@ -40,6 +40,8 @@ typedef struct inrec {
 	int64_t offset;
 	uint32_t waiting;
 	uint8_t flags;
+	uint16_t group_len;
+	char *group;               /* MESH_GROUP: the shared group's key */
 	msg_t *m;                  /* kept to hand it again to a restarted worker (durable store) */
 } inrec_t;
 
@@ -154,6 +156,25 @@ unsigned kproc_send_all(uint8_t type, uint32_t a)
 	return n;
 }
 
+/* The other nodes' members of shared group key, as one more peer's counts (route_peer_group). */
+static void tell_group(link_t *l, const char *key, size_t len, uint32_t nodes, uint32_t online)
+{
+	uint8_t *d;
+
+	if (!l->up)
+		return;
+	d = frame_put(&l->sk.out.pending, MF_GROUP, 0, len, nodes, online);
+	if (!d)
+		return;
+	memcpy(d, key, len);
+	sock_commit(&l->sk, 0);
+}
+
+static void tell_group_one(const char *key, size_t len, uint32_t nodes, uint32_t online, void *ctx)
+{
+	tell_group(ctx, key, len, nodes, online);
+}
+
 void kproc_tell_workers(const char *filter, size_t len, bool add)
 {
 	for (int k = 0; k < P.n; k++)
@@ -166,7 +187,7 @@ static bool hand(link_t *l, uint64_t seq)
 	inrec_t *r = ring_at(&P.recs, sizeof(inrec_t), (uint32_t)(seq - P.recs_seq));
 	uint64_t *t;
 
-	if (frame_put_pub(&l->sk.out.pending, r->m, (uint8_t)(r->flags | MF_ACK_WANTED), NULL, 0) < 0)
+	if (frame_put_pub(&l->sk.out.pending, r->m, (uint8_t)(r->flags | MF_ACK_WANTED), r->group, r->group_len) < 0)
 		return false;
 	sock_commit(&l->sk, 0);
 	t = ring_push(&l->toks, sizeof(uint64_t));
@@ -243,6 +264,18 @@ static void on_state(enum kafka_topic t, const void *key, size_t klen, const voi
 			strmap_del(&P.self_seen, filter, flen);
 		return;
 	}
+	if (flen > 7 && memcmp(filter, "$share/", 7) == 0) {
+		/* A shared group of that node: 1 members, 2 online members, none (tombstone). */
+		int state = val && vlen ? ((const char *)val)[0] - '0' : 0;
+		uint32_t nodes, online;
+
+		if (cluster_group_remote(node, filter + 7, flen - 7, state < 0 || state > 2 ? 0 : state)) {
+			cluster_group_counts(filter + 7, flen - 7, &nodes, &online);
+			for (int k = 0; k < P.n; k++)
+				tell_group(&P.links[k], filter + 7, flen - 7, nodes, online);
+		}
+		return;
+	}
 	if (knodes_interest(node, key, klen, filter, flen, val != NULL))
 		return;
 	edge = cluster_remote_sub(node, filter, flen, val != NULL);
@@ -303,9 +336,21 @@ static void on_inbox(int node, int64_t offset, const void *val, size_t vlen)
 	m->src_part = (uint32_t)node + 1;
 	m->src_off = (uint64_t)offset;
 	r->m = m;
-	r->flags = h.flags & (MESH_DELIVER | MESH_RETAIN_STORE);
+	r->flags = h.flags & (MESH_DELIVER | MESH_RETAIN_STORE | MESH_GROUP);
 	if (r->flags & MESH_DELIVER)
 		mask |= cluster_match_workers(msg_topic(m), m->topic_len);
+	if ((r->flags & MESH_GROUP) && h.group_len && (r->group = malloc(h.group_len))) {
+		int k;
+
+		memcpy(r->group, (const char *)val + sizeof(h), h.group_len);
+		r->group_len = h.group_len;
+		k = cluster_group_pick_worker(r->group, r->group_len);
+		if (k >= 0)
+			mask |= UINT64_C(1) << k;
+		else
+			log_info("shared group '%.*s': no member left on this node: a message for it is dropped",
+				(int)r->group_len, r->group);
+	}
 	if (r->flags & MESH_RETAIN_STORE)
 		mask |= (P.n >= 64 ? ~UINT64_C(0) : (UINT64_C(1) << P.n) - 1);
 	for (int k = 0; k < P.n; k++) {
@@ -356,9 +401,21 @@ static int on_pub(link_t *l, const frame_hdr_t *h, const uint8_t *body, int64_t 
 	m = msg_create_raw(&hdr, data);
 	if (!m)
 		return -ENOMEM;
-	kh.flags = h->flags & (MESH_DELIVER | MESH_RETAIN_STORE);
+	kh.flags = h->flags & (MESH_DELIVER | MESH_RETAIN_STORE | MESH_GROUP);
 	if (kh.flags & MESH_DELIVER)
 		nodes |= cluster_match_nodes(msg_topic(m), m->topic_len);
+	if (kh.flags & MESH_GROUP) {
+		/* One member of the group, on one node: this message goes there alone. */
+		int j = cluster_group_pick_node(group, h->group_len);
+
+		if (j < 0)
+			log_info("shared group '%.*s': no member on another node any more: a message for it is dropped",
+				(int)h->group_len, group);
+		if (j >= 0) {
+			nodes = UINT64_C(1) << j;
+			kh.group_len = h->group_len;
+		}
+	}
 	if (kh.flags & MESH_RETAIN_STORE) {
 		for (int j = 0; j < CLUSTER_MAX_NODES; j++)
 			if (j != P.self && knodes_known(j))
@@ -368,15 +425,16 @@ static int on_pub(link_t *l, const frame_hdr_t *h, const uint8_t *body, int64_t 
 		goto out;
 	expire = unix_ms() + ((m->flags & MSG_HAS_EXPIRY) ? (int64_t)(m->expire_at_ms > loop_now() ?
 		m->expire_at_ms - loop_now() : 0) : (int64_t)W->cfg->message_ttl * 1000);
-	p = buf_reserve(&v, sizeof(kh) + record_blob_size(m));
+	p = buf_reserve(&v, sizeof(kh) + kh.group_len + record_blob_size(m));
 	if (!p) {
 		if (o)
 			o->failed = true;
 		goto out;
 	}
 	memcpy(p, &kh, sizeof(kh));
-	record_blob_encode(p + sizeof(kh), m, m->qos, m->retain, 0, expire);
-	v.len = (uint32_t)(sizeof(kh) + record_blob_size(m));
+	memcpy(p + sizeof(kh), group, kh.group_len);
+	record_blob_encode(p + sizeof(kh) + kh.group_len, m, m->qos, m->retain, 0, expire);
+	v.len = (uint32_t)(sizeof(kh) + kh.group_len + record_blob_size(m));
 	for (int j = 0; j < CLUSTER_MAX_NODES; j++) {
 		if (!(nodes & (UINT64_C(1) << j)))
 			continue;
@@ -422,6 +480,29 @@ static void on_sub(link_t *l, const char *filter, size_t len, bool add, int64_t 
 	}
 }
 
+static void produce_own_state(const char *f, size_t len, int state)
+{
+	char key[70000];
+	char v = (char)('0' + state);
+	size_t klen = cluster_interest_key(key, sizeof(key), P.self, f, len);
+
+	if (!klen || kafka_produce(KT_INTEREST, -1, key, klen, state ? &v : NULL, state ? 1 : 0, NULL) < 0)
+		log_warn(0, "shared group '%.*s' not announced", (int)len, f);
+}
+
+/* Worker k's member counts of a shared group: the node's state goes to the cluster when it changes. */
+static void on_group(link_t *l, const char *key, size_t len, uint32_t members, uint32_t online)
+{
+	char f[70000];
+	int state = cluster_group_worker(l->k, key, len, members, online);
+
+	if (state < 0 || len + 7 > sizeof(f))
+		return;
+	memcpy(f, "$share/", 7);
+	memcpy(f + 7, key, len);
+	produce_own_state(f, len + 7, state);
+}
+
 /* Worker k acknowledged n of the records handed to it. */
 static void on_acked(link_t *l, uint32_t n)
 {
@@ -454,7 +535,8 @@ static int on_frame(link_t *l, const frame_hdr_t *h, const uint8_t *body)
 		on_sub(l, (const char *)body, h->body, h->type == MF_SUB, owed);
 		break;
 	case MF_GROUP:
-		break; /* shared groups do not span nodes yet: a group is served by the nodes its members are on */
+		on_group(l, (const char *)body, h->body, h->a, h->b);
+		break;
 	case MF_ACK:
 	case MF_NACK:
 		on_acked(l, h->a);
@@ -564,6 +646,7 @@ static void link_up(int k, int fd)
 	l->up = true;
 	/* Everything the other nodes want, so its publishers route there. */
 	cluster_each_remote(tell_one, l);
+	cluster_each_group(tell_group_one, l);
 	if (kafka_caught_up())
 		send_frame(l, MF_SYNC, NULL, 0);
 	/* Then the records held while it was away, in order. */
@@ -617,6 +700,7 @@ static void flush_links(void)
 		kafka_commit(r->node, r->offset + 1);
 		if (r->m)
 			msg_unref(r->m);
+		free(r->group);
 		ring_pop(&P.recs);
 		P.recs_seq++;
 	}
@@ -651,7 +735,8 @@ static void reconcile(void)
 	while ((e = strmap_next(&P.self_seen, &pos))) {
 		size_t klen;
 
-		if (cluster_worker_has(e->key, e->len))
+		if (e->len > 7 && memcmp(e->key, "$share/", 7) == 0 ? cluster_group_state(e->key + 7, e->len - 7) > 0 :
+		    cluster_worker_has(e->key, e->len))
 			continue;
 		klen = cluster_interest_key(key, sizeof(key), P.self, e->key, e->len);
 		if (klen && kafka_produce(KT_INTEREST, -1, key, klen, NULL, 0, NULL) == 0)
@@ -687,6 +772,7 @@ static char *cluster_json(void)
 	json_object_set_new(o, "nodes", knodes_json());
 	json_object_set_new(o, "own_filters", json_integer((json_int_t)cluster_own_count()));
 	json_object_set_new(o, "remote_filters", json_integer((json_int_t)cluster_remote_count()));
+	json_object_set_new(o, "remote_groups", json_integer((json_int_t)cluster_group_remote_count()));
 	json_object_set_new(o, "kafka_pending", json_integer(kafka_pending()));
 	json_object_set_new(o, "inbox_unhandled", json_integer(P.recs.len));
 	json_object_set_new(o, "caught_up", json_boolean(kafka_caught_up()));
@@ -800,6 +886,7 @@ int kproc_run(const worker_args_t *args)
 
 		if (r->m)
 			msg_unref(r->m);
+		free(r->group);
 		ring_pop(&P.recs);
 	}
 	ring_finish(&P.recs);

@@ -214,8 +214,8 @@ static int group_pick_worker(group_t *g)
 	for (int pass = 0; pass < 2; pass++) {
 		const uint32_t *count = pass == 0 ? g->peer_online : g->peer_members;
 
-		for (int i = 0; i < W->n; i++) {
-			int k = (int)((g->rr_worker + (uint32_t)i) % (uint32_t)W->n);
+		for (int i = 0; i < W->n_peers; i++) {
+			int k = (int)((g->rr_worker + (uint32_t)i) % (uint32_t)W->n_peers);
 
 			if (count[k] && (k == W->id || mesh_up(k))) {
 				g->rr_worker = (uint32_t)k + 1;
@@ -352,8 +352,9 @@ static group_t *group_get(const char *key, size_t len, bool create)
 	if (!g)
 		return NULL;
 	g->key = malloc(len + 1);
-	g->peer_members = calloc((size_t)W->n, sizeof(uint32_t));
-	g->peer_online = calloc((size_t)W->n, sizeof(uint32_t));
+	/* One count per peer: the workers, and the Kafka process standing for the other nodes' members. */
+	g->peer_members = calloc((size_t)W->n_peers, sizeof(uint32_t));
+	g->peer_online = calloc((size_t)W->n_peers, sizeof(uint32_t));
 	if (!g->key || !g->peer_members || !g->peer_online)
 		goto err;
 	memcpy(g->key, key, len);
@@ -374,7 +375,7 @@ err:
 
 static void group_maybe_free(group_t *g)
 {
-	for (int k = 0; k < W->n; k++) {
+	for (int k = 0; k < W->n_peers; k++) {
 		if (g->peer_members[k])
 			return;
 	}
@@ -397,7 +398,7 @@ static void group_broadcast(group_t *g, waiter_t *w)
 {
 	g->peer_members[W->id] = g->n_members;
 	g->peer_online[W->id] = group_local_online(g);
-	for (int k = 0; k < W->n; k++) {
+	for (int k = 0; k < W->n_peers; k++) {
 		if (k != W->id && mesh_up(k))
 			mesh_send_group(k, g->key, g->key_len, g->n_members, g->peer_online[W->id], w);
 	}
@@ -405,7 +406,7 @@ static void group_broadcast(group_t *g, waiter_t *w)
 
 void route_peer_group(int k, const char *key, size_t len, uint32_t members, uint32_t online)
 {
-	group_t *g = k < W->n ? group_get(key, len, members > 0) : NULL;
+	group_t *g = group_get(key, len, members > 0);
 
 	if (!g)
 		return;
@@ -682,8 +683,6 @@ void route_peer_down(int k, bool keep_interest)
 		strmap_finish(in);
 		strmap_init(in);
 	}
-	if (k >= W->n)
-		return; /* the Kafka process: shared groups are counted per worker only */
 	do {
 		n = 0;
 		pos = 0;
@@ -708,8 +707,6 @@ void route_peer_up(int k)
 
 	while ((e = strmap_next(&R.filters, &pos)))
 		mesh_send_sub(k, e->key, e->len, true, NULL);
-	if (k >= W->n)
-		return; /* the Kafka process takes interest only: groups and retained messages stay in the node */
 	pos = 0;
 	while ((e = strmap_next(&R.groups, &pos))) {
 		group_t *g = e->value;
@@ -717,6 +714,8 @@ void route_peer_up(int k)
 		if (g->n_members)
 			mesh_send_group(k, g->key, g->key_len, g->n_members, group_local_online(g), NULL);
 	}
+	if (k >= W->n)
+		return; /* the Kafka process: retained messages stay in the node (each node keeps its own) */
 	/* Every worker holds every retained message; one of them (the lowest live one) refills a new peer. */
 	for (int j = 0; j < W->n; j++) {
 		if (j != k && (j == W->id || mesh_up(j))) {

@@ -237,6 +237,28 @@ class ClusterTest(unittest.TestCase):
         missing = sorted(set(acked) - got)
         self.assertEqual(missing, [], '%d of %d PUBACKed messages lost' % (len(missing), len(acked)))
 
+    def test_shared_subscription_across_nodes(self):
+        a = self.raw(1, 'sh-a')
+        self.sub(a, '$share/g/sh/+')
+        b = self.raw(2, 'sh-b')
+        self.sub(b, '$share/g/sh/+')
+        # node 0 has no member: it knows the group through the other nodes' records
+        wait_until(lambda: self.nodes[0].ctl('cluster')['remote_groups'] >= 1, 15, what='the group known on node 0')
+        p = self.raw(0, 'sh-pub')
+        payloads = [b's%02d' % i for i in range(20)]
+        self.publish_all(p, 'sh/x', payloads)
+        got_a, got_b = [], []
+        deadline = time.monotonic() + 15
+        while len(got_a) + len(got_b) < 20 and time.monotonic() < deadline:
+            for r, got in ((a, got_a), (b, got_b)):
+                try:
+                    got.extend(self.read_n(r, 1, timeout=0.2))
+                except TimeoutError:
+                    pass
+        self.assertEqual(sorted(got_a + got_b), payloads, 'each message once, to one member (%r %r %s)' % (got_a, got_b, [
+            (n.node_id, n.ctl('stats')['total'].get('msgs_out'), n.ctl('stats')['total'].get('msgs_in')) for n in self.nodes]))
+        self.assertTrue(got_a and got_b, 'both nodes\' members served: %d / %d' % (len(got_a), len(got_b)))
+
     def test_ringmqctl_cluster(self):
         out = self.nodes[0].ctl_raw('cluster', json_out=False).stdout.decode()
         for i in range(3):
