@@ -25,6 +25,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -39,6 +40,7 @@
 #define TIMEOUT_MS     30000
 #define CHECK_MESSAGES 300
 #define CHECK_PARTS    3
+#define CHECK_TIME_S   100 /* the whole check; a step still running then is reported as hung */
 
 static const char *bootstrap;
 static bool debug;
@@ -201,6 +203,22 @@ static char *topic_config(rd_kafka_t *rk, const char *name, const char *key)
 /* --- the feature check --- */
 
 static int failures;
+static const char *volatile current_step = "start";
+
+static void on_alarm(int sig)
+{
+	char line[256];
+	int n = snprintf(line, sizeof(line), "FAIL %s: still running after %d s, the check gives up\n", current_step,
+		CHECK_TIME_S);
+	if (write(STDOUT_FILENO, line, (size_t)n) < 0)
+		_exit(3);
+	_exit(2);
+}
+
+static void step_begin(const char *what)
+{
+	current_step = what;
+}
 
 static void step(bool ok, const char *what, const char *fmt, ...)
 {
@@ -394,8 +412,11 @@ static int check(const char *prefix)
 	snprintf(inst1, sizeof(inst1), "%s.member-1", prefix);
 	snprintf(inst2, sizeof(inst2), "%s.member-2", prefix);
 	printf("librdkafka %s\n", rd_kafka_version_str());
+	signal(SIGALRM, on_alarm);
+	alarm(CHECK_TIME_S);
 
 	struct delivery d = { 0 };
+	step_begin("create topics");
 	rd_kafka_t *prod = producer_new(&d);
 	char *compact_cfg[] = { "cleanup.policy=compact" };
 	rd_kafka_resp_err_t e1 = topic_create(prod, data, CHECK_PARTS, -1, NULL, 0, false);
@@ -405,6 +426,7 @@ static int check(const char *prefix)
 		return 2;
 
 	/* Idempotent, acks=all. */
+	step_begin("idempotent produce, acks=all");
 	double t0 = now();
 	for (int i = 0; i < CHECK_MESSAGES; i++) {
 		snprintf(msg, sizeof(msg), "m%d", i);
@@ -423,6 +445,7 @@ static int check(const char *prefix)
 		", %.2f s", d.ok, d.failed, rd_kafka_err2str(d.last_err), fe ? fatal : "none", high, now() - t0);
 
 	/* A group member with cooperative-sticky and static membership reads everything, commits. */
+	step_begin("group consume, cooperative-sticky, group.instance.id");
 	int seen[CHECK_MESSAGES + 1] = { 0 };
 	struct member a, b;
 	t0 = now();
@@ -440,13 +463,17 @@ static int check(const char *prefix)
 		a.cooperative ? "COOPERATIVE" : "EAGER", a.assigned, a.assigns, rd_kafka_memberid(a.rk), now() - t0,
 		a.error[0] ? ", error: " : "", a.error);
 
+	step_begin("commit offsets");
 	rd_kafka_resp_err_t ce = rd_kafka_commit(a.rk, NULL, 0);
 	int64_t committed = committed_total(a.rk, data, CHECK_PARTS);
 	step(!ce && committed == CHECK_MESSAGES, "commit offsets", "commit: %s, committed offsets add up to %" PRId64,
 		rd_kafka_err2str(ce), committed);
+
+	step_begin("close the group member");
 	member_close(&a);
 
 	/* The same static member rejoins: it resumes at the commit; its queue wakes an eventfd. */
+	step_begin("static member rejoins at the commit, queue wakes an eventfd");
 	t0 = now();
 	member_start(&a, "member-1", group, inst1, data);
 	int efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -470,6 +497,7 @@ static int check(const char *prefix)
 		woke == 1 ? "readable" : "silent", fresh, a.assigned, now() - t0);
 
 	/* A second member joins: cooperative rebalance, the first keeps some partitions throughout. */
+	step_begin("cooperative rebalance on join");
 	t0 = now();
 	member_start(&b, "member-2", group, inst2, data);
 	deadline = now() + TIMEOUT_MS / 1000.0;
@@ -484,10 +512,12 @@ static int check(const char *prefix)
 	rd_kafka_queue_io_event_enable(cq, -1, NULL, 0);
 	rd_kafka_queue_destroy(cq);
 	close(efd);
+	step_begin("close both group members");
 	member_close(&a);
 	member_close(&b);
 
 	/* Compaction: keys and tombstones go in, keyless records are refused. */
+	step_begin("compacted topic");
 	e1 = produce_one(prod, &d, compact, 0, "k1", "v1");
 	e2 = produce_one(prod, &d, compact, 0, "k1", "v2");
 	rd_kafka_resp_err_t e3 = produce_one(prod, &d, compact, 0, "k2", NULL);
@@ -502,6 +532,7 @@ static int check(const char *prefix)
 		policy ? policy : "?", fe ? fatal : "none");
 	free(policy);
 
+	step_begin("delete topics");
 	topic_delete(prod, data);
 	topic_delete(prod, compact);
 	rd_kafka_destroy(prod);
