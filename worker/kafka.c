@@ -17,6 +17,12 @@
 
 #define STATE_PARTITIONS 8         /* P.interest; P.nodes has one */
 #define COMMIT_EVERY_MS 100
+#define MAX_INTEREST_PARTS 512
+/* librdkafka 2.0.2 never retries the fetch of a partition's committed offset when the whole request is refused
+ * (NOT_COORDINATOR while the group's coordinator moves or loads; librdkafka issue 5586): the partition is never
+ * fetched. An inbox that neither delivered a record nor reached its end this long after its assignment is
+ * assigned again, which fetches its committed offset anew. */
+#define INBOX_STALL_MS 3000
 
 static struct {
 	const kafka_ops_t *ops;
@@ -28,7 +34,12 @@ static struct {
 	uint64_t efd_val;
 	char names[KT_COUNT][96];
 	int32_t interest_parts;
-	uint32_t eof_left;          /* state partitions not yet read to their end once */
+	uint32_t eof_left;          /* partitions not yet read to their end once */
+	bool eof_seen[KT_COUNT][MAX_INTEREST_PARTS];
+	bool inbox_live[CLUSTER_MAX_NODES];        /* fetching: a record or its end was seen since assigned */
+	uint64_t inbox_assigned_ms[CLUSTER_MAX_NODES];
+	uint32_t inbox_reassigns;
+	uint64_t commit_errors;
 	bool caught_up;
 	uint32_t pending;
 	int64_t commit_next[CLUSTER_MAX_NODES], committed[CLUSTER_MAX_NODES];
@@ -160,6 +171,25 @@ static int make_producer(void)
 	return 0;
 }
 
+/* A commit refused (coordinator moving, Kafka down) is made again at the next tick: a partition's committed
+ * offset only ever lags what workers made durable, which re-delivers (idempotent), never skips. */
+static void on_commit(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t *offsets,
+	void *opaque)
+{
+	(void)rk;
+	(void)opaque;
+	for (int i = 0; offsets && i < offsets->cnt; i++) {
+		rd_kafka_topic_partition_t *tp = &offsets->elems[i];
+		int32_t p = tp->partition;
+
+		if (!(err || tp->err) || p < 0 || p >= CLUSTER_MAX_NODES)
+			continue;
+		K.commit_errors++;
+		if (tp->offset <= K.committed[p])
+			K.committed[p] = tp->offset - 1;
+	}
+}
+
 /* A consumer whose offsets are committed under node's group (this node's, or an adopted one's). */
 static rd_kafka_t *new_consumer(int node, rd_kafka_queue_t **q)
 {
@@ -176,6 +206,7 @@ static rd_kafka_t *new_consumer(int node, rd_kafka_queue_t **q)
 		rd_kafka_conf_destroy(c);
 		return NULL;
 	}
+	rd_kafka_conf_set_offset_commit_cb(c, on_commit);
 	rk = make(RD_KAFKA_CONSUMER, c);
 	if (!rk)
 		return NULL;
@@ -269,6 +300,8 @@ static int assign(void)
 	/* The state partitions and our inbox: caught up once each was read to its end (the inbox's end also says
 	 * its committed offset was found and fetching works, so records sent to us from now on are read). */
 	K.eof_left = (uint32_t)K.interest_parts + 2;
+	K.inbox_live[W->cfg->node_id] = false;
+	K.inbox_assigned_ms[W->cfg->node_id] = loop_now();
 	e = rd_kafka_assign(K.cons, l);
 	rd_kafka_topic_partition_list_destroy(l);
 	if (e) {
@@ -307,9 +340,16 @@ static void consumed(rd_kafka_message_t *m)
 {
 	enum kafka_topic t = topic_of(m);
 
+	if (t == KT_INBOX && m->partition >= 0 && m->partition < CLUSTER_MAX_NODES &&
+	    (!m->err || m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF))
+		K.inbox_live[m->partition] = true;
 	if (t == KT_INBOX && m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF && m->partition != (int32_t)W->cfg->node_id)
 		return; /* an adopted inbox */
 	if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+		/* A partition signals its end again after every new record: count each one once. */
+		if (t == KT_COUNT || m->partition < 0 || m->partition >= MAX_INTEREST_PARTS || K.eof_seen[t][m->partition])
+			return;
+		K.eof_seen[t][m->partition] = true;
 		if (!K.caught_up && K.eof_left && --K.eof_left == 0) {
 			K.caught_up = true;
 			K.ops->caught_up();
@@ -368,9 +408,48 @@ static void commit_one(rd_kafka_t *rk, int node)
 	K.committed[node] = K.commit_next[node];
 }
 
+/* Assign rk's partitions again at the positions reached, but the inbox of node at its committed offset, which
+ * librdkafka then fetches anew (INBOX_STALL_MS). */
+static void reassign(rd_kafka_t *rk, int node)
+{
+	rd_kafka_topic_partition_list_t *l = NULL;
+	rd_kafka_resp_err_t e;
+
+	if (rd_kafka_assignment(rk, &l) || !l)
+		return;
+	(void)rd_kafka_position(rk, l);
+	for (int i = 0; i < l->cnt; i++) {
+		rd_kafka_topic_partition_t *tp = &l->elems[i];
+
+		if (strcmp(tp->topic, K.names[KT_INBOX]) == 0)
+			tp->offset = RD_KAFKA_OFFSET_STORED;
+		else if (tp->offset < 0)
+			tp->offset = RD_KAFKA_OFFSET_BEGINNING; /* nothing read yet: from the start, as first assigned */
+	}
+	e = rd_kafka_assign(rk, l);
+	rd_kafka_topic_partition_list_destroy(l);
+	K.inbox_reassigns++;
+	log_warn(0, "Kafka: the inbox of node %d is not read %d ms after it was assigned (its committed offset was "
+		"not fetched); assigned again%s%s", node, INBOX_STALL_MS, e ? ": " : "", e ? rd_kafka_err2str(e) : "");
+}
+
+static void check_stalled(uint64_t now)
+{
+	for (int j = 0; j < CLUSTER_MAX_NODES; j++) {
+		rd_kafka_t *rk = j == (int)W->cfg->node_id ? K.cons : K.adopt[j];
+
+		if (!rk || K.inbox_live[j] || now - K.inbox_assigned_ms[j] < INBOX_STALL_MS)
+			continue;
+		K.inbox_assigned_ms[j] = now;
+		reassign(rk, j);
+	}
+}
+
 static void flush(void)
 {
 	uint64_t now = loop_now();
+
+	check_stalled(now);
 
 	if (now - K.commit_ms >= COMMIT_EVERY_MS) {
 		commit_one(K.cons, (int)W->cfg->node_id);
@@ -401,6 +480,12 @@ int kafka_init(const kafka_ops_t *ops)
 	if (rc < 0)
 		goto err;
 	K.interest_parts = interest_partitions();
+	if (K.interest_parts > MAX_INTEREST_PARTS) {
+		log_error(0, "Kafka: topic %s has %d partitions, ringmq reads at most %d; recreate it with fewer",
+			K.names[KT_INTEREST], K.interest_parts, MAX_INTEREST_PARTS);
+		rc = -EINVAL;
+		goto err;
+	}
 	if ((rc = assign()) < 0)
 		goto err;
 	K.efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -482,6 +567,8 @@ int kafka_adopt(int node)
 		return -EIO;
 	l = rd_kafka_topic_partition_list_new(1);
 	rd_kafka_topic_partition_list_add(l, K.names[KT_INBOX], node)->offset = RD_KAFKA_OFFSET_STORED;
+	K.inbox_live[node] = false;
+	K.inbox_assigned_ms[node] = loop_now();
 	e = rd_kafka_assign(K.adopt[node], l);
 	rd_kafka_topic_partition_list_destroy(l);
 	if (e) {

@@ -256,7 +256,8 @@ class ClusterTest(unittest.TestCase):
                 except TimeoutError:
                     pass
         self.assertEqual(sorted(got_a + got_b), payloads, 'each message once, to one member (%r %r %s)' % (got_a, got_b, [
-            (n.node_id, n.ctl('stats')['total'].get('msgs_out'), n.ctl('stats')['total'].get('msgs_in')) for n in self.nodes]))
+            (n.node_id, n.ctl('stats')['total'].get('msgs_out'), n.ctl('stats')['total'].get('msgs_in'), n.ctl('cluster'),
+             n.log_tail()) for n in self.nodes]))
         self.assertTrue(got_a and got_b, 'both nodes\' members served: %d / %d' % (len(got_a), len(got_b)))
 
     def test_ringmqctl_cluster(self):
