@@ -34,6 +34,7 @@ typedef struct lingering {
 static struct {
 	int self;
 	uint64_t seen_ms[CLUSTER_MAX_NODES];  /* last heartbeat of each node (0: never) */
+	uint64_t echo_since;       /* our own heartbeats have come back without a gap since then */
 	strmap_t handovers;        /* session id -> (void *)deadline: hand-overs we wait for */
 	strmap_t real;             /* "<node>/<filter>" pairs other nodes announced themselves */
 	trie_t *proxy;             /* filter -> node + 1: routed to a node that just took a session over */
@@ -68,14 +69,36 @@ void knodes_finish(void)
 
 void knodes_heartbeat(int node, bool present)
 {
-	if (node >= 0 && node < CLUSTER_MAX_NODES)
-		N.seen_ms[node] = present ? loop_clock_ms() : 0;
+	uint64_t now = loop_clock_ms();
+
+	if (node < 0 || node >= CLUSTER_MAX_NODES)
+		return;
+	if (node == N.self && present && (!N.seen_ms[node] || now - N.seen_ms[node] > 2 * KNODES_HEARTBEAT_MS))
+		N.echo_since = now;
+	N.seen_ms[node] = present ? now : 0;
+}
+
+static bool fresh(int node, uint64_t now)
+{
+	return N.seen_ms[node] && now - N.seen_ms[node] < W->cfg->kafka_node_timeout_ms;
+}
+
+/* Silence means death only when the nodes' partition is seen to work: our own heartbeats come back, and have
+ * for a whole timeout. A Kafka leader change or outage stalls every node's heartbeats alike; when the
+ * partition resumes, the others' get a full timeout to arrive before anyone is judged. */
+static bool judging(uint64_t now)
+{
+	return N.seen_ms[N.self] && now - N.seen_ms[N.self] <= 2 * KNODES_HEARTBEAT_MS &&
+		now - N.echo_since >= W->cfg->kafka_node_timeout_ms;
 }
 
 bool knodes_alive(int node)
 {
-	return node >= 0 && node < CLUSTER_MAX_NODES && N.seen_ms[node] &&
-		loop_clock_ms() - N.seen_ms[node] < W->cfg->kafka_node_timeout_ms;
+	uint64_t now = loop_clock_ms();
+
+	if (node < 0 || node >= CLUSTER_MAX_NODES || !N.seen_ms[node])
+		return false;
+	return node == N.self || fresh(node, now) || !judging(now);
 }
 
 bool knodes_known(int node)
@@ -312,7 +335,7 @@ static void watch_nodes(void)
 	for (int j = 0; j < CLUSTER_MAX_NODES; j++) {
 		if (j == N.self || !N.seen_ms[j])
 			continue;
-		if (knodes_alive(j)) {
+		if (fresh(j, loop_clock_ms())) {
 			if (N.adopt_stage[j]) {
 				log_info("cluster: node %d is back: its inbox is its own again", j);
 				kafka_unadopt(j);
@@ -320,7 +343,7 @@ static void watch_nodes(void)
 			}
 			continue;
 		}
-		if (N.adopt_stage[j] || lowest != N.self)
+		if (N.adopt_stage[j] || lowest != N.self || knodes_alive(j))
 			continue;
 		log_warn(0, "cluster: node %d silent for %u ms: adopting its sessions and its inbox", j,
 			W->cfg->kafka_node_timeout_ms);
@@ -363,7 +386,7 @@ json_t *knodes_json(void)
 			continue;
 		age = now - N.seen_ms[j];
 		json_array_append_new(nodes, json_pack("{s:i, s:I, s:b, s:b, s:b}", "node", j, "heartbeat_age_ms",
-			(json_int_t)age, "alive", age < W->cfg->kafka_node_timeout_ms, "self", j == N.self,
+			(json_int_t)age, "alive", knodes_alive(j), "self", j == N.self,
 			"adopted_here", N.adopt_stage[j] != 0));
 	}
 	return nodes;

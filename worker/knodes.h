@@ -25,6 +25,8 @@ typedef struct krec_hdr {
 	uint32_t reserved;
 } krec_hdr_t;
 
+#define KNODES_HEARTBEAT_MS 1000    /* each node's heartbeat in P.nodes */
+
 #define KREC_MAGIC 0x524b5231u /* "RKR1" */
 #define KREC_MSG 1                 /* a message */
 #define KREC_HANDOVER 2            /* "let session <id> go for node origin" */

@@ -26,7 +26,6 @@
 #include "slot.h"
 #include "strmap.h"
 
-#define HEARTBEAT_MS 1000
 
 /* A frame from a worker that asked for an ack: answered when the Kafka records it caused are acknowledged. */
 typedef struct owed {
@@ -755,7 +754,7 @@ static void tick(void)
 	char key[8], val[64];
 
 	knodes_tick();
-	if (now - P.hb_ms < HEARTBEAT_MS)
+	if (now - P.hb_ms < KNODES_HEARTBEAT_MS)
 		return;
 	P.hb_ms = now;
 	snprintf(key, sizeof(key), "%d", P.self);

@@ -13,33 +13,17 @@ import time
 import unittest
 
 import harness
-from harness import Broker, RedisServer, wait_until
+from harness import RedisServer, wait_until
 import rawmqtt as R
-from kafkaserver import KafkaCluster, kafka_missing
+from kafkaserver import KafkaCluster
+from clusterlib import SKIP, ClusterMixin, Node
 
-SKIP = (harness.IS_MOSQUITTO and 'ringmq-specific') or kafka_missing() or \
-    (not os.path.exists(harness.REDIS_SERVER) and 'redis-server not installed')
 MOSQ_SUB = shutil.which('mosquitto_sub')
 MOSQ_PUB = shutil.which('mosquitto_pub')
-NODE_TIMEOUT_MS = 3000
-
-
-class Node(Broker):
-    def __init__(self, node_id, kafka, redis, prefix):
-        super().__init__(2, ['--cluster', 'kafka', '--node-id', str(node_id), '--kafka-brokers', kafka.bootstrap,
-                             '--kafka-topic-prefix', prefix, '--kafka-node-timeout-ms', str(NODE_TIMEOUT_MS),
-                             '--store', 'redis', '--redis-addrs', redis.addr])
-        self.node_id = node_id
-
-    def hard_kill(self):
-        """SIGKILL the supervisor: its workers and Kafka process die with it (PR_SET_PDEATHSIG)."""
-        self.proc.kill()
-        self.proc.wait(10)
-        self.finish()
 
 
 @unittest.skipIf(SKIP, SKIP)
-class ClusterTest(unittest.TestCase):
+class ClusterTest(ClusterMixin, unittest.TestCase):
     prefix_n = 0
 
     @classmethod
@@ -62,58 +46,7 @@ class ClusterTest(unittest.TestCase):
             self.addCleanup(self._stop, n)
         self._clients = []
         self.addCleanup(self._close_clients)
-        # every node sees every other before the test starts
-        for n in self.nodes:
-            wait_until(lambda n=n: sum(x['alive'] for x in n.ctl('cluster')['nodes']) == 3, 30,
-                       what='node %d sees the cluster' % n.node_id)
-
-    def _stop(self, n):
-        if n.proc is not None:
-            n.stop()
-
-    def _close_clients(self):
-        for c in self._clients:
-            try:
-                c.close()
-            except Exception:  # noqa: BLE001
-                pass
-
-    def raw(self, node, cid, version=5, clean=True, expiry=None, will=None):
-        r = R.RawClient(self.nodes[node].port, version)
-        self._clients.append(r)
-        plist = [(R.P_SESSION_EXPIRY, expiry)] if expiry is not None and version == 5 else None
-        r.send(R.connect(cid, version=version, clean=clean, plist=plist, will=will))
-        r.connack = r.expect(R.CONNACK, 15)
-        self.assertEqual(r.connack.reason, 0, r.connack)
-        return r
-
-    def sub(self, r, flt, qos=1):
-        r.send(R.subscribe(r.next_pid, [(flt, qos)], version=r.version))
-        r.next_pid += 1
-        self.assertEqual(r.expect(R.SUBACK).reasons, [qos])
-
-    def interest_seen(self, node, n_filters):
-        """Node `node` knows of at least n_filters filters of the other nodes (cross-node interest is
-        visible once every node has read it from Kafka)."""
-        wait_until(lambda: self.nodes[node].ctl('cluster')['remote_filters'] >= n_filters, 15,
-                   what='node %d sees the interest' % node)
-
-    def publish_all(self, r, topic, payloads):
-        for i, p in enumerate(payloads):
-            r.send(R.publish(topic, p, qos=1, pid=(i % 60000) + 1, version=r.version))
-            ack = r.expect(R.PUBACK, 15)
-            self.assertIn(ack.reason, (0, 0x10))
-
-    def read_n(self, r, n, timeout=15):
-        got = []
-        deadline = time.monotonic() + timeout
-        while len(got) < n:
-            p = r.read_packet(max(0.1, deadline - time.monotonic()))
-            if p.type == R.PUBLISH:
-                got.append(p.payload)
-                if p.qos:
-                    r.send(R.ack(R.PUBACK, p.pid, version=r.version))
-        return got
+        self.wait_cluster(3)  # every node sees every other before the test starts
 
     def test_messages_cross_nodes_in_order(self):
         s = self.raw(1, 'x-sub')
