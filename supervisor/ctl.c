@@ -417,7 +417,7 @@ build_clients(ctl_t *c, ctl_conn_t *cn)
 static json_t *
 build_stats(ctl_t *c, ctl_conn_t *cn)
 {
-	json_t *total = json_object(), *workers = json_array();
+	json_t *total = json_object(), *workers = json_array(), *r, *kafka;
 
 	for (int k = 0; k < c->s->n_workers; k++) {
 		json_t *st = stats_of(cn, k), *v, *w;
@@ -442,7 +442,12 @@ build_stats(ctl_t *c, ctl_conn_t *cn)
 		json_object_set_new(w, "worker", json_integer(k));
 		json_array_append_new(workers, w);
 	}
-	return json_pack("{soso}", "total", total, "workers", workers);
+	r = json_pack("{soso}", "total", total, "workers", workers);
+	kafka = c->s->n_procs > c->s->n_workers && cn->reply[c->s->n_workers] ?
+		json_object_get(cn->reply[c->s->n_workers], "kafka") : NULL;
+	if (json_is_object(kafka))
+		json_object_set(r, "kafka", kafka);
+	return r;
 }
 
 /* Every expected reply is in (or given up on): answer the client. */
@@ -537,6 +542,8 @@ dispatch(ctl_t *c, ctl_conn_t *cn, json_t *req)
 		/* status and workers show down workers through their state, so that is no error for them. */
 		for (int k = 0; k < s->n_workers; k++)
 			ask(c, cn, k, "{\"cmd\":\"stats\"}", cn->cmd != CMD_STATS);
+		if (cn->cmd == CMD_STATS && s->n_procs > s->n_workers) /* the Kafka process's counters */
+			ask(c, cn, s->n_workers, "{\"cmd\":\"cluster\"}", false);
 		break;
 	case CMD_CLIENTS:
 		jw = json_object_get(req, "worker");

@@ -348,6 +348,21 @@ print_clients(json_t *r)
 	json_decref(cols);
 }
 
+/* The Kafka process's counters, on one line (cluster = kafka only). */
+static void
+print_kafka(json_t *k)
+{
+	const char *key;
+	json_t *v;
+
+	if (!json_is_object(k))
+		return;
+	printf("kafka:");
+	json_object_foreach(k, key, v)
+		printf(" %s %" JSON_INTEGER_FORMAT, key, json_integer_value(v));
+	printf("\n");
+}
+
 /* One row per counter, one column per worker plus the total. */
 static void
 print_stats(json_t *r)
@@ -380,6 +395,7 @@ print_stats(json_t *r)
 	}
 	table_print(&t);
 	table_free(&t);
+	print_kafka(json_object_get(r, "kafka"));
 }
 
 static void
@@ -397,12 +413,15 @@ print_cluster(json_t *r)
 		json_integer_value(json_object_get(r, "inbox_unhandled")),
 		json_is_true(json_object_get(r, "caught_up")) ? "" : " (still reading the cluster state)");
 	json_array_foreach(nodes, i, n) {
-		printf("  node %-3" JSON_INTEGER_FORMAT " %-5s heartbeat %" JSON_INTEGER_FORMAT " ms ago%s\n",
-			json_integer_value(json_object_get(n, "node")),
+		printf("  node %-3" JSON_INTEGER_FORMAT " %-5s heartbeat %" JSON_INTEGER_FORMAT " ms ago, %"
+			JSON_INTEGER_FORMAT " filters%s%s\n", json_integer_value(json_object_get(n, "node")),
 			json_is_true(json_object_get(n, "alive")) ? "alive" : "dead",
 			json_integer_value(json_object_get(n, "heartbeat_age_ms")),
+			json_integer_value(json_object_get(n, "filters")),
+			json_is_true(json_object_get(n, "adopted_here")) ? ", adopted here" : "",
 			json_is_true(json_object_get(n, "self")) ? " (this node)" : "");
 	}
+	print_kafka(json_object_get(r, "kafka"));
 }
 
 /* Human output for a successful reply; returns the exit status. */

@@ -40,6 +40,8 @@ static struct {
 	uint64_t inbox_assigned_ms[CLUSTER_MAX_NODES];
 	uint32_t inbox_reassigns;
 	uint64_t commit_errors;
+	/* counters (ringmqctl stats / cluster: "kafka") */
+	uint64_t produced, produced_bytes, acked, failed, consumed, consumed_bytes;
 	bool caught_up;
 	uint32_t pending;
 	int64_t commit_next[CLUSTER_MAX_NODES], committed[CLUSTER_MAX_NODES];
@@ -88,6 +90,10 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
 	(void)rk;
 	(void)opaque;
 	K.pending--;
+	if (m->err)
+		K.failed++;
+	else
+		K.acked++;
 	if (m->err) {
 		log_warn(0, "Kafka: a record to %s[%d] was not acknowledged: %s", rd_kafka_topic_name(m->rkt),
 			(int)m->partition, rd_kafka_err2str(m->err));
@@ -360,6 +366,8 @@ static void consumed(rd_kafka_message_t *m)
 		log_warn(0, "Kafka: consuming %s: %s", t < KT_COUNT ? K.names[t] : "(consumer)", rd_kafka_message_errstr(m));
 		return;
 	}
+	K.consumed++;
+	K.consumed_bytes += m->len + m->key_len;
 	if (t == KT_INBOX)
 		K.ops->inbox((int)m->partition, m->offset, m->payload, m->len);
 	else if (t < KT_COUNT)
@@ -546,6 +554,8 @@ int kafka_produce(enum kafka_topic t, int32_t partition, const void *key, size_t
 		return -EIO;
 	}
 	K.pending++;
+	K.produced++;
+	K.produced_bytes += klen + vlen;
 	return 0;
 }
 
@@ -613,4 +623,37 @@ uint32_t kafka_pending(void)
 bool kafka_caught_up(void)
 {
 	return K.caught_up;
+}
+
+/* Records of node's inbox not yet read here: its end as last fetched minus our position (locally known, no
+ * request; 0 before the first fetch). */
+static int64_t lag_of(rd_kafka_t *rk, int node)
+{
+	rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+	int64_t lo = 0, hi = 0, lag = 0;
+	rd_kafka_topic_partition_t *tp = rd_kafka_topic_partition_list_add(l, K.names[KT_INBOX], node);
+
+	if (rd_kafka_position(rk, l) == RD_KAFKA_RESP_ERR_NO_ERROR && tp->offset >= 0 &&
+	    rd_kafka_get_watermark_offsets(rk, K.names[KT_INBOX], node, &lo, &hi) == RD_KAFKA_RESP_ERR_NO_ERROR &&
+	    hi > tp->offset)
+		lag = hi - tp->offset;
+	rd_kafka_topic_partition_list_destroy(l);
+	return lag;
+}
+
+json_t *kafka_json(void)
+{
+	int64_t lag = 0;
+
+	for (int j = 0; j < CLUSTER_MAX_NODES; j++) {
+		rd_kafka_t *rk = j == (int)W->cfg->node_id ? K.cons : K.adopt[j];
+
+		if (rk)
+			lag += lag_of(rk, j);
+	}
+	return json_pack("{sI sI sI sI sI sI sI sI sI sI}", "produced", (json_int_t)K.produced, "produced_bytes",
+		(json_int_t)K.produced_bytes, "acknowledged", (json_int_t)K.acked, "errors", (json_int_t)K.failed,
+		"pending", (json_int_t)K.pending, "consumed", (json_int_t)K.consumed, "consumed_bytes",
+		(json_int_t)K.consumed_bytes, "lag", (json_int_t)lag, "commit_errors", (json_int_t)K.commit_errors,
+		"inbox_reassigns", (json_int_t)K.inbox_reassigns);
 }

@@ -15,6 +15,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <jansson.h>
+
 enum kafka_topic { KT_NODES, KT_INTEREST, KT_INBOX, KT_COUNT };
 
 typedef struct kafka_ops {
@@ -51,5 +53,7 @@ const char *kafka_topic_name(enum kafka_topic t);
 /* Records produced and not yet acknowledged. */
 uint32_t kafka_pending(void);
 bool kafka_caught_up(void);
+/* Counters: records and bytes produced, acknowledged, failed, pending; consumed; inbox lag; commit errors. */
+json_t *kafka_json(void);
 
 #endif

@@ -374,20 +374,31 @@ void knodes_tick(void)
 	}
 }
 
+static void count_one(const char *f, size_t len, void *ctx)
+{
+	(void)f;
+	(void)len;
+	(*(size_t *)ctx)++;
+}
+
 json_t *knodes_json(void)
 {
 	json_t *nodes = json_array();
 	uint64_t now = loop_clock_ms();
 
 	for (int j = 0; j < CLUSTER_MAX_NODES; j++) {
-		uint64_t age;
+		size_t filters = 0;
 
 		if (!N.seen_ms[j])
 			continue;
-		age = now - N.seen_ms[j];
-		json_array_append_new(nodes, json_pack("{s:i, s:I, s:b, s:b, s:b}", "node", j, "heartbeat_age_ms",
-			(json_int_t)age, "alive", knodes_alive(j), "self", j == N.self,
-			"adopted_here", N.adopt_stage[j] != 0));
+		/* What the node owns, as routing sees it: the filters its sessions hold. */
+		if (j == N.self)
+			filters = cluster_own_count();
+		else
+			cluster_each_remote_of(j, count_one, &filters);
+		json_array_append_new(nodes, json_pack("{s:i, s:I, s:b, s:b, s:b, s:I}", "node", j, "heartbeat_age_ms",
+			(json_int_t)(now - N.seen_ms[j]), "alive", knodes_alive(j), "self", j == N.self,
+			"adopted_here", N.adopt_stage[j] != 0, "filters", (json_int_t)filters));
 	}
 	return nodes;
 }

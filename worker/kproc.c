@@ -775,6 +775,7 @@ static char *cluster_json(void)
 	json_object_set_new(o, "kafka_pending", json_integer(kafka_pending()));
 	json_object_set_new(o, "inbox_unhandled", json_integer(P.recs.len));
 	json_object_set_new(o, "caught_up", json_boolean(kafka_caught_up()));
+	json_object_set_new(o, "kafka", kafka_json());
 	s = json_dumps(o, JSON_COMPACT);
 	json_decref(o);
 	return s;

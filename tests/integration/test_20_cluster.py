@@ -194,14 +194,30 @@ class ClusterTest(ClusterMixin, unittest.TestCase):
         self.assertTrue(got_a and got_b, 'both nodes\' members served: %d / %d' % (len(got_a), len(got_b)))
 
     def test_ringmqctl_cluster(self):
+        s = self.raw(1, 'ctl-sub')
+        self.sub(s, 'ctl/+')
+        self.interest_seen(0, 1)
+        p = self.raw(0, 'ctl-pub')
+        self.publish_all(p, 'ctl/x', [b'one'])
+        self.assertEqual(self.read_n(s, 1), [b'one'])
         out = self.nodes[0].ctl_raw('cluster', json_out=False).stdout.decode()
         for i in range(3):
             self.assertIn('node %d' % i, out)
         self.assertIn('(this node)', out)
+        self.assertIn('kafka: produced', out)
         cp = subprocess.run([harness.RINGMQCTL, '--socket', self.nodes[0].sock_path, 'cluster', '--json'],
                             capture_output=True, text=True, timeout=10)
         self.assertEqual(cp.returncode, 0, cp.stderr)
-
+        # what each node owns: node 1's filter, seen from node 0
+        nodes = {n['node']: n for n in self.nodes[0].ctl('cluster')['nodes']}
+        self.assertEqual(nodes[1]['filters'], 1, nodes)
+        # Kafka counters in stats: the message (and heartbeats) produced and acknowledged; node 1 consumed it
+        k0 = self.nodes[0].ctl('stats')['kafka']
+        self.assertGreater(k0['produced'], 0, k0)
+        self.assertGreater(k0['acknowledged'], 0, k0)
+        self.assertEqual(k0['errors'], 0, k0)
+        wait_until(lambda: self.nodes[1].ctl('stats')['kafka']['lag'] == 0, 15, what='node 1 has read its inbox')
+        self.assertGreater(self.nodes[1].ctl('stats')['kafka']['consumed'], 0)
 
 if __name__ == '__main__':
     unittest.main()
