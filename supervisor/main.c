@@ -57,6 +57,23 @@ worker_count(const config_t *cfg)
 	return (int)n;
 }
 
+/* Keys that are valid alone but not together: one log line each, exit status 2 (not restarted by systemd). */
+static int
+check_combinations(const config_t *cfg)
+{
+	if (strcmp(cfg->cluster, "kafka") == 0 && strcmp(cfg->store, "redis") != 0) {
+		log_error(0, "config: cluster = kafka needs store = redis (the nodes share their sessions through Redis); "
+			"set store = redis and redis_addrs, or cluster = none");
+		return -1;
+	}
+	if (strcmp(cfg->plain_listener, "off") == 0 && !cfg->tls_port) {
+		log_error(0, "config: plain_listener is off and tls_port is 0: nothing to listen on; set tls_port (and "
+			"tls_certfile, tls_keyfile) or plain_listener = on");
+		return -1;
+	}
+	return 0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -95,6 +112,8 @@ main(int argc, char **argv)
 	log_set_role("sup");
 	raise_nofile();
 
+	if (check_combinations(&cfg) < 0)
+		return 2;
 	if (sup_init(&sup, &cfg, worker_count(&cfg)) < 0) {
 		sup_finish(&sup);
 		return 1;

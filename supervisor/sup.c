@@ -762,11 +762,6 @@ sup_init(sup_t *s, const config_t *cfg, int n_workers)
 	}
 	if (setup_signals(s) < 0)
 		return -1;
-	if (strcmp(cfg->plain_listener, "off") == 0 && !cfg->tls_port) {
-		log_error(0, "config: plain_listener is off and tls_port is 0: nothing to listen on; set tls_port (and "
-			"tls_certfile, tls_keyfile) or plain_listener = on");
-		return -1;
-	}
 	if (strcmp(cfg->plain_listener, "off") != 0) {
 		if (listen_open(cfg->listen_host, cfg->port, n_workers, fds, &port) < 0)
 			return -1;

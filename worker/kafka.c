@@ -239,7 +239,10 @@ static int create_topics(void)
 	char err[256];
 	int rc = 0;
 
-	rd_kafka_AdminOptions_set_request_timeout(o, (int)W->cfg->kafka_timeout_ms, err, sizeof(err));
+	/* Short: an unreachable Kafka is said in the log within seconds, and tried again. */
+	int timeout_ms = W->cfg->kafka_timeout_ms < 5000 ? (int)W->cfg->kafka_timeout_ms : 5000;
+
+	rd_kafka_AdminOptions_set_request_timeout(o, timeout_ms, err, sizeof(err));
 	for (int t = 0; t < KT_COUNT; t++) {
 		nt[t] = rd_kafka_NewTopic_new(K.names[t], parts[t], -1, err, sizeof(err));
 		if (t != KT_INBOX)
@@ -248,7 +251,7 @@ static int create_topics(void)
 			rd_kafka_NewTopic_set_config(nt[t], "retention.ms", "604800000");
 	}
 	rd_kafka_CreateTopics(K.prod, nt, KT_COUNT, o, q);
-	ev = rd_kafka_queue_poll(q, (int)W->cfg->kafka_timeout_ms + 1000);
+	ev = rd_kafka_queue_poll(q, timeout_ms + 1000);
 	if (!ev || rd_kafka_event_error(ev)) {
 		log_error(0, "Kafka %s: cannot create the cluster's topics: %s; check kafka_brokers and that Kafka "
 			"runs", W->cfg->kafka_brokers, ev ? rd_kafka_event_error_string(ev) : "timed out");

@@ -64,6 +64,7 @@ static struct {
 	ring_t recs;               /* inrec_t in offset order; recs_seq numbers the head */
 	uint64_t recs_seq;
 	uint64_t incarnation;
+	int exit_status;           /* non-zero: why the loop was stopped (check_twin) */
 	uint64_t hb_ms;
 	bool ready_sent;
 	bool paused;
@@ -237,13 +238,37 @@ static void on_delivered(void *opaque, int err)
 	o->failed |= err < 0;
 }
 
+/* A live heartbeat under our node_id from another incarnation: two nodes were given one node_id, and would
+ * take each other's sessions and inbox. The younger one (larger incarnation: its start time) stops, with
+ * the configuration-error status so that it is not restarted into the same clash. */
+static void check_twin(const void *val, size_t vlen)
+{
+	char v[64];
+	unsigned long long inc;
+
+	if (!kafka_caught_up() || vlen >= sizeof(v))
+		return; /* history: our own earlier lives */
+	memcpy(v, val, vlen);
+	v[vlen] = '\0';
+	if (sscanf(v, "inc=%llu", &inc) != 1 || inc == P.incarnation)
+		return;
+	if (inc < P.incarnation) {
+		log_error(0, "cluster: another ringmqd runs with node_id %d (started before this one); every node needs "
+			"its own node_id: stopping", P.self);
+		P.exit_status = WORKER_EXIT_CONFIG;
+		loop_stop();
+	} else {
+		log_error(0, "cluster: a second ringmqd was started with node_id %d; it stops (every node needs its own "
+			"node_id)", P.self);
+	}
+}
+
 static void on_state(enum kafka_topic t, const void *key, size_t klen, const void *val, size_t vlen)
 {
 	const char *filter;
 	size_t flen;
 	int node, edge;
 
-	(void)vlen;
 	if (t == KT_NODES) {
 		char k[8];
 
@@ -251,6 +276,8 @@ static void on_state(enum kafka_topic t, const void *key, size_t klen, const voi
 			return;
 		memcpy(k, key, klen);
 		k[klen] = '\0';
+		if (atoi(k) == P.self && val)
+			check_twin(val, vlen);
 		knodes_heartbeat(atoi(k), val != NULL);
 		return;
 	}
@@ -878,6 +905,8 @@ int kproc_run(const worker_args_t *args)
 		return rc == -EINVAL ? WORKER_EXIT_CONFIG : 1;
 	log_info("Kafka process up: node %d, %d workers", P.self, P.n);
 	rc = loop_run();
+	if (P.exit_status)
+		rc = P.exit_status;
 	for (int k = 0; k < P.n; k++)
 		link_down(&P.links[k]);
 	kafka_finish(2000);

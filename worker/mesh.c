@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "buf.h"
+#include "conn.h"
 #include "frame.h"
 #include "log.h"
 #include "loop.h"
@@ -51,6 +52,7 @@ static struct {
 	peer_t peers[WORKER_MAX + 1];
 	bool started;
 	uint32_t held;             /* tokens held for dead peers */
+	bool cluster_known;        /* the Kafka process sent its first MF_SYNC */
 } M;
 
 static const sock_ops_t chan_ops;
@@ -437,6 +439,11 @@ static int on_frame(int k, const frame_hdr_t *h, const uint8_t *body)
 		return 0;
 	case MF_SYNC:
 		route_peer_synced(k);
+		/* The Kafka process knows the cluster: clients may come (worker_serve waited for this). */
+		if (k == W->n && !M.cluster_known && !loop_stopping()) {
+			M.cluster_known = true;
+			conn_start_accepting();
+		}
 		return 0;
 	case MF_RELAY_OPEN:
 	case MF_RELAY_DATA:

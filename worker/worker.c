@@ -30,9 +30,14 @@ wk_t *W;
 void worker_serve(void)
 {
 	mesh_start();
-	conn_start_accepting();
+	/* In a cluster, a publish accepted before the other nodes' interest is known would miss their
+	 * subscribers: clients wait in the listen backlog until the Kafka process has read the cluster's state
+	 * (its first MF_SYNC: mesh.c). */
+	if (W->n_peers == W->n)
+		conn_start_accepting();
 	ctl_send_ready();
 }
+
 
 void worker_stop(const char *why)
 {

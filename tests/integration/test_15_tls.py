@@ -241,7 +241,7 @@ class TlsOnlyTest(TlsTest):
     def test_off_without_tls_port_is_a_config_error(self):
         cp = subprocess.run([harness.RINGMQD, '--plain-listener', 'off', '--control-socket',
                              os.path.join(self.tmp, 'x.sock')], capture_output=True, text=True, timeout=20)
-        self.assertEqual(cp.returncode, 1, cp.stderr)
+        self.assertEqual(cp.returncode, 2, cp.stderr)
         self.assertIn('plain_listener is off and tls_port is 0', cp.stderr)
 
 

@@ -218,6 +218,37 @@ class ClusterTest(ClusterMixin, unittest.TestCase):
         self.assertEqual(k0['errors'], 0, k0)
         wait_until(lambda: self.nodes[1].ctl('stats')['kafka']['lag'] == 0, 15, what='node 1 has read its inbox')
         self.assertGreater(self.nodes[1].ctl('stats')['kafka']['consumed'], 0)
+    def test_duplicate_node_id_stops_the_younger_node(self):
+        twin = Node(1, self.kafka, self.redis, self.prefix)
+        try:
+            twin.start(timeout=60)
+        except AssertionError:
+            pass  # it may stop before it is ready
+        try:
+            rc = twin.wait_exit(30)
+            with open(twin.log_path) as f:
+                log = f.read()
+        finally:
+            twin.cleanup()
+        self.assertEqual(rc, 2, log)
+        self.assertIn('another ringmqd runs with node_id 1', log)
+        # the first node 1 goes on: a message still crosses to it
+        s = self.raw(1, 'twin-sub')
+        self.sub(s, 'twin/+')
+        self.interest_seen(0, 1)
+        p = self.raw(0, 'twin-pub')
+        self.publish_all(p, 'twin/x', [b'still'])
+        self.assertEqual(self.read_n(s, 1), [b'still'])
+
+
+@unittest.skipIf(harness.IS_MOSQUITTO, 'ringmq-specific')
+class ClusterConfigTest(unittest.TestCase):
+    def test_cluster_without_redis_is_a_config_error(self):
+        cp = subprocess.run([harness.RINGMQD, '--cluster', 'kafka', '--port', '0', '--control-socket',
+                             '/tmp/ringmq-cfg-%d.sock' % os.getpid()], capture_output=True, text=True, timeout=20)
+        self.assertEqual(cp.returncode, 2, cp.stderr)
+        self.assertIn('cluster = kafka needs store = redis', cp.stderr)
+
 
 if __name__ == '__main__':
     unittest.main()
