@@ -226,7 +226,7 @@ unsigned knodes_forward(const char *topic, size_t tlen, const void *val, size_t 
 	trie_match(N.proxy, topic, tlen, proxy_bit, &mc);
 	for (int j = 0; j < CLUSTER_MAX_NODES; j++) {
 		if ((mc.mask & (UINT64_C(1) << j)) && j != N.self &&
-		    kafka_produce(KT_INBOX, j, NULL, 0, val, vlen, opaque) == 0)
+		    kafka_produce(KT_INBOX, krec_partition(j), NULL, 0, val, vlen, opaque) == 0)
 			n++;
 	}
 	return n;
@@ -239,26 +239,24 @@ static void handed(const char *id, size_t len)
 }
 
 /* "Let session id go for node origin" reaches the worker owning it; "it was let go" reaches the worker waiting. */
-void knodes_record(const krec_hdr_t *h, const char *id, size_t len)
+void knodes_record(const krec_t *r)
 {
-	if (h->kind == KREC_HANDOVER) {
-		kproc_send_owner(id, len, MF_RELEASE, h->origin);
+	const char *id = (const char *)r->body;
+
+	if (r->kind == KREC_HANDOVER) {
+		kproc_send_owner(id, r->body_len, MF_RELEASE, r->origin);
 		return;
 	}
-	if (strmap_get(&N.handovers, id, len))
-		handed(id, len);
+	if (strmap_get(&N.handovers, id, r->body_len))
+		handed(id, r->body_len);
 }
 
 static int produce_handover(int kind, int to, const char *id, size_t len, void *opaque)
 {
-	krec_hdr_t h = { .magic = KREC_MAGIC, .kind = (uint8_t)kind, .origin = (uint32_t)N.self };
-	buf_t v = { 0 };
-	int rc = -ENOMEM;
+	uint8_t rec[KREC_HDR_SIZE + 65536];
+	size_t n = krec_note_encode(rec, sizeof(rec), (uint8_t)kind, (uint32_t)N.self, id, len);
 
-	if (buf_append(&v, &h, sizeof(h)) == 0 && buf_append(&v, id, len) == 0)
-		rc = kafka_produce(KT_INBOX, to, NULL, 0, v.data, v.len, opaque);
-	buf_finish(&v);
-	return rc;
+	return n ? kafka_produce(KT_INBOX, krec_partition(to), NULL, 0, rec, n, opaque) : -EINVAL;
 }
 
 /* A worker claimed session id, owned by node `prev`: ask prev to let it go, unless prev is gone. */

@@ -14,23 +14,10 @@
 
 #include <jansson.h>
 
-/* An inbox record: the header, then (KREC_MSG) the group key and the message blob, or (KREC_HANDOVER,
- * KREC_HANDED) a client id. Native layout: the nodes of a cluster run the same build on one architecture. */
-typedef struct krec_hdr {
-	uint32_t magic;
-	uint8_t kind;
-	uint8_t flags;             /* enum mesh_pub_flags */
-	uint16_t group_len;        /* shared group key bytes after this header */
-	uint32_t origin;           /* the node that produced it */
-	uint32_t reserved;
-} krec_hdr_t;
+#include "krec.h"
 
 #define KNODES_HEARTBEAT_MS 1000    /* each node's heartbeat in P.nodes */
 
-#define KREC_MAGIC 0x524b5231u /* "RKR1" */
-#define KREC_MSG 1                 /* a message */
-#define KREC_HANDOVER 2            /* "let session <id> go for node origin" */
-#define KREC_HANDED 3              /* "session <id> was let go by node origin" */
 
 int knodes_init(int self, int n_workers);
 void knodes_finish(void);
@@ -49,7 +36,7 @@ void knodes_withdraw_later(const char *filter, size_t len);
  * acknowledged through kafka_ops.delivered(opaque)). */
 unsigned knodes_forward(const char *topic, size_t tlen, const void *val, size_t vlen, void *opaque);
 /* A KREC_HANDOVER / KREC_HANDED record of our inbox. */
-void knodes_record(const krec_hdr_t *h, const char *id, size_t len);
+void knodes_record(const krec_t *r);
 /* Worker frames: a claim needing node prev's hand-over; a session let go for node `to` (id NUL filters);
  * a worker done adopting node. */
 void knodes_handover(int prev, const char *id, size_t len);

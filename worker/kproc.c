@@ -322,7 +322,7 @@ static void on_caught_up(void)
 
 static void on_inbox(int node, int64_t offset, const void *val, size_t vlen)
 {
-	krec_hdr_t h;
+	krec_t h;
 	inrec_t *r;
 	uint64_t mask = 0, seq;
 	uint8_t qos, retain;
@@ -338,18 +338,13 @@ static void on_inbox(int node, int64_t offset, const void *val, size_t vlen)
 	}
 	seq = P.recs_seq + P.recs.len - 1;
 	*r = (inrec_t){ .node = node, .offset = offset };
-	if (vlen < sizeof(h))
+	if (krec_parse(val, vlen, &h) < 0)
 		goto bad;
-	memcpy(&h, val, sizeof(h));
-	if (h.magic != KREC_MAGIC)
-		goto bad;
-	if (h.kind == KREC_HANDOVER || h.kind == KREC_HANDED) {
-		knodes_record(&h, (const char *)val + sizeof(h), vlen - sizeof(h));
+	if (h.kind != KREC_MSG) {
+		knodes_record(&h);
 		return;
 	}
-	if (h.kind != KREC_MSG || sizeof(h) + h.group_len > vlen)
-		goto bad;
-	m = record_blob_decode((const uint8_t *)val + sizeof(h) + h.group_len, vlen - sizeof(h) - h.group_len,
+	m = record_blob_decode(h.body, h.body_len,
 		(uint64_t)time(NULL) * 1000, loop_now(), &qos, &retain, &subid, &err);
 	if (!m) {
 		if (err != -ETIME)
@@ -368,7 +363,7 @@ static void on_inbox(int node, int64_t offset, const void *val, size_t vlen)
 	if ((r->flags & MESH_GROUP) && h.group_len && (r->group = malloc(h.group_len))) {
 		int k;
 
-		memcpy(r->group, (const char *)val + sizeof(h), h.group_len);
+		memcpy(r->group, h.group, h.group_len);
 		r->group_len = h.group_len;
 		k = cluster_group_pick_worker(r->group, r->group_len);
 		if (k >= 0)
@@ -416,7 +411,9 @@ static int on_pub(link_t *l, const frame_hdr_t *h, const uint8_t *body, int64_t 
 	const char *group;
 	msg_t hdr, *m;
 	uint64_t nodes = 0;
-	krec_hdr_t kh = { .magic = KREC_MAGIC, .kind = KREC_MSG, .origin = (uint32_t)P.self };
+	uint8_t flags;
+	uint16_t group_len = 0;
+	size_t size;
 	int64_t expire;
 	buf_t v = { 0 };
 	uint8_t *p;
@@ -427,10 +424,10 @@ static int on_pub(link_t *l, const frame_hdr_t *h, const uint8_t *body, int64_t 
 	m = msg_create_raw(&hdr, data);
 	if (!m)
 		return -ENOMEM;
-	kh.flags = h->flags & (MESH_DELIVER | MESH_RETAIN_STORE | MESH_GROUP);
-	if (kh.flags & MESH_DELIVER)
+	flags = h->flags & (MESH_DELIVER | MESH_RETAIN_STORE | MESH_GROUP);
+	if (flags & MESH_DELIVER)
 		nodes |= cluster_match_nodes(msg_topic(m), m->topic_len);
-	if (kh.flags & MESH_GROUP) {
+	if (flags & MESH_GROUP) {
 		/* One member of the group, on one node: this message goes there alone. */
 		int j = cluster_group_pick_node(group, h->group_len);
 
@@ -439,10 +436,10 @@ static int on_pub(link_t *l, const frame_hdr_t *h, const uint8_t *body, int64_t 
 				(int)h->group_len, group);
 		if (j >= 0) {
 			nodes = UINT64_C(1) << j;
-			kh.group_len = h->group_len;
+			group_len = h->group_len;
 		}
 	}
-	if (kh.flags & MESH_RETAIN_STORE) {
+	if (flags & MESH_RETAIN_STORE) {
 		for (int j = 0; j < CLUSTER_MAX_NODES; j++)
 			if (j != P.self && knodes_known(j))
 				nodes |= UINT64_C(1) << j;
@@ -451,20 +448,21 @@ static int on_pub(link_t *l, const frame_hdr_t *h, const uint8_t *body, int64_t 
 		goto out;
 	expire = unix_ms() + ((m->flags & MSG_HAS_EXPIRY) ? (int64_t)(m->expire_at_ms > loop_now() ?
 		m->expire_at_ms - loop_now() : 0) : (int64_t)W->cfg->message_ttl * 1000);
-	p = buf_reserve(&v, sizeof(kh) + kh.group_len + record_blob_size(m));
+	size = krec_msg_size(m, group_len);
+	p = buf_reserve(&v, size);
 	if (!p) {
 		if (o)
 			o->failed = true;
 		goto out;
 	}
-	memcpy(p, &kh, sizeof(kh));
-	memcpy(p + sizeof(kh), group, kh.group_len);
-	record_blob_encode(p + sizeof(kh) + kh.group_len, m, m->qos, m->retain, 0, expire);
-	v.len = (uint32_t)(sizeof(kh) + kh.group_len + record_blob_size(m));
+	krec_msg_encode(p, (uint32_t)P.self, flags, group, group_len, m, expire);
+	v.len = (uint32_t)size;
 	for (int j = 0; j < CLUSTER_MAX_NODES; j++) {
 		if (!(nodes & (UINT64_C(1) << j)))
 			continue;
-		if (kafka_produce(KT_INBOX, j, NULL, 0, v.data, v.len, o ? token(l->k, (uint64_t)owed) : NULL) < 0) {
+		void *tok = o ? token(l->k, (uint64_t)owed) : NULL;
+
+		if (kafka_produce(KT_INBOX, krec_partition(j), NULL, 0, v.data, v.len, tok) < 0) {
 			if (o)
 				o->failed = true;
 		} else if (o) {
