@@ -4,6 +4,8 @@
 #
 #  1. One address: `--brokers B` and `--host 127.0.0.1 --port PB` give the same run: exit 0, 0 lost, no
 #     reconnect, the same config.host/port/brokers in the JSON.
+#  1b. TLS on both nodes (--brokers TA,TB --sub-offset 0): every handshake verified against its own address's
+#     host, 0 lost.
 #  2. Placement: `--brokers A,B` with the default --sub-offset (1) puts every subscriber on the other node than
 #     its publisher; the nodes are not a cluster, so nothing is received although everything is PUBACKed.
 #  3. Failover: `--brokers A,B --sub-offset 0` (pair i entirely on node i mod 2); A gets SIGKILL when the
@@ -51,8 +53,9 @@ free_port() {
 # start_broker NAME PORT: one worker, its own control socket. Sets $started to the supervisor's pid (a child of
 # this shell, so it can be waited for); returns once all workers are up.
 start_broker() {
-	local name=$1 port=$2
+	local name=$1 port=$2 tls_port=$3
 	"$RINGMQD" --workers 1 --port "$port" --listen-host 127.0.0.1 --control-socket "$tmp/$name.sock" \
+		--tls-port "$tls_port" --tls-certfile "$tmp/pki/server.pem" --tls-keyfile "$tmp/pki/server.key" \
 		>"$tmp/$name.log" 2>&1 &
 	started=$!
 	for _ in $(seq 100); do
@@ -67,12 +70,16 @@ start_broker() {
 	return 1
 }
 
+: "${RINGMQ_SRCDIR:?RINGMQ_SRCDIR is not set (run through meson test)}"
+"$RINGMQ_SRCDIR/scripts/gen-certs" --quiet "$tmp/pki"
 port_a=$(free_port)
 port_b=$(free_port)
+tls_a=$(free_port)
+tls_b=$(free_port)
 started=""
-start_broker a "$port_a" || { pid_a=$started; fail "broker A did not come up on port $port_a"; }
+start_broker a "$port_a" "$tls_a" || { pid_a=$started; fail "broker A did not come up on port $port_a"; }
 pid_a=$started
-start_broker b "$port_b" || { pid_b=$started; fail "broker B did not come up on port $port_b"; }
+start_broker b "$port_b" "$tls_b" || { pid_b=$started; fail "broker B did not come up on port $port_b"; }
 pid_b=$started
 A=127.0.0.1:$port_a
 B=127.0.0.1:$port_b
@@ -86,6 +93,12 @@ rc=0
 "$bench" --host 127.0.0.1 --port "$port_b" --pairs 10 --duration 1 --drain 5 "${common[@]}" \
 	--json "$tmp/one-hostport.json" >"$tmp/one-hostport.out" 2>"$tmp/one-hostport.err" || rc=$?
 [ "$rc" -eq 0 ] || fail "--host/--port exited $rc (want 0)"
+
+# 1b. TLS across both nodes.
+rc=0
+"$bench" --brokers "127.0.0.1:$tls_a,127.0.0.1:$tls_b" --sub-offset 0 --cafile "$tmp/pki/ca.pem" --pairs 10 \
+	--duration 1 --drain 5 "${common[@]}" --json "$tmp/tls.json" >"$tmp/tls.out" 2>"$tmp/tls.err" || rc=$?
+[ "$rc" -eq 0 ] || fail "--brokers over TLS exited $rc (want 0)"
 
 # 2. Default offset over two independent nodes: every pair crosses, so nothing arrives.
 rc=0
@@ -134,6 +147,12 @@ for r in (one, hp):
 for k in ("host", "port", "brokers", "sub_offset"):
     assert one["config"][k] == hp["config"][k], (k, one["config"][k], hp["config"][k])
 assert one["config"]["brokers"] == [B] and one["config"]["sub_offset"] == 0, one["config"]
+
+# 1b. TLS: 20 clients, 20 verified handshakes, nothing lost.
+s = load("tls.json")
+assert s["result"] == "ok" and s["totals"]["lost"] == 0 and s["totals"]["acked"] > 0, s["totals"]
+assert s["tls"]["enabled"] and s["tls"]["errors"] == 0 and s["tls"]["full_handshakes"] == 20, s["tls"]
+assert sorted({p["pub_broker"] for p in s["pairs"]}) == [0, 1], s["pairs"]
 
 # 2. Placement: publisher i on i mod 2, subscriber on (i + 1) mod 2, and indeed nothing crossed.
 x = load("cross.json")
