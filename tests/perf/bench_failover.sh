@@ -60,8 +60,8 @@ start_broker() {
 	started=$!
 	for _ in $(seq 100); do
 		if "$RINGMQCTL" --socket "$tmp/$name.sock" status --json 2>/dev/null |
-			python3 -c 'import json, sys; sys.exit(0 if json.load(sys.stdin).get("workers_up") == 1 else 1)' \
-			2>/dev/null; then
+			python3 -c 'import json, sys; sys.exit(json.load(sys.stdin).get("workers_up") != 1)' 2>/dev/null
+		then
 			return 0
 		fi
 		kill -0 "$started" 2>/dev/null || break

@@ -320,7 +320,8 @@ report_json(const char *path, const bench_result_t *r, bool with_pairs)
 		connect_mode(r) ? "connect" : "p2p");
 	json_object_set_new(root, "config", json_pack("{s:s, s:i, s:s, s:i, s:i, s:i, s:f, s:i, s:f, s:f, s:f, "
 		"s:f, s:f, s:i, s:s, s:s}",
-		"host", c->brokers.a[0].host, "port", (int)ntohs(c->brokers.a[0].sa.sin_port), "mqtt", version_name(c->version),
+		"host", c->brokers.a[0].host, "port", (int)ntohs(c->brokers.a[0].sa.sin_port),
+		"mqtt", version_name(c->version),
 		"qos", (int)c->qos, "pairs", (int)c->pairs, "threads", (int)c->threads, "rate", c->rate,
 		"payload", (int)c->payload, "warmup_s", (double)c->warmup_ns / 1e9,
 		"duration_s", (double)c->duration_ns / 1e9, "offline_s", (double)c->offline_ns / 1e9,
