@@ -20,6 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_addr.h"
 #include "bench_cfg.h"
 #include "bench_conn.h"
 #include "bench_report.h"
@@ -44,6 +45,13 @@ usage(FILE *fp)
 		"duplicate and ordering accounting per pair, end-to-end and PUBACK latency histograms.\n\n"
 		"  --host H             broker address (default 127.0.0.1)\n"
 		"  --port P             broker port (default 1883, with --tls 8883)\n"
+		"  --brokers H:P[,H:P]  several brokers (IPv4 literals, up to %d; overrides --host/--port): pair i's\n"
+		"                       publisher connects to address i mod n, its subscriber to (i + S) mod n; a\n"
+		"                       client whose connection is lost (EOF, reset, refused, timeout) tries the\n"
+		"                       next address after 100-500 ms. With TLS the server name is the address's\n"
+		"                       host unless --tls-servername\n"
+		"  --sub-offset S       subscriber placement (default 1 with several brokers: every message crosses\n"
+		"                       nodes; 0: publisher and subscriber of a pair on the same node)\n"
 		"  --mode p2p|connect   p2p: publisher/subscriber pairs (default). connect: --clients clients each\n"
 		"                       connect (TCP, TLS, CONNECT/CONNACK), DISCONNECT and reconnect at once, in a\n"
 		"                       loop: connects/s and handshakes/s (full and resumed) over the window\n"
@@ -90,14 +98,14 @@ usage(FILE *fp)
 		"  -h, --help\n\n"
 		"Exit status: 0 ok, 1 PUBACKed messages were lost, 2 setup failed or interrupted (connect mode:\n"
 		"also when no connection completed in the window).\n",
-		BENCH_PAYLOAD_HDR);
+		BADDR_MAX, BENCH_PAYLOAD_HDR);
 }
 
 enum opt_id {
 	O_HOST = 256, O_PORT, O_PAIRS, O_RATE, O_PAYLOAD, O_QOS, O_MQTT, O_DURATION, O_WARMUP, O_OFFLINE,
 	O_DRAIN, O_CRATE, O_MAXPEND, O_CTIMEOUT, O_INFLIGHT, O_THREADS, O_KEEPALIVE, O_EXPIRY, O_PUBT, O_SUBT,
 	O_PREFIX, O_NOSPREAD, O_INTERVAL, O_JSON, O_JSONPAIRS, O_MARKERS, O_FIRST, O_MODE, O_CLIENTS, O_USER,
-	O_PASS, O_TLS, O_CAFILE, O_CERT, O_KEY, O_RESUME, O_TLSVER, O_SNI, O_INSECURE,
+	O_PASS, O_TLS, O_CAFILE, O_CERT, O_KEY, O_RESUME, O_TLSVER, O_SNI, O_INSECURE, O_BROKERS, O_SUBOFF,
 };
 
 static const struct option long_opts[] = {
@@ -140,6 +148,8 @@ static const struct option long_opts[] = {
 	{ "tls-version", required_argument, NULL, O_TLSVER },
 	{ "tls-servername", required_argument, NULL, O_SNI },
 	{ "tls-insecure", no_argument, NULL, O_INSECURE },
+	{ "brokers", required_argument, NULL, O_BROKERS },
+	{ "sub-offset", required_argument, NULL, O_SUBOFF },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -147,12 +157,14 @@ static const struct option long_opts[] = {
 typedef struct opts {
 	bench_cfg_t cfg;
 	const char *host;
+	const char *brokers;     /* --brokers, NULL: --host/--port */
 	const char *json;
 	bool json_pairs;
 	bool markers;
 	bool no_spread;
 	bool tls;
-	bool port_set, pairs_set, crate_set, pending_set, clients_set;
+	bool host_set, port_set, pairs_set, crate_set, pending_set, clients_set, sub_offset_set;
+	struct sockaddr_in dst;  /* --host/--port */
 	btls_opts_t tls_opts;
 } opts_t;
 
@@ -187,8 +199,8 @@ parse_opts(int argc, char **argv, opts_t *o)
 
 	memset(o, 0, sizeof(*o));
 	o->host = "127.0.0.1";
-	c->dst.sin_family = AF_INET;
-	c->dst.sin_port = htons(1883);
+	o->dst.sin_family = AF_INET;
+	o->dst.sin_port = htons(1883);
 	c->pairs = 1;
 	c->threads = 1;
 	c->rate = 1;
@@ -213,8 +225,8 @@ parse_opts(int argc, char **argv, opts_t *o)
 		bool ok = true;
 
 		switch (opt) {
-		case O_HOST: o->host = optarg; break;
-		case O_PORT: ok = num(name, optarg, 1, 65535, &v); c->dst.sin_port = htons((uint16_t)v);
+		case O_HOST: o->host = optarg; o->host_set = true; break;
+		case O_PORT: ok = num(name, optarg, 1, 65535, &v); o->dst.sin_port = htons((uint16_t)v);
 			o->port_set = true;
 			break;
 		case O_PAIRS: ok = num(name, optarg, 1, 10000000, &v); c->pairs = (uint32_t)v; o->pairs_set = true;
@@ -294,6 +306,10 @@ parse_opts(int argc, char **argv, opts_t *o)
 		case O_JSONPAIRS: o->json_pairs = true; break;
 		case O_MARKERS: o->markers = true; break;
 		case O_FIRST: ok = num(name, optarg, 0, 100000000, &v); c->first_pair = (uint32_t)v; break;
+		case O_BROKERS: o->brokers = optarg; break;
+		case O_SUBOFF: ok = num(name, optarg, 0, 4294967295.0, &v); c->sub_offset = (uint32_t)v;
+			o->sub_offset_set = true;
+			break;
 		case 'h': usage(stdout); exit(0);
 		default: usage(stderr); return -1;
 		}
@@ -305,6 +321,51 @@ parse_opts(int argc, char **argv, opts_t *o)
 		return -1;
 	}
 	return 0;
+}
+
+/* One TLS context per distinct server name: --tls-servername for every address, else each address's own host
+ * (--host as given, so a DNS name stays one, when there is no --brokers). */
+static int
+make_tls(opts_t *o)
+{
+	bench_cfg_t *c = &o->cfg;
+	const char *fixed = o->tls_opts.server_name;
+	char err[512];
+
+	for (uint32_t i = 0; i < c->brokers.n; i++) {
+		const char *name = fixed ? fixed : o->brokers ? c->brokers.a[i].host : o->host;
+
+		for (uint32_t k = 0; k < i && c->tls_addr[i] == NULL; k++)
+			if (fixed != NULL || strcmp(c->brokers.a[k].host, c->brokers.a[i].host) == 0)
+				c->tls_addr[i] = c->tls_addr[k];
+		if (c->tls_addr[i] != NULL)
+			continue;
+		o->tls_opts.server_name = name;
+		c->tls_addr[i] = btls_ctx_create(&o->tls_opts, err, sizeof(err));
+		if (c->tls_addr[i] == NULL) {
+			fprintf(stderr, "ringmq-bench: TLS (%s): %s\n", name, err);
+			o->tls_opts.server_name = fixed;
+			return -1;
+		}
+	}
+	o->tls_opts.server_name = fixed;
+	c->tls = c->tls_addr[0];
+	return 0;
+}
+
+/* Free every TLS context once (addresses may share one). */
+static void
+free_tls(bench_cfg_t *c)
+{
+	for (uint32_t i = 0; i < c->brokers.n; i++) {
+		bool shared = false;
+
+		for (uint32_t k = 0; k < i; k++)
+			shared = shared || c->tls_addr[k] == c->tls_addr[i];
+		if (!shared)
+			btls_ctx_destroy(c->tls_addr[i]);
+	}
+	c->tls = NULL;
 }
 
 static int
@@ -331,7 +392,7 @@ check_cfg(opts_t *o)
 		return -1;
 	}
 	if (o->tls && !o->port_set)
-		c->dst.sin_port = htons(8883);
+		o->dst.sin_port = htons(8883);
 	if (c->password != NULL && c->username == NULL && c->version != MQTT_V5) {
 		fprintf(stderr, "ringmq-bench: MQTT 3.1.1 has no password without a user name: add --username\n");
 		return -1;
@@ -359,25 +420,35 @@ check_cfg(opts_t *o)
 	if (!strstr(c->pub_topic, "%d") || !strstr(c->sub_topic, "%d"))
 		fprintf(stderr, "ringmq-bench: warning: a topic without %%d: pairs share topics, and only a "
 			"subscriber's own pair is accounted\n");
-	r = getaddrinfo(o->host, NULL, &hints, &ai);
-	if (r != 0) {
-		fprintf(stderr, "ringmq-bench: --host %s: %s\n", o->host, gai_strerror(r));
-		return -1;
-	}
-	c->dst.sin_addr = ((struct sockaddr_in *)ai->ai_addr)->sin_addr;
-	freeaddrinfo(ai);
-	c->src_spread = !o->no_spread && (ntohl(c->dst.sin_addr.s_addr) >> 24) == 127;
-	if (o->tls) {
-		char err[512];
+	if (o->brokers != NULL) {
+		char err[256];
 
-		if (o->tls_opts.server_name == NULL)
-			o->tls_opts.server_name = o->host;
-		c->tls = btls_ctx_create(&o->tls_opts, err, sizeof(err));
-		if (c->tls == NULL) {
-			fprintf(stderr, "ringmq-bench: TLS: %s\n", err);
+		if (o->host_set || o->port_set)
+			fprintf(stderr, "ringmq-bench: warning: --brokers overrides --host and --port\n");
+		if (baddr_parse(&c->brokers, o->brokers, err, sizeof(err)) < 0) {
+			fprintf(stderr, "ringmq-bench: --brokers: %s\n", err);
 			return -1;
 		}
+	} else {
+		r = getaddrinfo(o->host, NULL, &hints, &ai);
+		if (r != 0) {
+			fprintf(stderr, "ringmq-bench: --host %s: %s\n", o->host, gai_strerror(r));
+			return -1;
+		}
+		o->dst.sin_addr = ((struct sockaddr_in *)ai->ai_addr)->sin_addr;
+		freeaddrinfo(ai);
+		baddr_single(&c->brokers, &o->dst);
 	}
+	if (!o->sub_offset_set)
+		c->sub_offset = c->brokers.n > 1 ? 1 : 0;
+	/* Spread sources over 127.0.0.0/8 only when every broker is there: a loopback source cannot reach
+	 * another host. */
+	c->src_spread = !o->no_spread;
+	for (uint32_t i = 0; i < c->brokers.n; i++)
+		if ((ntohl(c->brokers.a[i].sa.sin_addr.s_addr) >> 24) != 127)
+			c->src_spread = false;
+	if (o->tls && make_tls(o) < 0)
+		return -1;
 	if (c->run_id == 0) {
 		struct timespec ts;
 
@@ -565,8 +636,13 @@ collect(const runner_t *r, bench_result_t *res)
 		const bconn_thread_t *t = r->th[i];
 		const bconn_progress_t *p = bconn_progress(t);
 
-		for (uint32_t j = 0; j < bconn_npairs(t); j++)
+		for (uint32_t j = 0; j < bconn_npairs(t); j++) {
+			bconn_pair_info_t pi;
+
 			bstat_totals_add(&res->tot, bconn_pair(t, j));
+			bconn_pair_info(t, j, &pi);
+			res->received_after_reconnect += pi.received_after_reconnect;
+		}
 		bconn_interval_merge(&res->win, bconn_window(t));
 		res->connect_errors += atomic_load(&p->connect_errors);
 		res->disconnects += atomic_load(&p->disconnects);
@@ -575,6 +651,9 @@ collect(const runner_t *r, bench_result_t *res)
 		res->sub_refused += atomic_load(&p->sub_refused);
 		res->skipped += atomic_load(&p->skipped);
 		res->inflight_end += atomic_load(&p->inflight);
+		res->reconnects_pub += atomic_load(&p->reconnects_pub);
+		res->reconnects_sub += atomic_load(&p->reconnects_sub);
+		res->unacked_on_disconnect += atomic_load(&p->unacked_on_disconnect);
 		res->foreign += bconn_foreign(t);
 		res->refused += atomic_load(&p->refused);
 		res->tls_full += atomic_load(&p->tls_full);
@@ -647,6 +726,12 @@ main(int argc, char **argv)
 		fprintf(stderr, "ringmq-bench: %u pairs, %u threads, MQTT %s QoS %u, %g msg/s per publisher%s, client "
 			"ids %s-{s,p}<i>\n", o.cfg.pairs, run.n, o.cfg.version == MQTT_V5 ? "5" : "3.1.1", o.cfg.qos,
 			o.cfg.rate, o.cfg.tls ? ", TLS" : "", o.cfg.client_prefix);
+	}
+	if (o.cfg.brokers.n > 1) {
+		fprintf(stderr, "ringmq-bench: %u brokers:", o.cfg.brokers.n);
+		for (uint32_t i = 0; i < o.cfg.brokers.n; i++)
+			fprintf(stderr, " %s:%u", o.cfg.brokers.a[i].host, ntohs(o.cfg.brokers.a[i].sa.sin_port));
+		fprintf(stderr, "; subscriber offset %u\n", o.cfg.sub_offset);
 	}
 	for (uint32_t i = 0; i < run.n; i++) {
 		if ((rc = bconn_start(run.th[i])) != 0) {
@@ -725,6 +810,6 @@ stop:
 	for (uint32_t i = 0; i < run.n; i++)
 		bconn_destroy(run.th[i]);
 	free(run.th);
-	btls_ctx_destroy(o.cfg.tls);
+	free_tls(&o.cfg);
 	return rc;
 }

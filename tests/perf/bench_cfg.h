@@ -13,6 +13,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "bench_addr.h"
+
 #define NS_PER_SEC INT64_C(1000000000)
 #define BENCH_PAYLOAD_HDR 24 /* send time u64, pair u32, seq u32, run id u32, magic u32 */
 #define BENCH_MAGIC 0x524d5142u /* "RMQB" */
@@ -25,7 +27,8 @@ enum bench_mode {
 };
 
 typedef struct bench_cfg {
-	struct sockaddr_in dst;
+	baddr_list_t brokers;    /* --brokers, or --host/--port as a one-address list (bench_addr.h) */
+	uint32_t sub_offset;     /* pair i's subscriber starts on address (i + sub_offset) mod brokers.n */
 	uint8_t mode;            /* enum bench_mode */
 	uint32_t pairs;          /* BENCH_MODE_CONNECT: the number of clients */
 	uint32_t first_pair;      /* pair indexes are first_pair .. first_pair + pairs - 1 */
@@ -50,7 +53,9 @@ typedef struct bench_cfg {
 	const char *sub_topic;
 	char client_prefix[48];
 	uint32_t run_id;
-	struct btls_ctx *tls;    /* NULL: plain TCP (bench_tls.h) */
+	struct btls_ctx *tls;    /* NULL: plain TCP (bench_tls.h); else tls_addr[0] */
+	struct btls_ctx *tls_addr[BADDR_MAX]; /* per address: the server name to check differs per node (entries
+	                                         may share one context; bench.c frees each once) */
 	const char *username;    /* NULL: none; "%i" / "%d" is replaced by the pair or client index */
 	const char *password;    /* NULL: none; same replacement */
 } bench_cfg_t;

@@ -254,6 +254,8 @@ account_receive(bconn_thread_t *t, conn_t *c, mqtt_str_t pl, int64_t now)
 		uint64_t lat = now > (int64_t)ts ? (uint64_t)(now - (int64_t)ts) : 0;
 
 		t->cur.received++;
+		if (c->reconnects > 0)
+			c->rx_reconn++;
 		hist_record(&t->cur.e2e, lat);
 		if (in_window(t, (int64_t)ts)) {
 			t->window.received++;

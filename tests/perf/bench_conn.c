@@ -226,6 +226,12 @@ eng_set_ready(bconn_thread_t *t, conn_t *c)
 	}
 	atomic_fetch_add_explicit(c->role == ROLE_SUB ? &t->prog.subs_ready : &t->prog.pubs_ready, 1,
 		memory_order_relaxed);
+	if (c->lost) {
+		c->lost = false;
+		c->reconnects++;
+		atomic_fetch_add_explicit(c->role == ROLE_SUB ? &t->prog.reconnects_sub : &t->prog.reconnects_pub, 1,
+			memory_order_relaxed);
+	}
 }
 
 /* Last reference gone: release the socket and decide whether to come back. */
@@ -246,16 +252,26 @@ finalize(bconn_thread_t *t, conn_t *c)
 	free(c->spill);
 	c->spill = NULL;
 	c->spill_len = c->spill_cap = 0;
+	/* With several brokers the clients of a dead node must not all hit the next one in the same instant. */
 	if (!t->stopping && !c->offline)
-		enqueue_connect(t, c, c->again ? bench_now() : bench_now() + RETRY_NS);
+		enqueue_connect(t, c, c->again ? bench_now() : bench_now() + (t->cfg->brokers.n > 1 ?
+			baddr_backoff_ns(&t->rng) : RETRY_NS));
 	c->again = false;
 }
 
 void
 eng_close(bconn_thread_t *t, conn_t *c, enum why why)
 {
+	bool lost = (why == WHY_ERROR || why == WHY_CONNFAIL) && !t->stopping && !c->offline;
+
 	if (c->state == CS_DOWN || c->state == CS_CLOSING)
 		return;
+	/* A lost client tries the next broker; an --offline subscriber comes back to its session's node. */
+	if (lost) {
+		c->addr = (uint8_t)baddr_next(c->addr, t->cfg->brokers.n);
+		if (c->state == CS_READY)
+			c->lost = true;
+	}
 	if (why == WHY_ERROR && !t->stopping)
 		atomic_fetch_add_explicit(&t->prog.disconnects, 1, memory_order_relaxed);
 	if (why == WHY_CONNFAIL)
@@ -275,8 +291,13 @@ eng_close(bconn_thread_t *t, conn_t *c, enum why why)
 		io_uring_sqe_set_data64(sqe, mkud(OP_CANCEL, 0, 0));
 	}
 	c->state = CS_CLOSING;
-	/* Unacked PUBLISHes of a publisher die with its clean session: never acked, so never "lost". */
-	t->inflight -= c->inf_n;
+	/* Unacked PUBLISHes of a publisher die with its clean session: never acked, so never "lost". At the stop
+	 * they stay in t->inflight: the report's "unacked at end". */
+	if (!t->stopping) {
+		t->inflight -= c->inf_n;
+		if (c->inf_n > 0)
+			atomic_fetch_add_explicit(&t->prog.unacked_on_disconnect, c->inf_n, memory_order_relaxed);
+	}
 	c->inf_n = 0;
 	c->inf_head = 0;
 	if (c->fd >= 0)
@@ -318,7 +339,8 @@ start_connect(bconn_thread_t *t, conn_t *c, uint32_t ci, int64_t now)
 	c->counted_pending = true;
 	t->pending++;
 	sqe = get_sqe(t);
-	io_uring_prep_connect(sqe, fd, (const struct sockaddr *)&cfg->dst, sizeof(cfg->dst));
+	io_uring_prep_connect(sqe, fd, (const struct sockaddr *)&cfg->brokers.a[c->addr].sa,
+		sizeof(cfg->brokers.a[c->addr].sa));
 	io_uring_sqe_set_data64(sqe, mkud(OP_CONNECT, c->gen, ci));
 	c->refs++;
 	return;
@@ -424,7 +446,7 @@ on_cqe(bconn_thread_t *t, struct io_uring_cqe *cqe, int64_t now)
 		arm_recv(t, c, ci);
 		if (c->tls != NULL) {
 			c->state = CS_TLS;
-			if (btls_begin(t->cfg->tls, c->tls) < 0)
+			if (btls_begin(t->cfg->tls_addr[c->addr], c->tls) < 0)
 				eng_tls_fail(t, c);
 			else
 				eng_mark_dirty(t, c); /* the ClientHello */
@@ -773,10 +795,17 @@ bconn_create(const bench_cfg_t *cfg, bench_shared_t *sh, uint32_t idx)
 	}
 	for (uint32_t j = 0; j < t->npairs; j++)
 		bstat_pair_init(&t->pairs[j]);
+	t->rng = (cfg->run_id ^ (idx * 0x9e3779b9u)) | 1;
 	for (uint32_t ci = 0; ci < t->nconns; ci++) {
-		t->conns[ci].fd = -1;
-		t->conns[ci].local = connect_mode ? ci : ci / 2;
-		t->conns[ci].role = connect_mode ? ROLE_CYC : (uint8_t)(ci % 2);
+		conn_t *c = &t->conns[ci];
+		uint32_t i;
+
+		c->fd = -1;
+		c->local = connect_mode ? ci : ci / 2;
+		c->role = connect_mode ? ROLE_CYC : (uint8_t)(ci % 2);
+		i = global_pair(t, c->local);
+		c->addr = (uint8_t)(c->role == ROLE_SUB ? baddr_sub_index(i, cfg->sub_offset, cfg->brokers.n)
+							: baddr_pub_index(i, cfg->brokers.n));
 		if (t->tls_states != NULL) {
 			btls_init(&t->tls_states[ci]);
 			t->conns[ci].tls = &t->tls_states[ci];
@@ -864,6 +893,18 @@ const bstat_pair_t *
 bconn_pair(const bconn_thread_t *t, uint32_t j)
 {
 	return &t->pairs[j];
+}
+
+void
+bconn_pair_info(const bconn_thread_t *t, uint32_t j, bconn_pair_info_t *out)
+{
+	const conn_t *s = &t->conns[2 * j], *p = &t->conns[2 * j + 1];
+
+	out->pub_addr = p->addr;
+	out->sub_addr = s->addr;
+	out->reconnects_pub = p->reconnects;
+	out->reconnects_sub = s->reconnects;
+	out->received_after_reconnect = s->rx_reconn;
 }
 
 uint64_t

@@ -45,6 +45,10 @@ typedef struct bconn_progress {
 	_Atomic uint64_t tls_resumed;    /* ... resuming the client's previous session */
 	_Atomic uint64_t tls_errors;     /* TLS failures (handshake, verification, alert), counted in connect_errors
 	                                    during a handshake, in disconnects after it */
+	_Atomic uint64_t reconnects_pub; /* a publisher READY again after losing an established connection */
+	_Atomic uint64_t reconnects_sub; /* ... a subscriber */
+	_Atomic uint64_t unacked_on_disconnect; /* PUBLISHes not yet PUBACKed when their connection was lost:
+	                                           forgotten (never acked, so never "lost") */
 	_Atomic int last_errno;          /* last connect error, for the report */
 	_Atomic unsigned long last_tls_err; /* last TLS failure: OpenSSL error code and X509_V_* (btls_describe) */
 	_Atomic long last_tls_verify;
@@ -87,6 +91,15 @@ const bconn_interval_t *bconn_window(const bconn_thread_t *t);
 /* After bconn_join(): number of pairs of this thread, and pair j (global index j * threads + idx). */
 uint32_t bconn_npairs(const bconn_thread_t *t);
 const bstat_pair_t *bconn_pair(const bconn_thread_t *t, uint32_t j);
+/* After bconn_join(): where pair j's clients ended up and how often they came back (bench_addr.h). */
+typedef struct bconn_pair_info {
+	uint32_t pub_addr;               /* index in cfg->brokers of the last address used */
+	uint32_t sub_addr;
+	uint32_t reconnects_pub;
+	uint32_t reconnects_sub;
+	uint32_t received_after_reconnect; /* first receipts by a subscriber connection made after a loss */
+} bconn_pair_info_t;
+void bconn_pair_info(const bconn_thread_t *t, uint32_t j, bconn_pair_info_t *out);
 /* Receipts that were not ours (other run id / malformed payload / another pair's topic). */
 uint64_t bconn_foreign(const bconn_thread_t *t);
 

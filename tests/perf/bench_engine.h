@@ -60,8 +60,12 @@ typedef struct conn {
 	bool close_after_send;
 	bool counted_pending;
 	bool again;            /* a finished connect cycle: reconnect at once, not after RETRY_NS */
+	bool lost;             /* an established connection was lost: the next CS_READY is a reconnect */
+	uint8_t addr;          /* index in cfg->brokers this client connects to; the next one after a loss */
 	uint16_t next_pid;
 	uint32_t ncycles;      /* connections made, BENCH_MODE_CONNECT (spreads the source address) */
+	uint32_t reconnects;   /* times it was READY again after losing an established connection */
+	uint32_t rx_reconn;    /* subscriber: first receipts on a connection made after such a loss */
 	int64_t t_begin;       /* connect() submitted */
 	int64_t retry_at;
 	int64_t deadline;      /* handshake must be complete by then */
@@ -128,6 +132,7 @@ struct bconn_thread {
 	uint64_t inflight;
 	uint64_t outstanding;
 	uint64_t foreign;
+	uint32_t rng;          /* backoff jitter (bench_addr.h) */
 	bconn_progress_t prog;
 	bconn_interval_t cur;
 	bconn_interval_t window;

@@ -81,6 +81,19 @@ report_interval_connect(FILE *fp, double t, double secs, const bconn_interval_t 
 	fflush(fp);
 }
 
+/* "H:P" for each broker, comma-separated, into buf (truncated to cap). */
+static const char *
+brokers_str(const bench_cfg_t *c, char *buf, size_t cap)
+{
+	size_t n = 0;
+
+	buf[0] = '\0';
+	for (uint32_t i = 0; i < c->brokers.n && n < cap; i++)
+		n += (size_t)snprintf(buf + n, cap - n, "%s%s:%u", i ? "," : "", c->brokers.a[i].host,
+			ntohs(c->brokers.a[i].sa.sin_port));
+	return buf;
+}
+
 static void
 print_lat(FILE *fp, const char *name, const hist_t *h)
 {
@@ -138,15 +151,15 @@ print_tls(FILE *fp, const bench_result_t *r)
 }
 
 static void
-print_connect(FILE *fp, const bench_result_t *r, const char *host)
+print_connect(FILE *fp, const bench_result_t *r, const char *brokers)
 {
 	const bench_cfg_t *c = r->cfg;
 	double w = r->window_s > 0 ? r->window_s : 1;
 	uint64_t full = r->win.cycles - r->win.resumed;
 
 	fprintf(fp, "\n== ringmq-bench report (connect loop) ==\n");
-	fprintf(fp, "  broker %s:%u  MQTT %s  clients %u  threads %u  %s%s%s\n", host, ntohs(c->dst.sin_port),
-		version_name(c->version), c->pairs, c->threads, c->tls ? "TLS" : "plain TCP",
+	fprintf(fp, "  broker%s %s  MQTT %s  clients %u  threads %u  %s%s%s\n", c->brokers.n > 1 ? "s" : "",
+		brokers, version_name(c->version), c->pairs, c->threads, c->tls ? "TLS" : "plain TCP",
 		c->tls && r->tls_resume ? " with resumption" : "", c->username ? ", user name and password" : "");
 	fprintf(fp, "  warmup %.1f s  measured %.1f s\n", (double)c->warmup_ns / 1e9, r->window_s);
 	fprintf(fp, "  window: connects %llu (%.1f/s)", (unsigned long long)r->win.cycles, (double)r->win.cycles / w);
@@ -174,23 +187,30 @@ report_print(FILE *fp, const bench_result_t *r)
 	const bench_cfg_t *c = r->cfg;
 	const bstat_totals_t *t = &r->tot;
 	double w = r->window_s > 0 ? r->window_s : 1;
-	char host[INET_ADDRSTRLEN];
+	char brokers[BADDR_MAX * 24];
 
-	inet_ntop(AF_INET, &c->dst.sin_addr, host, sizeof(host));
+	brokers_str(c, brokers, sizeof(brokers));
 	if (connect_mode(r)) {
-		print_connect(fp, r, host);
+		print_connect(fp, r, brokers);
 		return;
 	}
 	fprintf(fp, "\n== ringmq-bench report ==\n");
-	fprintf(fp, "  broker %s:%u  MQTT %s  QoS %u  pairs %u  rate %g/s per publisher  payload %u B  threads %u\n",
-		host, ntohs(c->dst.sin_port), version_name(c->version), c->qos, c->pairs, c->rate, c->payload,
+	fprintf(fp, "  broker%s %s  MQTT %s  QoS %u  pairs %u  rate %g/s per publisher  payload %u B  threads %u\n",
+		c->brokers.n > 1 ? "s" : "", brokers, version_name(c->version), c->qos, c->pairs, c->rate, c->payload,
 		c->threads);
+	if (c->brokers.n > 1)
+		fprintf(fp, "  pair i: publisher on broker i mod %u, subscriber on (i + %u) mod %u\n", c->brokers.n,
+			c->sub_offset, c->brokers.n);
 	fprintf(fp, "  warmup %.1f s  measured %.1f s  offline %.1f s  drain %s in %.2f s\n",
 		(double)c->warmup_ns / 1e9, r->window_s, (double)c->offline_ns / 1e9,
 		r->drained ? "complete" : "TIMED OUT", r->drain_s);
 	fprintf(fp, "  ramp: subscribers %.2f s, publishers %.2f s; connect errors %llu, disconnects %llu, "
 		"sessions lost %llu\n", r->ramp_subs_s, r->ramp_pubs_s, (unsigned long long)r->connect_errors,
 		(unsigned long long)r->disconnects, (unsigned long long)r->session_lost);
+	fprintf(fp, "  reconnects: publishers %llu  subscribers %llu;  unacked on disconnect %llu (forgotten, not lost)"
+		"  received after a reconnect %llu\n", (unsigned long long)r->reconnects_pub,
+		(unsigned long long)r->reconnects_sub, (unsigned long long)r->unacked_on_disconnect,
+		(unsigned long long)r->received_after_reconnect);
 	fprintf(fp, "  window: sent %llu (%.1f/s)  acked %llu (%.1f/s)  received %llu (%.1f/s)  "
 		"throughput in+out %.1f msg/s\n", (unsigned long long)r->win.sent, (double)r->win.sent / w,
 		(unsigned long long)r->win.acked, (double)r->win.acked / w, (unsigned long long)r->win.received,
@@ -235,11 +255,20 @@ pairs_json(const bench_result_t *r)
 	for (uint32_t i = 0; i < r->cfg->pairs; i++) {
 		const bconn_thread_t *t = r->threads[i % r->nthreads];
 		const bstat_pair_t *p = bconn_pair(t, i / r->nthreads);
+		bconn_pair_info_t pi;
+		json_t *row;
 
-		json_array_append_new(a, json_pack("{s:i, s:i, s:i, s:i, s:I, s:i, s:i}",
+		bconn_pair_info(t, i / r->nthreads, &pi);
+		row = json_pack("{s:i, s:i, s:i, s:i, s:I, s:i, s:i}",
 			"pair", (int)(r->cfg->first_pair + i), "sent", (int)p->sent, "acked", (int)p->acked,
 			"received", (int)p->received, "lost", (json_int_t)bstat_pair_lost(p), "duplicates", (int)p->dups,
-			"out_of_order", (int)p->ooo));
+			"out_of_order", (int)p->ooo);
+		/* Where each end was at the end (index into config.brokers), and how often it came back. */
+		json_object_update_new(row, json_pack("{s:i, s:i, s:i, s:i, s:i}", "pub_broker", (int)pi.pub_addr,
+			"sub_broker", (int)pi.sub_addr, "reconnects_pub", (int)pi.reconnects_pub,
+			"reconnects_sub", (int)pi.reconnects_sub,
+			"received_after_reconnect", (int)pi.received_after_reconnect));
+		json_array_append_new(a, row);
 	}
 	return a;
 }
@@ -278,16 +307,21 @@ report_json(const char *path, const bench_result_t *r, bool with_pairs)
 	const bench_cfg_t *c = r->cfg;
 	const bstat_totals_t *t = &r->tot;
 	double w = r->window_s > 0 ? r->window_s : 1;
-	char host[INET_ADDRSTRLEN];
-	json_t *root;
+	json_t *root, *brokers = json_array();
 	int rc;
 
-	inet_ntop(AF_INET, &c->dst.sin_addr, host, sizeof(host));
+	for (uint32_t i = 0; i < c->brokers.n; i++) {
+		char one[32];
+
+		snprintf(one, sizeof(one), "%s:%u", c->brokers.a[i].host, ntohs(c->brokers.a[i].sa.sin_port));
+		json_array_append_new(brokers, json_string(one));
+	}
 	root = json_pack("{s:s, s:s, s:s}", "tool", "ringmq-bench", "result", verdict(r), "mode",
 		connect_mode(r) ? "connect" : "p2p");
 	json_object_set_new(root, "config", json_pack("{s:s, s:i, s:s, s:i, s:i, s:i, s:f, s:i, s:f, s:f, s:f, "
 		"s:f, s:f, s:i, s:s, s:s}",
-		"host", host, "port", (int)ntohs(c->dst.sin_port), "mqtt", version_name(c->version),
+		"host", c->brokers.a[0].host, "port", (int)ntohs(c->brokers.a[0].sa.sin_port),
+		"mqtt", version_name(c->version),
 		"qos", (int)c->qos, "pairs", (int)c->pairs, "threads", (int)c->threads, "rate", c->rate,
 		"payload", (int)c->payload, "warmup_s", (double)c->warmup_ns / 1e9,
 		"duration_s", (double)c->duration_ns / 1e9, "offline_s", (double)c->offline_ns / 1e9,
@@ -295,6 +329,9 @@ report_json(const char *path, const bench_result_t *r, bool with_pairs)
 		"max_inflight", (int)c->max_inflight, "pub_topic", c->pub_topic, "sub_topic", c->sub_topic));
 	json_object_set_new(json_object_get(root, "config"), "tls", json_boolean(c->tls != NULL));
 	json_object_set_new(json_object_get(root, "config"), "username", json_boolean(c->username != NULL));
+	/* host and port above are the first broker's: what a one-address run always reported. */
+	json_object_set_new(json_object_get(root, "config"), "brokers", brokers);
+	json_object_set_new(json_object_get(root, "config"), "sub_offset", json_integer(c->sub_offset));
 	json_object_set_new(root, "window", json_pack("{s:f, s:I, s:I, s:I, s:f, s:f, s:f, s:f}",
 		"seconds", r->window_s, "sent", (json_int_t)r->win.sent, "acked", (json_int_t)r->win.acked,
 		"received", (json_int_t)r->win.received, "sent_per_s", (double)r->win.sent / w,
@@ -314,6 +351,14 @@ report_json(const char *path, const bench_result_t *r, bool with_pairs)
 		"sessions_lost", (json_int_t)r->session_lost, "protocol_errors", (json_int_t)r->proto_errors,
 		"subscribe_refused", (json_int_t)r->sub_refused, "skipped_publishes", (json_int_t)r->skipped,
 		"foreign_messages", (json_int_t)r->foreign, "rlimit_nofile", (json_int_t)r->rlimit_nofile));
+	json_object_set_new(json_object_get(root, "connections"), "reconnects_pub",
+		json_integer((json_int_t)r->reconnects_pub));
+	json_object_set_new(json_object_get(root, "connections"), "reconnects_sub",
+		json_integer((json_int_t)r->reconnects_sub));
+	json_object_set_new(json_object_get(root, "totals"), "unacked_on_disconnect",
+		json_integer((json_int_t)r->unacked_on_disconnect));
+	json_object_set_new(json_object_get(root, "totals"), "received_after_reconnect",
+		json_integer((json_int_t)r->received_after_reconnect));
 	json_object_set_new(root, "drain", json_pack("{s:f, s:b}", "seconds", r->drain_s, "complete",
 		r->drained));
 	json_object_set_new(root, "connects", connects_json(r));

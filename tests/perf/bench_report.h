@@ -34,6 +34,10 @@ typedef struct bench_result {
 	uint64_t skipped;
 	uint64_t foreign;
 	uint64_t inflight_end;       /* never acked (not counted as lost) */
+	uint64_t reconnects_pub;     /* READY again after an established connection was lost */
+	uint64_t reconnects_sub;
+	uint64_t unacked_on_disconnect; /* not PUBACKed when their connection was lost: forgotten, not lost */
+	uint64_t received_after_reconnect; /* first receipts by subscriber connections made after a loss */
 	uint64_t refused;            /* CONNACKs with a failure code */
 	uint64_t tls_full;           /* TLS handshakes, whole run */
 	uint64_t tls_resumed;
