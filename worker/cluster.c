@@ -169,6 +169,22 @@ static void count_one(const char *key, size_t len, uint32_t nodes, uint32_t onli
 	(*(size_t *)ctx)++;
 }
 
+static void count_nodes(const char *key, size_t len, uint32_t nodes, uint32_t online, void *ctx)
+{
+	(void)key;
+	(void)len;
+	(void)online;
+	*(size_t *)ctx += nodes;
+}
+
+size_t cluster_group_remote_nodes(void)
+{
+	size_t n = 0;
+
+	cluster_each_group(count_nodes, &n);
+	return n;
+}
+
 size_t cluster_group_remote_count(void)
 {
 	size_t n = 0;

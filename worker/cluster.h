@@ -72,6 +72,8 @@ int cluster_group_state(const char *key, size_t len);
 void cluster_each_group(void (*fn)(const char *key, size_t len, uint32_t nodes, uint32_t online, void *ctx),
 	void *ctx);
 /* Shared groups other nodes have members of. */
+/* Memberships of other nodes in groups, summed over the groups (a group on two other nodes counts 2). */
+size_t cluster_group_remote_nodes(void);
 size_t cluster_group_remote_count(void);
 /* One node to send a message of group key to (online first, round-robin), or -1. */
 int cluster_group_pick_node(const char *key, size_t len);

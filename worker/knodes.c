@@ -16,8 +16,6 @@
 #include "trie.h"
 #include "worker.h"
 
-/* How long a session hand-over may take before the claiming node goes on without its previous owner. */
-#define HANDOVER_TIMEOUT_MS 3000
 /* How long a node that let a session go keeps routing its filters to the new node (and keeps announcing them):
  * long enough for every node to read the new node's interest. */
 #define GRACE_MS 10000
@@ -30,6 +28,17 @@ typedef struct lingering {
 	uint16_t len;
 	char filter[];
 } lingering_t;
+
+/* How long a claim waits for the previous node to let a session go: at most 3 s, and well under the node
+ * timeout. A previous node that died does not answer; the claim must end (the session loaded here, its
+ * interest announced) before the dead node is adopted, so that the adopter, reading the dead node's inbox,
+ * finds where the session went and forwards its records there. */
+static uint32_t handover_timeout_ms(void)
+{
+	uint32_t t = W->cfg->kafka_node_timeout_ms / 3;
+
+	return t < 3000 ? t : 3000;
+}
 
 static struct {
 	int self;
@@ -216,14 +225,24 @@ void knodes_withdraw_later(const char *filter, size_t len)
 	linger_add(-1, filter, len);
 }
 
-unsigned knodes_forward(const char *topic, size_t tlen, const void *val, size_t vlen, void *opaque)
+unsigned knodes_forward(int from, const char *topic, size_t tlen, const void *val, size_t vlen, void *opaque)
 {
 	mask_ctx_t mc = { 0 };
 	unsigned n = 0;
 
-	if (!N.n_lingers)
-		return 0;
-	trie_match(N.proxy, topic, tlen, proxy_bit, &mc);
+	if (N.n_lingers)
+		trie_match(N.proxy, topic, tlen, proxy_bit, &mc);
+	/* A record of an adopted inbox was meant for the dead node's sessions. Those still its own are restored
+	 * here; those whose clients came back on another node before the adoption are there now, and that node's
+	 * interest says so: the record goes to every live node with interest (a duplicate where a copy went
+	 * straight there too; a loss otherwise). */
+	if (from != N.self) {
+		uint64_t m = cluster_match_nodes(topic, tlen) & ~(UINT64_C(1) << from);
+
+		for (int j = 0; j < CLUSTER_MAX_NODES; j++)
+			if ((m & (UINT64_C(1) << j)) && knodes_alive(j))
+				mc.mask |= UINT64_C(1) << j;
+	}
 	for (int j = 0; j < CLUSTER_MAX_NODES; j++) {
 		if ((mc.mask & (UINT64_C(1) << j)) && j != N.self &&
 		    kafka_produce(KT_INBOX, krec_partition(j), NULL, 0, val, vlen, opaque) == 0)
@@ -234,8 +253,9 @@ unsigned knodes_forward(const char *topic, size_t tlen, const void *val, size_t 
 
 static void handed(const char *id, size_t len)
 {
-	strmap_del(&N.handovers, id, len);
+	/* id may be the map's own key (a hand-over that timed out): use it before the entry goes. */
 	kproc_send_owner(id, len, MF_HANDED, 0);
+	strmap_del(&N.handovers, id, len);
 }
 
 /* "Let session id go for node origin" reaches the worker owning it; "it was let go" reaches the worker waiting. */
@@ -264,7 +284,7 @@ void knodes_handover(int prev, const char *id, size_t len)
 {
 	if (prev == N.self || !knodes_alive(prev) ||
 	    produce_handover(KREC_HANDOVER, prev, id, len, NULL) < 0 ||
-	    strmap_put(&N.handovers, id, len, (void *)(uintptr_t)(loop_clock_ms() + HANDOVER_TIMEOUT_MS), NULL) < 0) {
+	    strmap_put(&N.handovers, id, len, (void *)(uintptr_t)(loop_clock_ms() + handover_timeout_ms()), NULL) < 0) {
 		handed(id, len);
 		return;
 	}
@@ -365,8 +385,8 @@ void knodes_tick(void)
 	while ((e = strmap_next(&N.handovers, &pos))) {
 		if ((uintptr_t)e->value > now)
 			continue;
-		log_warn(0, "session '%.*s': its previous node did not let it go within %d ms: taken without it",
-			(int)e->len, e->key, HANDOVER_TIMEOUT_MS);
+		log_warn(0, "session '%.*s': its previous node did not let it go within %u ms: taken without it",
+			(int)e->len, e->key, handover_timeout_ms());
 		handed(e->key, e->len);
 		pos = 0; /* the map changed */
 	}

@@ -32,9 +32,10 @@ void knodes_tick(void);
 bool knodes_interest(int node, const char *key, size_t klen, const char *filter, size_t flen, bool present);
 /* This node's last worker interest in filter ended: withdraw it later (GRACE). */
 void knodes_withdraw_later(const char *filter, size_t len);
-/* Forward an inbox record (val) to the nodes a session matching topic moved to; the count produced (each
- * acknowledged through kafka_ops.delivered(opaque)). */
-unsigned knodes_forward(const char *topic, size_t tlen, const void *val, size_t vlen, void *opaque);
+/* Forward a record (val) of node from's inbox to the nodes a session matching topic moved to (and, from an
+ * adopted inbox, to every live node with interest); the count produced (each acknowledged through
+ * kafka_ops.delivered(opaque)). */
+unsigned knodes_forward(int from, const char *topic, size_t tlen, const void *val, size_t vlen, void *opaque);
 /* A KREC_HANDOVER / KREC_HANDED record of our inbox. */
 void knodes_record(const krec_t *r);
 /* Worker frames: a claim needing node prev's hand-over; a session let go for node `to` (id NUL filters);

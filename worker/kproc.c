@@ -384,7 +384,8 @@ static void on_inbox(int node, int64_t offset, const void *val, size_t vlen)
 	}
 	/* Subscribers that moved to another node a moment ago: their messages follow them. */
 	if (r->flags & MESH_DELIVER)
-		r->waiting += knodes_forward(msg_topic(m), m->topic_len, val, vlen, (void *)(uintptr_t)(INREC_TOKEN | seq));
+		r->waiting += knodes_forward(node, msg_topic(m), m->topic_len, val, vlen,
+			(void *)(uintptr_t)(INREC_TOKEN | seq));
 	return;
 bad:
 	log_warn(0, "inbox record at offset %lld is damaged: skipped", (long long)offset);
@@ -797,6 +798,7 @@ static char *cluster_json(void)
 	json_object_set_new(o, "own_filters", json_integer((json_int_t)cluster_own_count()));
 	json_object_set_new(o, "remote_filters", json_integer((json_int_t)cluster_remote_count()));
 	json_object_set_new(o, "remote_groups", json_integer((json_int_t)cluster_group_remote_count()));
+	json_object_set_new(o, "remote_group_nodes", json_integer((json_int_t)cluster_group_remote_nodes()));
 	json_object_set_new(o, "kafka_pending", json_integer(kafka_pending()));
 	json_object_set_new(o, "inbox_unhandled", json_integer(P.recs.len));
 	json_object_set_new(o, "caught_up", json_boolean(kafka_caught_up()));

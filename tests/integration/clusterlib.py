@@ -17,7 +17,9 @@ class Node(Broker):
     def __init__(self, node_id, kafka, redis, prefix):
         super().__init__(2, ['--cluster', 'kafka', '--node-id', str(node_id), '--kafka-brokers', kafka.bootstrap,
                              '--kafka-topic-prefix', prefix, '--kafka-node-timeout-ms', str(NODE_TIMEOUT_MS),
-                             '--store', 'redis', '--redis-addrs', redis.addr])
+                             '--store', 'redis', '--redis-addrs', redis.addr] +
+                         (['--log-level', os.environ['RINGMQ_TEST_LOG_LEVEL']] if os.environ.get('RINGMQ_TEST_LOG_LEVEL')
+                          else []))
         self.node_id = node_id
 
     def hard_kill(self):

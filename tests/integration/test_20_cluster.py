@@ -170,13 +170,42 @@ class ClusterTest(ClusterMixin, unittest.TestCase):
         missing = sorted(set(acked) - got)
         self.assertEqual(missing, [], '%d of %d PUBACKed messages lost' % (len(missing), len(acked)))
 
+    def test_subscriber_moves_before_its_dead_node_is_adopted(self):
+        """Node 1 dies with a persistent subscriber online; the subscriber reconnects to node 2 at once (before
+        node 1 is judged dead and adopted): it takes its session over without node 1's answer, and every
+        message PUBACKed before, during and after the move reaches it."""
+        s = self.raw(1, 'mv-sub', clean=False, expiry=3600)
+        self.sub(s, 'mv/+')
+        self.interest_seen(0, 1)
+        p = self.raw(0, 'mv-pub')
+        before = [b'b%02d' % i for i in range(5)]
+        self.publish_all(p, 'mv/x', before)
+        self.assertEqual(self.read_n(s, 5), before)
+        self.nodes[1].hard_kill()
+        during = [b'd%02d' % i for i in range(5)]
+        self.publish_all(p, 'mv/x', during)
+        s2 = self.raw(2, 'mv-sub', clean=False, expiry=3600)
+        self.assertTrue(s2.connack.session_present)
+        after = [b'a%02d' % i for i in range(5)]
+        self.publish_all(p, 'mv/x', after)
+        got = set()
+        deadline = time.monotonic() + 30
+        while not set(during + after) <= got and time.monotonic() < deadline:
+            try:
+                got.update(self.read_n(s2, 1, timeout=1))
+            except TimeoutError:
+                pass
+        missing = sorted(set(during + after) - got)
+        self.assertEqual(missing, [], 'PUBACKed messages lost\n%s' % self.diag())
+
     def test_shared_subscription_across_nodes(self):
         a = self.raw(1, 'sh-a')
         self.sub(a, '$share/g/sh/+')
         b = self.raw(2, 'sh-b')
         self.sub(b, '$share/g/sh/+')
         # node 0 has no member: it knows the group through the other nodes' records
-        wait_until(lambda: self.nodes[0].ctl('cluster')['remote_groups'] >= 1, 15, what='the group known on node 0')
+        wait_until(lambda: self.nodes[0].ctl('cluster')['remote_group_nodes'] >= 2, 15,
+                   what='node 0 knows the group\'s members on nodes 1 and 2')
         p = self.raw(0, 'sh-pub')
         payloads = [b's%02d' % i for i in range(20)]
         self.publish_all(p, 'sh/x', payloads)
