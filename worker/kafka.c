@@ -126,6 +126,11 @@ static rd_kafka_conf_t *base_conf(void)
 		rd_kafka_conf_destroy(c);
 		return NULL;
 	}
+	/* librdkafka's own debug contexts ("broker,eos,msg"...), for diagnosis; shown with log_level = debug. */
+	if (getenv("RINGMQ_KAFKA_DEBUG") && set(c, "debug", getenv("RINGMQ_KAFKA_DEBUG")) < 0) {
+		rd_kafka_conf_destroy(c);
+		return NULL;
+	}
 	rd_kafka_conf_set_log_cb(c, on_log);
 	rd_kafka_conf_set_error_cb(c, on_error);
 	return c;
