@@ -5,7 +5,9 @@ and one Redis. A publisher on node 0 sends QoS 1 messages steadily to a subscrib
 persistent subscriber offline on node 1 (its copies go through node 1's inbox into Redis). Mid-stream the leader
 of node 1's inbox partition is SIGKILLed: publishing goes on (two replicas in sync still acknowledge), then the
 broker is started again and publishing goes on. Every PUBACKed message reaches both subscribers (duplicates
-allowed at QoS 1, losses not).
+allowed at QoS 1, losses not). Then every Kafka broker stops: a cross-node message is not PUBACKed while Kafka
+is away, the node logs it in one line naming kafka_brokers, and once Kafka is back the PUBACK comes and the
+message arrives.
 """
 import os
 import threading
@@ -117,6 +119,29 @@ class KafkaFaultTest(ClusterMixin, unittest.TestCase):
         self.assertEqual(missing, [], 'offline subscriber: %d of %d PUBACKed messages lost' % (len(missing),
                                                                                              len(acked)))
         self.assertEqual(refused, [], 'no publish refused while two replicas were in sync')
+
+    def test_kafka_down_then_back_loses_nothing(self):
+        """Every Kafka broker stopped: a message for another node is not acknowledged (nothing is PUBACKed that
+        Kafka does not hold), the node says so in one line naming kafka_brokers; Kafka back: the PUBACKs come
+        and the messages arrive."""
+        s = self.raw(1, 'kd-sub', clean=False, expiry=3600)
+        self.sub(s, 'kd/+')
+        self.interest_seen(0, 1)
+        p = self.raw(0, 'kd-pub')
+        self.publish_all(p, 'kd/x', [b'before'])
+        self.assertEqual(self.read_n(s, 1), [b'before'])
+        self.kafka.stop()  # all three, controlled
+        p.send(R.publish('kd/x', b'during', qos=1, pid=2, version=5))
+        p.expect_nothing(3)  # not acknowledged while Kafka is away
+        def log0():
+            with open(self.nodes[0].log_path) as f:
+                return f.read()
+        wait_until(lambda: 'unreachable' in log0(), 30, what='node 0 logs that Kafka is unreachable')
+        self.assertIn('check kafka_brokers', log0())
+        self.kafka.start(timeout=120)
+        ack = p.expect(R.PUBACK, 60)
+        self.assertEqual((ack.pid, ack.reason), (2, 0))
+        self.assertEqual(self.read_n(s, 1, timeout=60), [b'during'])
 
 
 if __name__ == '__main__':
