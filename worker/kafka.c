@@ -290,19 +290,20 @@ static int create_topics(void)
 	return rc;
 }
 
-/* How many partitions P.interest has (an operator may have made it with more). */
-static int32_t interest_partitions(void)
+/* How many partitions topic t has (an operator may have made it with other counts); fallback when Kafka does not
+ * say. */
+static int32_t partitions_of(enum kafka_topic t, int32_t fallback)
 {
 	const struct rd_kafka_metadata *md;
-	rd_kafka_topic_t *t = rd_kafka_topic_new(K.cons, K.names[KT_INTEREST], NULL);
-	int32_t n = STATE_PARTITIONS;
+	rd_kafka_topic_t *rkt = rd_kafka_topic_new(K.cons, K.names[t], NULL);
+	int32_t n = fallback;
 
-	if (rd_kafka_metadata(K.cons, 0, t, &md, (int)W->cfg->kafka_timeout_ms) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+	if (rd_kafka_metadata(K.cons, 0, rkt, &md, (int)W->cfg->kafka_timeout_ms) == RD_KAFKA_RESP_ERR_NO_ERROR) {
 		if (md->topic_cnt == 1 && md->topics[0].partition_cnt > 0)
 			n = md->topics[0].partition_cnt;
 		rd_kafka_metadata_destroy(md);
 	}
-	rd_kafka_topic_destroy(t);
+	rd_kafka_topic_destroy(rkt);
 	return n;
 }
 
@@ -485,6 +486,7 @@ static void flush(void)
 int kafka_init(const kafka_ops_t *ops)
 {
 	static const char *suffix[KT_COUNT] = { "nodes", "interest", "inbox" };
+	int32_t n_inbox;
 	int rc;
 
 	memset(&K, 0, sizeof(K));
@@ -500,7 +502,17 @@ int kafka_init(const kafka_ops_t *ops)
 		sleep(2);
 	if (rc < 0)
 		goto err;
-	K.interest_parts = interest_partitions();
+	K.interest_parts = partitions_of(KT_INTEREST, STATE_PARTITIONS);
+	/* Node i's inbox is partition i: a topic made with fewer partitions cannot carry this node's messages. */
+	n_inbox = partitions_of(KT_INBOX, CLUSTER_MAX_NODES);
+	if (n_inbox <= (int32_t)W->cfg->node_id) {
+		log_error(0, "Kafka: topic %s has %d partitions, node_id %u needs at least %u (ringmq makes it with %d); "
+			"add partitions (kafka-topics.sh --alter --partitions %d) or use a new kafka_topic_prefix",
+			K.names[KT_INBOX], n_inbox, W->cfg->node_id, W->cfg->node_id + 1, CLUSTER_MAX_NODES,
+			CLUSTER_MAX_NODES);
+		rc = -EINVAL;
+		goto err;
+	}
 	if (K.interest_parts > MAX_INTEREST_PARTS) {
 		log_error(0, "Kafka: topic %s has %d partitions, ringmq reads at most %d; recreate it with fewer",
 			K.names[KT_INTEREST], K.interest_parts, MAX_INTEREST_PARTS);

@@ -269,6 +269,23 @@ class ClusterTest(ClusterMixin, unittest.TestCase):
         self.publish_all(p, 'twin/x', [b'still'])
         self.assertEqual(self.read_n(s, 1), [b'still'])
 
+    def test_inbox_topic_too_small_is_a_config_error(self):
+        prefix = self.prefix + 'small'
+        self.kafka.create_topic(prefix + '.inbox', partitions=2)
+        n = Node(2, self.kafka, self.redis, prefix)
+        try:
+            n.start(timeout=60)
+        except AssertionError:
+            pass  # it stops before it is ready
+        try:
+            rc = n.wait_exit(60)
+            with open(n.log_path) as f:
+                log = f.read()
+        finally:
+            n.cleanup()
+        self.assertEqual(rc, 2, log)
+        self.assertIn('has 2 partitions, node_id 2 needs at least 3', log)
+
 
 @unittest.skipIf(harness.IS_MOSQUITTO, 'ringmq-specific')
 class ClusterConfigTest(unittest.TestCase):
