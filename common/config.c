@@ -102,6 +102,8 @@ static const config_key_t keys[] = {
 	    "a node whose heartbeat is not seen for this long is dead: its sessions are adopted"),
 	KEY(kafka_timeout_ms, T_U32, 1000, 3600000, C_NONE, "30000",
 	    "Kafka delivery timeout (librdkafka message.timeout.ms); a message not acknowledged by then is retried"),
+	KEY(kafka_options, T_STR, 0, 0, C_NONE, "",
+	    "more librdkafka properties for every Kafka client, key=value;key=value (security.protocol, sasl.*, ssl.*...)"),
 	KEY(tls_port, T_U16, 0, 65535, C_NONE, "0", "TLS listener port (0: no TLS listener; 8883 is usual)"),
 	KEYC(plain_listener, "on|off", "on", "the plain (unencrypted) listener on port; off: TLS only (needs tls_port)"),
 	KEY(tls_certfile, T_STR, 0, 0, C_NONE, "", "server certificate chain (PEM)"),

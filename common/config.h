@@ -54,11 +54,12 @@ typedef struct config {
 	uint32_t node_id;            /* "node_id": 0 — this node in the cluster (0..63) */
 	char kafka_brokers[512];     /* "kafka_brokers": bootstrap servers, host:port[,host:port...] */
 	char kafka_topic_prefix[64]; /* "kafka_topic_prefix": "ringmq" */
-	uint32_t kafka_linger_ms;    /* "kafka_linger_ms": 2 — producer batching delay */
+	uint32_t kafka_linger_ms;    /* "kafka_linger_ms": 10 — producer batching delay */
 	char kafka_compression[8];   /* "kafka_compression": none | lz4 | zstd | snappy | gzip */
 	uint32_t kafka_max_pending;  /* "kafka_max_pending": records produced and not acknowledged, per node */
 	uint32_t kafka_node_timeout_ms; /* "kafka_node_timeout_ms": a node silent this long is dead */
 	uint32_t kafka_timeout_ms;   /* "kafka_timeout_ms": producer delivery and metadata timeout */
+	char kafka_options[1024];    /* "kafka_options": more librdkafka properties, "k=v;k=v" (TLS, SASL...) */
 	uint16_t tls_port;           /* "tls_port": 0 = no TLS listener */
 	char plain_listener[4];      /* "on" | "off": the plain listener on port (off: TLS only) */
 	char tls_certfile[256];

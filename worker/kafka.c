@@ -115,6 +115,30 @@ static int set(rd_kafka_conf_t *c, const char *k, const char *v)
 	return 0;
 }
 
+/* kafka_options: "key=value;key=value", librdkafka's own names (TLS and SASL to Kafka, timeouts...). */
+static int apply_options(rd_kafka_conf_t *c)
+{
+	char buf[sizeof(W->cfg->kafka_options)], *save = NULL;
+
+	snprintf(buf, sizeof(buf), "%s", W->cfg->kafka_options);
+	for (char *item = strtok_r(buf, ";", &save); item; item = strtok_r(NULL, ";", &save)) {
+		char *eq = strchr(item, '=');
+
+		while (*item == ' ')
+			item++;
+		if (!*item)
+			continue;
+		if (!eq || eq == item) {
+			log_error(0, "config: kafka_options: '%s' is not key=value (items are separated by ';')", item);
+			return -EINVAL;
+		}
+		*eq = '\0';
+		if (set(c, item, eq + 1) < 0)
+			return -EINVAL;
+	}
+	return 0;
+}
+
 static rd_kafka_conf_t *base_conf(void)
 {
 	rd_kafka_conf_t *c = rd_kafka_conf_new();
@@ -123,6 +147,10 @@ static rd_kafka_conf_t *base_conf(void)
 	snprintf(v, sizeof(v), "ringmqd-n%u", W->cfg->node_id);
 	if (set(c, "bootstrap.servers", W->cfg->kafka_brokers) < 0 || set(c, "client.id", v) < 0 ||
 	    set(c, "log.queue", "true") < 0 || set(c, "socket.nagle.disable", "true") < 0) {
+		rd_kafka_conf_destroy(c);
+		return NULL;
+	}
+	if (apply_options(c) < 0) {
 		rd_kafka_conf_destroy(c);
 		return NULL;
 	}

@@ -14,10 +14,10 @@ NODE_TIMEOUT_MS = 3000
 
 
 class Node(Broker):
-    def __init__(self, node_id, kafka, redis, prefix):
+    def __init__(self, node_id, kafka, redis, prefix, kafka_options='socket.keepalive.enable=true; client.rack=r1'):
         super().__init__(2, ['--cluster', 'kafka', '--node-id', str(node_id), '--kafka-brokers', kafka.bootstrap,
                              '--kafka-topic-prefix', prefix, '--kafka-node-timeout-ms', str(NODE_TIMEOUT_MS),
-                             '--store', 'redis', '--redis-addrs', redis.addr] +
+                             '--store', 'redis', '--redis-addrs', redis.addr, '--kafka-options', kafka_options] +
                          (['--log-level', os.environ['RINGMQ_TEST_LOG_LEVEL']] if os.environ.get('RINGMQ_TEST_LOG_LEVEL')
                           else []))
         self.node_id = node_id

@@ -286,6 +286,21 @@ class ClusterTest(ClusterMixin, unittest.TestCase):
         self.assertEqual(rc, 2, log)
         self.assertIn('has 2 partitions, node_id 2 needs at least 3', log)
 
+    def test_bad_kafka_option_is_a_config_error(self):
+        n = Node(2, self.kafka, self.redis, self.prefix + 'opt', kafka_options='no.such.property=1')
+        try:
+            n.start(timeout=60)
+        except AssertionError:
+            pass
+        try:
+            rc = n.wait_exit(60)
+            with open(n.log_path) as f:
+                log = f.read()
+        finally:
+            n.cleanup()
+        self.assertEqual(rc, 2, log)
+        self.assertIn('cannot set no.such.property = 1', log)
+
 
 @unittest.skipIf(harness.IS_MOSQUITTO, 'ringmq-specific')
 class ClusterConfigTest(unittest.TestCase):
