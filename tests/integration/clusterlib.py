@@ -98,3 +98,28 @@ class ClusterMixin:
                 out.append('node %d: ringmqctl cluster failed: %s' % (n.node_id, e))
             out.append(n.log_tail())
         return '\n'.join(out)
+
+    def read_until(self, r, want, timeout=60):
+        """Read r (acknowledging) until every payload of want arrived or timeout; the set of payloads read."""
+        got = set()
+        deadline = time.monotonic() + timeout
+        while not set(want) <= got and time.monotonic() < deadline:
+            try:
+                got.update(self.read_n(r, 1, timeout=min(2, max(0.1, deadline - time.monotonic()))))
+            except TimeoutError:
+                pass
+        return got
+
+    def start_expecting_exit(self, node, timeout=60):
+        """Start a node that is to stop by itself (a configuration it refuses): (exit status, its log)."""
+        try:
+            node.start(timeout=timeout)
+        except AssertionError:
+            pass  # it may stop before it is ready
+        try:
+            rc = node.wait_exit(timeout)
+            with open(node.log_path) as f:
+                return rc, f.read()
+        finally:
+            node.cleanup()
+

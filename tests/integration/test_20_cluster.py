@@ -160,13 +160,7 @@ class ClusterTest(ClusterMixin, unittest.TestCase):
                                for x in self.nodes[0].ctl('cluster')['nodes']), 30, what='node 1 adopted')
         s2 = self.raw(2, 'k-sub', clean=False, expiry=3600)
         self.assertTrue(s2.connack.session_present)
-        got = set()
-        deadline = time.monotonic() + 60
-        while not set(acked) <= got and time.monotonic() < deadline:
-            try:
-                got.update(self.read_n(s2, 1, timeout=2))
-            except TimeoutError:
-                pass
+        got = self.read_until(s2, acked)
         missing = sorted(set(acked) - got)
         self.assertEqual(missing, [], '%d of %d PUBACKed messages lost' % (len(missing), len(acked)))
 
@@ -188,13 +182,7 @@ class ClusterTest(ClusterMixin, unittest.TestCase):
         self.assertTrue(s2.connack.session_present)
         after = [b'a%02d' % i for i in range(5)]
         self.publish_all(p, 'mv/x', after)
-        got = set()
-        deadline = time.monotonic() + 30
-        while not set(during + after) <= got and time.monotonic() < deadline:
-            try:
-                got.update(self.read_n(s2, 1, timeout=1))
-            except TimeoutError:
-                pass
+        got = self.read_until(s2, during + after, 30)
         missing = sorted(set(during + after) - got)
         self.assertEqual(missing, [], 'PUBACKed messages lost\n%s' % self.diag())
 
@@ -249,16 +237,7 @@ class ClusterTest(ClusterMixin, unittest.TestCase):
         self.assertGreater(self.nodes[1].ctl('stats')['kafka']['consumed'], 0)
     def test_duplicate_node_id_stops_the_younger_node(self):
         twin = Node(1, self.kafka, self.redis, self.prefix)
-        try:
-            twin.start(timeout=60)
-        except AssertionError:
-            pass  # it may stop before it is ready
-        try:
-            rc = twin.wait_exit(30)
-            with open(twin.log_path) as f:
-                log = f.read()
-        finally:
-            twin.cleanup()
+        rc, log = self.start_expecting_exit(twin)
         self.assertEqual(rc, 2, log)
         self.assertIn('another ringmqd runs with node_id 1', log)
         # the first node 1 goes on: a message still crosses to it
@@ -273,31 +252,13 @@ class ClusterTest(ClusterMixin, unittest.TestCase):
         prefix = self.prefix + 'small'
         self.kafka.create_topic(prefix + '.inbox', partitions=2)
         n = Node(2, self.kafka, self.redis, prefix)
-        try:
-            n.start(timeout=60)
-        except AssertionError:
-            pass  # it stops before it is ready
-        try:
-            rc = n.wait_exit(60)
-            with open(n.log_path) as f:
-                log = f.read()
-        finally:
-            n.cleanup()
+        rc, log = self.start_expecting_exit(n)
         self.assertEqual(rc, 2, log)
         self.assertIn('has 2 partitions, node_id 2 needs at least 3', log)
 
     def test_bad_kafka_option_is_a_config_error(self):
         n = Node(2, self.kafka, self.redis, self.prefix + 'opt', kafka_options='no.such.property=1')
-        try:
-            n.start(timeout=60)
-        except AssertionError:
-            pass
-        try:
-            rc = n.wait_exit(60)
-            with open(n.log_path) as f:
-                log = f.read()
-        finally:
-            n.cleanup()
+        rc, log = self.start_expecting_exit(n)
         self.assertEqual(rc, 2, log)
         self.assertIn('cannot set no.such.property = 1', log)
 

@@ -97,9 +97,10 @@ class KafkaFaultTest(ClusterMixin, unittest.TestCase):
         t.join(90)
         self.assertFalse(t.is_alive(), 'the publisher got its last PUBACK')
 
-        deadline = time.monotonic() + 60
-        while not set(acked) <= got_on and time.monotonic() < deadline:
-            time.sleep(0.1)
+        try:
+            wait_until(lambda: set(acked) <= got_on, 60, what='the online subscriber has every PUBACKed message')
+        except AssertionError:
+            pass  # the assertion below says what is missing
         stop_reading.set()
         reader.join(10)
         missing = sorted(set(acked) - got_on)
@@ -108,13 +109,7 @@ class KafkaFaultTest(ClusterMixin, unittest.TestCase):
 
         off = self.raw(1, 'kf-off', clean=False, expiry=3600)
         self.assertTrue(off.connack.session_present)
-        got_off = set()
-        deadline = time.monotonic() + 60
-        while not set(acked) <= got_off and time.monotonic() < deadline:
-            try:
-                got_off.update(self.read_n(off, 1, timeout=2))
-            except TimeoutError:
-                pass
+        got_off = self.read_until(off, acked)
         missing = sorted(set(acked) - got_off)
         self.assertEqual(missing, [], 'offline subscriber: %d of %d PUBACKed messages lost' % (len(missing),
                                                                                              len(acked)))
