@@ -483,8 +483,11 @@ static void reassign(rd_kafka_t *rk, int node)
 		"not fetched); assigned again%s%s", node, INBOX_STALL_MS, e ? ": " : "", e ? rd_kafka_err2str(e) : "");
 }
 
-static void check_stalled(uint64_t now)
+/* Once a tick (not every loop turn): inboxes that never started being read. */
+static void check_stalled(void)
 {
+	uint64_t now = loop_now();
+
 	for (int j = 0; j < CLUSTER_MAX_NODES; j++) {
 		rd_kafka_t *rk = j == (int)W->cfg->node_id ? K.cons : K.adopt[j];
 
@@ -498,8 +501,6 @@ static void check_stalled(uint64_t now)
 static void flush(void)
 {
 	uint64_t now = loop_now();
-
-	check_stalled(now);
 
 	if (now - K.commit_ms >= COMMIT_EVERY_MS) {
 		commit_one(K.cons, (int)W->cfg->node_id);
@@ -559,6 +560,7 @@ int kafka_init(const kafka_ops_t *ops)
 	rd_kafka_queue_io_event_enable(K.cons_q, K.efd, "\1\0\0\0\0\0\0\0", 8);
 	K.kind = loop_register("kafka", on_cqe);
 	loop_on_flush(flush, LOOP_ORDER_RDS);
+	loop_on_tick(check_stalled);
 	drain();
 	arm();
 	log_info("Kafka %s: topics %s.{nodes,interest,inbox}, node %u", W->cfg->kafka_brokers,
