@@ -63,6 +63,7 @@ typedef struct pending {
 	uint64_t pg_id;
 	bool pg_found;
 	bool stale;               /* the credential changed while being checked */
+	unsigned relooks;         /* lookups started again because of that */
 	int verify_rc;
 	/* the outcome */
 	auth_result_t res;
@@ -424,6 +425,15 @@ static void verify_done(void *arg, int rc)
 		return;
 	}
 	if (p->stale) {
+		/* The notification may be the one of the insert that made this very row, delivered after our lookup
+		 * read it: look again rather than refuse a good client. A credential that keeps changing under the
+		 * check is refused "unavailable" (the client retries). */
+		if (p->relooks++ < 3) {
+			p->stale = false;
+			p->pg_found = false;
+			advance(p);
+			return;
+		}
 		finish(p, MQTT_E_UNAVAILABLE, "credential changed during the check");
 		return;
 	}

@@ -14,7 +14,7 @@ import unittest
 import harness
 from harness import Broker, BrokerTest, ringmq_only, wait_until
 import rawmqtt as R
-from pgserver import PgServer, pg_missing, pbkdf2_hash
+from pgserver import PgServer, bcrypt_hash, pg_missing, pbkdf2_hash
 
 SKIP = pg_missing() or (harness.IS_MOSQUITTO and 'ringmq-specific')
 
@@ -125,6 +125,18 @@ class ByUsernameTest(PgAuthTest):
         self.assertEqual(ack.reason, 0x86)
         _, ack = self.raw_connect(u, 'new', client_id=self.cid(0))
         self.assertEqual(ack.reason, 0)
+
+    def test_notification_during_the_check_looks_again(self):
+        # The NOTIFY of the insert that made a row can arrive after a lookup already read that row, while its
+        # password is being checked: the client must be judged again, not refused "server unavailable".
+        u = 'slow-' + self.cid()
+        cred = self.pg.add_credential(username=u, password_hash=bcrypt_hash('p', cost=13), pub=['#'], sub=['#'])
+        queries = self.stat('pg_queries')
+        r = self.raw(5)
+        r.send(R.connect(self.cid(), version=5, username=u, password='p'))
+        wait_until(lambda: self.stat('pg_queries') > queries, timeout=10, what='the lookup of the slow credential')
+        self.pg.psql("SELECT pg_notify('ringmq_credentials', :'id')", id=str(cred))
+        self.assertEqual(r.expect(R.CONNACK, timeout=20).reason, 0)
 
     def test_restart_under_running_broker(self):
         u = 'rst-' + self.cid()
