@@ -123,6 +123,7 @@ void reply_flush(conn_t *c)
 			write_one(c, &done);
 		free_parts(&done);
 	}
+	ring_trim(&q->items);
 	/* Input held because too many replies were pending may flow again. */
 	if (c->held)
 		conn_release(c);

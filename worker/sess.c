@@ -299,6 +299,7 @@ void sess_pump(sess_t *s)
 		ring_pop(&s->queue);
 		msg_unref(q.m);
 	}
+	ring_trim(&s->queue);
 }
 
 /* A new connection: everything in the window is resent on it ([MQTT-4.4.0-1], in the original order). */
