@@ -37,8 +37,8 @@ int buf_carry_keep(buf_t *carry, const uint8_t *view, size_t n, size_t used);
  */
 typedef struct outq {
 	buf_t sending;
-	uint32_t off;        /* bytes of `sending` already written */
 	buf_t pending;
+	uint32_t off;        /* bytes of `sending` already written */
 	bool inflight;       /* a SEND is outstanding on `sending` */
 	bool lean;           /* give each half back once written (client sockets: an idle connection holds no
 	                      * output memory); else keep it (a busy channel would reallocate every turn) */
