@@ -73,7 +73,7 @@ static const config_key_t keys[] = {
 	KEY(shutdown_timeout_ms, T_U32, 0, 3600000, C_NONE, "5000", "graceful shutdown limit"),
 	KEY(restart_backoff_ms, T_U32, 1, 60000, C_NONE, "100",
 	    "first worker restart delay, doubled up to 10 s"),
-	KEY(buf_ring_entries, T_U32, 16, 32768, C_POW2, "256",
+	KEY(buf_ring_entries, T_U32, 16, 32768, C_POW2, "128",
 	    "provided receive buffers per worker (power of two, 16..32768)"),
 	KEY(buf_size, T_U32, 64, 16777216, C_NONE, "4096", "bytes per provided receive buffer"),
 	KEY(ring_entries, T_U32, 1, 32768, C_NONE, "4096", "io_uring submission queue size"),

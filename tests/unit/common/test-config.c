@@ -80,7 +80,7 @@ START_TEST(test_defaults_as_documented_in_config_h)
 	ck_assert_uint_eq(c.connect_timeout_ms, 10000);
 	ck_assert_uint_eq(c.shutdown_timeout_ms, 5000);
 	ck_assert_uint_eq(c.restart_backoff_ms, 100);
-	ck_assert_uint_eq(c.buf_ring_entries, 256);
+	ck_assert_uint_eq(c.buf_ring_entries, 128);
 	ck_assert_uint_eq(c.buf_size, 4096);
 	ck_assert_uint_eq(c.ring_entries, 4096);
 }
