@@ -3,7 +3,10 @@
  *
  * One heartbeat_ms timer on the supervisor's loop (through wdog_next_deadline/wdog_on_timer, no timerfd): the
  * state per process is the ping outstanding, when it went out, the misses in a row and the flags of the last
- * answer. A restarted process is recognised by its new pid and starts with a clean record.
+ * answer. A restarted process is recognised by its new pid and starts with a clean record. A process that is
+ * still starting is pinged (its answer carries its readiness) but cannot miss: its start-up may block by
+ * design — the Kafka process creates its topics synchronously, for as long as Kafka is unreachable — and is
+ * not a wedged loop; it is judged from its CHAN_READY on, when its loop is known to run.
  */
 #include "watchdog.h"
 
@@ -29,6 +32,7 @@ typedef struct beat {
 	bool outstanding;     /* ping seq sent, not answered yet */
 	bool killed;          /* SIGKILL sent for missing too many */
 	bool warned;          /* "not answering" logged: log the recovery too */
+	bool sent_up;         /* the outstanding ping went out after the process was up (only those can miss) */
 	uint32_t seq;
 	uint64_t sent_ms;
 	uint64_t answered_ms; /* 0: never answered */
@@ -147,6 +151,7 @@ ping(wdog_t *d, int k, uint64_t now)
 	if (sup_send(d->s, k, CHAN_PING, k, seq, NULL, 0, -1, false) < 0)
 		return; /* the channel is gone: the worker is exiting, SIGCHLD follows */
 	b->outstanding = true;
+	b->sent_up = d->s->w[k].state == SUP_W_UP;
 	b->seq = seq;
 	b->sent_ms = now;
 }
@@ -226,11 +231,11 @@ wdog_on_timer(wdog_t *d, uint64_t now)
 	for (int k = 0; k < d->s->n_procs; k++) {
 		if (!beating(d, k))
 			continue;
-		if (d->b[k].outstanding) {
+		if (!d->b[k].outstanding)
+			ping(d, k, now);
+		else if (d->b[k].sent_up && d->s->w[k].state == SUP_W_UP) {
 			missed(d, k, now);
 			healthy = false;
-		} else {
-			ping(d, k, now);
 		}
 	}
 	if (healthy && d->watchdog_ms)

@@ -5,7 +5,8 @@
  * Every heartbeat_ms the supervisor sends one CHAN_PING to each running worker and to the Kafka process; the
  * process answers CHAN_PONG from its event loop (worker/ctl.c, worker/kproc.c), so a loop that is stuck —
  * busy forever, blocked in a call, SIGSTOPped — does not answer. A ping still unanswered at the next
- * heartbeat is a miss. Then:
+ * heartbeat is a miss, counted once the process is up (has sent CHAN_READY): before that its start-up may
+ * block (the Kafka process waits for Kafka to create its topics), which is not a stuck loop. Then:
  *
  *   - systemd watchdog (WatchdogSec= in the unit; sd_watchdog_enabled() gives the interval W): WATCHDOG=1 is
  *     sent at each heartbeat at which no running process has a miss, so the pings stop while a worker does

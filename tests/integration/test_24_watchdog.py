@@ -247,6 +247,30 @@ class ProbeTest(unittest.TestCase):
         ready = b.ctl_raw('ready', check=False)
         self.assertEqual(ready.returncode, 1)
 
+    @unittest.skipUnless(os.path.exists(harness.REDIS_SERVER), 'redis-server not installed')
+    def test_node_without_kafka_is_live_but_not_ready(self):
+        # cluster = kafka with Kafka unreachable: the Kafka process blocks in its start-up (creating the topics)
+        # and tries again every few seconds. That is no stuck loop: it is not killed, the broker stays live.
+        redis = RedisServer().start()
+        self.addCleanup(redis.stop)
+        b = Broker(2, ['--cluster', 'kafka', '--store', 'redis', '--redis-addrs', redis.addr,
+                       '--kafka-brokers', '127.0.0.1:%d' % harness.free_port(), '--kafka-timeout-ms', '1000',
+                       '--heartbeat-ms', '100', '--heartbeat-misses', '3'])
+        b.wait_ready = lambda timeout: wait_until(lambda: b.alive() and os.path.exists(b.sock_path), timeout,
+                                                  what='control socket')
+        b.start()
+        self.addCleanup(b.stop)
+        # Its first attempt failed (the line comes after the attempt's timeout, many heartbeats later).
+        wait_until(lambda: "cannot create the cluster's topics" in b.log_text(), 20, what='Kafka attempt logged')
+        self.assertNotIn('killing it', b.log_text())
+        self.assertEqual(self.probe(b, 'live').returncode, 0, b.log_tail())
+        cp = self.probe(b, 'ready')
+        self.assertEqual(cp.returncode, 1)
+        self.assertIn(b'the Kafka process is starting', cp.stdout)
+        procs = b.ctl('live')['workers']
+        self.assertEqual(len(procs), 3)
+        self.assertTrue(procs[2]['kafka'])
+
 
 if __name__ == '__main__':
     harness.main()
