@@ -151,6 +151,14 @@ class ContainerRecipeTest(unittest.TestCase):
         # Every other RUN step is the build packages of scripts/deps.sh, the list scripts/test installs.
         self.assertTrue(any('ringmq_need_pkgs $RINGMQ_BUILD_PKGS' in r for r in runs), runs)
 
+    def test_statefulset_uses_image_and_probes(self):
+        sts = self.read('k8s', 'statefulset.yaml')
+        version = re.search(r"version\s*:\s*'([^']+)'", self.read('meson.build')).group(1)
+        self.assertRegex(sts, r'(?m)^\s+image: ringmq:%s$' % re.escape(version))
+        probes = re.findall(r'(?m)^\s+(readiness|liveness)Probe:\n\s+exec:\n\s+command: \[(.*)\]$', sts)
+        self.assertEqual([(k, c.split(', ')[-1]) for k, c in probes], [('readiness', '"ready"'), ('liveness', '"live"')])
+        self.assertIn('localhostProfile: profiles/seccomp-ringmq.json', sts)
+
     def test_binaries_run(self):
         version = self.read('meson.build')
         m = re.search(r"version\s*:\s*'([^']+)'", version)
