@@ -74,7 +74,7 @@ static const config_key_t keys[] = {
 	KEY(restart_backoff_ms, T_U32, 1, 60000, C_NONE, "100",
 	    "first worker restart delay, doubled up to 10 s"),
 	KEY(heartbeat_ms, T_U32, 10, 600000, C_NONE, "1000",
-	    "heartbeat to every worker's loop (at most half the systemd watchdog interval, WatchdogSec=)"),
+	    "heartbeat to every worker's loop (at most a quarter of the systemd watchdog interval, WatchdogSec=)"),
 	KEY(heartbeat_misses, T_U32, 0, 1000000, C_NONE, "10",
 	    "heartbeats in a row a worker leaves unanswered before it is killed and restarted (0: never)"),
 	KEY(buf_ring_entries, T_U32, 1, 32768, C_POW2, "2048",

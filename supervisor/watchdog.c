@@ -90,10 +90,12 @@ wdog_create(wdog_t **out, sup_t *s)
 	if (usec && d->watchdog_ms == 0)
 		d->watchdog_ms = 1;
 	if (d->watchdog_ms) {
-		uint64_t half = d->watchdog_ms / 2 ? d->watchdog_ms / 2 : 1;
+		/* A quarter, not systemd's suggested half: then one or two late answers under load (each a miss, a
+		 * heartbeat without WATCHDOG=1) still leave systemd's timer time to spare. */
+		uint64_t quarter = d->watchdog_ms / 4 ? d->watchdog_ms / 4 : 1;
 
-		if (half < d->interval_ms)
-			d->interval_ms = (uint32_t)half;
+		if (quarter < d->interval_ms)
+			d->interval_ms = (uint32_t)quarter;
 		log_info("systemd watchdog: %llu ms; heartbeat every %u ms, WATCHDOG=1 while every worker answers",
 			(unsigned long long)d->watchdog_ms, d->interval_ms);
 		if (s->cfg->heartbeat_misses &&

@@ -11,7 +11,7 @@
  *   - systemd watchdog (WatchdogSec= in the unit; sd_watchdog_enabled() gives the interval W): WATCHDOG=1 is
  *     sent at each heartbeat at which no running process has a miss, so the pings stop while a worker does
  *     not answer, and stop altogether when the supervisor's own loop is stuck. The heartbeat interval is at
- *     most W/2. A worker that crashed (restart backoff) or is starting has nothing to answer: a crash is the
+ *     most W/4, so a single late answer under load does not let systemd's timer run out. A worker that crashed (restart backoff) or is starting has nothing to answer: a crash is the
  *     supervisor's business (it restarts the worker), not systemd's.
  *   - after heartbeat_misses misses in a row (0: never) the worker is killed with SIGKILL, one log line naming
  *     it, and restarted like a crashed one. With heartbeat_misses × heartbeat_ms well below WatchdogSec the
