@@ -38,6 +38,10 @@ typedef struct config {
 	uint32_t connect_timeout_ms; /* "connect_timeout_ms": 10000 — time allowed between accept and CONNECT */
 	uint32_t shutdown_timeout_ms;/* "shutdown_timeout_ms": 5000 */
 	uint32_t restart_backoff_ms; /* "restart_backoff_ms": 100 — first worker restart delay, doubled up to 10 s */
+	uint32_t heartbeat_ms;       /* "heartbeat_ms": 1000 — supervisor -> worker heartbeat (at most a quarter of the
+	                                systemd watchdog interval) */
+	uint32_t heartbeat_misses;   /* "heartbeat_misses": 10 — unanswered heartbeats in a row before a worker is
+	                                killed and restarted; 0 = never */
 	uint32_t buf_ring_entries;   /* "buf_ring_entries": 2048 — provided receive buffers per worker (power of 2) */
 	uint32_t buf_size;           /* "buf_size": 4096 — bytes per provided buffer */
 	uint32_t ring_entries;       /* "ring_entries": 4096 — io_uring SQ size */

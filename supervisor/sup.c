@@ -30,6 +30,7 @@
 #include "listen.h"
 #include "kproc.h"
 #include "log.h"
+#include "watchdog.h"
 
 #if HAVE_SYSTEMD
 #include <systemd/sd-daemon.h>
@@ -531,7 +532,13 @@ on_record(sup_t *s, int k, const chan_hdr_t *h, int fd)
 			log_info("worker %d ready (pid %d)", k, (int)s->w[k].pid);
 		s->w[k].state = SUP_W_UP;
 		flush(s, k);
+		wdog_on_ready(s->wdog, k);
 		check_all_ready(s);
+		return;
+	case CHAN_PONG:
+		if (fd >= 0)
+			close(fd);
+		wdog_on_pong(s->wdog, k, h->seq, chan_buf, h->len);
 		return;
 	case CHAN_HANDOFF_MORE:
 		if (fd >= 0)
@@ -781,6 +788,8 @@ sup_init(sup_t *s, const config_t *cfg, int n_workers)
 	new_ticket_key(s);
 	if (ctl_create(&s->ctl, s, cfg->control_socket) < 0)
 		return -1;
+	if (wdog_create(&s->wdog, s) < 0)
+		return -1;
 	log_info("ringmqd %s starting: %d workers, listening on %s%s%s, control socket %s", RINGMQ_VERSION,
 		n_workers, s->listen_str, *s->tls_listen_str ? (*s->listen_str ? " and TLS on " : "TLS ") : "",
 		s->tls_listen_str, cfg->control_socket);
@@ -795,6 +804,9 @@ next_timeout(sup_t *s)
 	uint64_t now = sup_now_ms(), next = sendq_next_deadline(&s->sendq), t;
 
 	t = ctl_next_deadline(s->ctl);
+	if (t < next)
+		next = t;
+	t = wdog_next_deadline(s->wdog);
 	if (t < next)
 		next = t;
 	if (s->stopping && s->stop_deadline_ms < next)
@@ -887,6 +899,7 @@ sup_run(sup_t *s)
 		s->drops_expired += sendq_expire(&s->sendq, now, &s->drops_handoffs);
 		log_drops(s, now);
 		ctl_on_timer(s->ctl, now);
+		wdog_on_timer(s->wdog, now);
 		if (s->stopping && all_stopped(s))
 			break;
 		if (s->stopping && now >= s->stop_deadline_ms) {
@@ -921,6 +934,8 @@ sup_finish(sup_t *s)
 	}
 	ctl_destroy(s->ctl);
 	s->ctl = NULL;
+	wdog_destroy(s->wdog);
+	s->wdog = NULL;
 	sendq_finish(&s->sendq);
 	if (s->sigfd >= 0)
 		close(s->sigfd);

@@ -18,6 +18,7 @@
 #include "worker.h"
 
 struct ctl;
+struct wdog;
 
 enum sup_wstate {
 	SUP_W_STARTING,    /* forked, has not sent CHAN_READY yet */
@@ -56,6 +57,7 @@ typedef struct sup {
 	sup_worker_t w[WORKER_MAX + 1]; /* the workers, then the Kafka process (cluster = kafka) */
 	sendq_t sendq;
 	struct ctl *ctl;
+	struct wdog *wdog;           /* heartbeats, systemd watchdog, probes (watchdog.h) */
 	bool ready_once;             /* every worker has been up at the same time */
 	bool stopping;
 	bool killed;                 /* stragglers got SIGKILL */

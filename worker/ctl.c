@@ -376,6 +376,15 @@ static void on_record(const chan_hdr_t *h, int fd)
 	case CHAN_CTL_REQ:
 		reply(h->seq, answer((const char *)K.payload, h->len));
 		break;
+	case CHAN_PING: {
+		/* Answered here, by the loop itself: a loop that is stuck does not answer, which is the point. A full
+		 * channel means the supervisor is not reading: nothing to do, its own watchdog is systemd's. */
+		chan_pong_t p = { .flags = (conn_accepting() ? CHAN_PONG_SERVING : 0) |
+			(store_reachable() ? CHAN_PONG_STORE_UP : 0) };
+
+		(void)chan_send(W->ctl_fd, CHAN_PONG, W->id, h->seq, &p, sizeof(p), -1);
+		break;
+	}
 	default:
 		if (fd >= 0)
 			close(fd);

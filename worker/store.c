@@ -65,6 +65,11 @@ bool store_ready(void)
 	return st.ready;
 }
 
+bool store_reachable(void)
+{
+	return !st.redis || rds_ready();
+}
+
 size_t store_pending(void)
 {
 	return st.pending_ops;

@@ -37,6 +37,9 @@ void store_finish(void);
 bool store_durable(void);
 /* Sessions are restored: clients may connect. */
 bool store_ready(void);
+/* The store can take writes now: always for memory; for redis, every master is connected (the readiness
+ * probe: a worker whose Redis is down keeps its clients, but a new one should go to another node). */
+bool store_reachable(void);
 /* Too many writes in flight: stop reading clients until it drains. */
 bool store_busy(void);
 /* Writes in flight or queued (a graceful stop waits for them). */

@@ -413,6 +413,7 @@ static struct {
 int rds_init(const rds_config_t *cfg) { (void)cfg; return 0; }
 int rds_function_register(const char *src, size_t len) { (void)src; (void)len; return 0; }
 size_t rds_pending(void) { return R.n; }
+bool rds_ready(void) { return true; }
 
 int rds_command(uint16_t slot, int argc, const char **argv, const size_t *lens, rds_cb cb, void *ctx)
 {
