@@ -20,6 +20,8 @@
  *   S->W CHAN_RELOAD       reload TLS certificates, password and ACL files (SIGHUP, ringmqctl reload).
  *   S->W CHAN_TLS_KEY      payload: a new TLS session ticket key (80 bytes); the previous one still decrypts.
  *   W->S CHAN_CTL_REPLY    payload: one JSON reply object for request hdr.seq.
+ *   W->S CHAN_SYS_INTEREST payload: one byte, 1 when the worker has a local $SYS subscription, 0 when no more.
+ *   S->W CHAN_SYS          payload: $SYS values to publish locally (format in worker/sys.h).
  */
 #ifndef RINGMQ_COMMON_CHAN_H
 #define RINGMQ_COMMON_CHAN_H
@@ -42,6 +44,9 @@ enum chan_type {
 	CHAN_HANDOFF_MORE = 8,
 	CHAN_RELOAD = 9,
 	CHAN_TLS_KEY = 10,
+	/* $SYS topics (worker/sys.h, supervisor/systopic.h); numbered apart from the rest. */
+	CHAN_SYS = 20,
+	CHAN_SYS_INTEREST = 21,
 };
 
 typedef struct chan_hdr {
