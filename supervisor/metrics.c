@@ -245,6 +245,14 @@ put(out_t *o, const char *fmt, ...)
 
 	if (o->oom)
 		return;
+	if (o->cap == 0) {
+		o->p = malloc(16384);
+		if (o->p == NULL) {
+			o->oom = true;
+			return;
+		}
+		o->cap = 16384;
+	}
 	for (;;) {
 		va_start(ap, fmt);
 		n = vsnprintf(o->p + o->len, o->cap - o->len, fmt, ap);

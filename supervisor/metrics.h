@@ -59,7 +59,7 @@ const json_t *metrics_stats(const metrics_t *m, int k);
 const json_t *metrics_kafka(const metrics_t *m);
 uint64_t metrics_snapshot_ms(const metrics_t *m);
 /* The exposition text of the snapshot (malloc'd, NUL-terminated; *len its length), NULL when out of memory.
- * Exposed for tests of the format; the endpoint serves exactly this. */
+ * The endpoint serves exactly this. */
 char *metrics_render(const metrics_t *m, size_t *len);
 
 #endif
