@@ -18,7 +18,7 @@
 
 struct json_t;
 
-#define HIST_BUCKETS 16
+#define HIST_BUCKETS 18
 
 enum hist_id { HIST_PUBACK, HIST_E2E, HIST_COUNT };
 

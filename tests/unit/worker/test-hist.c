@@ -37,16 +37,20 @@ START_TEST(test_buckets)
 	hist_t before = *hist_get(HIST_E2E);
 	const hist_t *h = hist_get(HIST_E2E);
 
+	uint32_t first = hist_bounds_us[0], last = hist_bounds_us[HIST_BUCKETS - 1];
+
+	ck_assert_uint_eq(first, 25);
+	ck_assert_uint_eq(last, 10000000);
 	hist_observe(HIST_E2E, 0);
-	hist_observe(HIST_E2E, 100);        /* le 0.0001: inclusive */
-	hist_observe(HIST_E2E, 101);        /* le 0.00025 */
-	hist_observe(HIST_E2E, 10000000);   /* le 10 */
-	hist_observe(HIST_E2E, 10000001);   /* +Inf */
+	hist_observe(HIST_E2E, first);      /* le 0.000025: inclusive */
+	hist_observe(HIST_E2E, first + 1);  /* the next bucket */
+	hist_observe(HIST_E2E, last);       /* le 10 */
+	hist_observe(HIST_E2E, last + 1);   /* +Inf */
 	ck_assert_uint_eq(h->counts[0] - before.counts[0], 2);
 	ck_assert_uint_eq(h->counts[1] - before.counts[1], 1);
 	ck_assert_uint_eq(h->counts[HIST_BUCKETS - 1] - before.counts[HIST_BUCKETS - 1], 1);
 	ck_assert_uint_eq(h->counts[HIST_BUCKETS] - before.counts[HIST_BUCKETS], 1);
-	ck_assert_uint_eq(h->sum_us - before.sum_us, 100 + 101 + 10000000 + 10000001);
+	ck_assert_uint_eq(h->sum_us - before.sum_us, (uint64_t)first + first + 1 + last + last + 1);
 	for (unsigned i = 1; i < HIST_BUCKETS; i++)
 		ck_assert_uint_gt(hist_bounds_us[i], hist_bounds_us[i - 1]);
 }
