@@ -7,7 +7,8 @@
  * worker publishes each value as a retained QoS 0 message to its own sessions only (never forwarded to other
  * workers or nodes: every interested worker gets the same record), so a later subscriber on that worker gets
  * the last values with its SUBACK. QoS 0 is never queued for offline sessions nor written to the store.
- * Clients cannot publish to $SYS (handle_publish refuses it as not authorized). Worker process only.
+ * Clients cannot publish to $SYS nor leave a will there (handle_publish, handle_connect: not authorized).
+ * Worker process only.
  */
 #ifndef RINGMQ_WORKER_SYS_H
 #define RINGMQ_WORKER_SYS_H

@@ -118,6 +118,11 @@ class SysTest(BrokerTest):
         r.connect(self.cid(0, 'r'))
         r.send(R.publish('$SYS/broker/version', b'fake', qos=1, pid=1, version=5))
         self.assertEqual(r.expect(R.PUBACK).reason, 0x87)
+        # Nor leave a will there: the CONNECT is refused as not authorized.
+        self.client(self.cid(1, 'w'), version=5, connect=False,
+                    will={'topic': '$SYS/broker/version', 'payload': b'fake'}).connect(expect_rc=0x87)
+        self.client(self.cid(1, 'w4'), version=4, connect=False,
+                    will={'topic': '$SYS/broker/version', 'payload': b'fake'}).connect(expect_rc=5)
         watch = self.client(self.cid(0, 'v'))
         watch.subscribe('$SYS/broker/version', qos=0)
         self.assertNotEqual(watch.get(timeout=5).payload, b'fake')
