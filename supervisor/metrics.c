@@ -439,26 +439,21 @@ render_fams(const metrics_t *m, out_t *o)
 	}
 }
 
-/* Counters the table above does not name (added to WK_STATS later, auth, TLS, handoffs...): exported as
- * ringmq_<key>_total, so that every counter of `ringmqctl stats` reaches Prometheus. */
+/* The workers' counters (worker.h WK_STATS: counters only, never gauges). Those the table above does not name
+ * (added to WK_STATS later, auth, TLS, handoffs...) are exported as ringmq_<name>_total, so that every counter
+ * of `ringmqctl stats` reaches Prometheus. */
+#define WK_NAME(name) #name,
+static const char *const wk_counters[] = { WK_STATS(WK_NAME) };
+#undef WK_NAME
+
 static void
 render_other_counters(const metrics_t *m, out_t *o)
 {
-	const json_t *first = NULL;
-	const char *key;
-	json_t *v;
-
-	for (int k = 0; k < m->s->n_workers && first == NULL; k++)
-		first = metrics_stats(m, k);
-	if (first == NULL)
-		return;
-	json_object_foreach((json_t *)first, key, v) {
+	for (size_t i = 0; i < sizeof(wk_counters) / sizeof(wk_counters[0]); i++) {
+		const char *key = wk_counters[i];
 		char name[128];
-		bool ok = json_is_integer(v) && !known_key(key);
 
-		for (const char *p = key; ok && *p; p++)
-			ok = (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '_';
-		if (!ok || snprintf(name, sizeof(name), "ringmq_%s_total", key) >= (int)sizeof(name))
+		if (known_key(key) || snprintf(name, sizeof(name), "ringmq_%s_total", key) >= (int)sizeof(name))
 			continue;
 		put(o, "# HELP %s Worker counter %s (as in ringmqctl stats).\n# TYPE %s counter\n", name, key, name);
 		for (int k = 0; k < m->s->n_workers; k++) {
