@@ -158,6 +158,10 @@ class MetricsTest(BrokerTest):
             self.assertIn(fam, types)
         self.assertEqual(types['ringmq_puback_latency_seconds'], 'histogram')
         self.assertEqual(types['ringmq_connections'], 'gauge')
+        # Gauges are never exported a second time as counters by the catch-all for the workers' counters.
+        for fam in types:
+            if fam.endswith('_total'):
+                self.assertNotIn(fam[:-len('_total')], types, 'gauge %s also exported as a counter' % fam)
         for w in (0, 1):
             self.assertIn(('ringmq_messages_received_total', frozenset({'worker': str(w), 'qos': '1'}.items())),
                           samples)
