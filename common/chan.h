@@ -22,6 +22,8 @@
  *   W->S CHAN_CTL_REPLY    payload: one JSON reply object for request hdr.seq.
  *   S->W CHAN_PING         heartbeat (supervisor/watchdog.h): answer from the event loop, hdr.seq echoed.
  *   W->S CHAN_PONG         the answer: payload one chan_pong_t (the process's readiness as of now).
+ *   W->S CHAN_SYS_INTEREST payload: one byte, 1 when the worker has a local $SYS subscription, 0 when no more.
+ *   S->W CHAN_SYS          payload: $SYS values to publish locally (format in worker/sys.h).
  */
 #ifndef RINGMQ_COMMON_CHAN_H
 #define RINGMQ_COMMON_CHAN_H
@@ -46,6 +48,9 @@ enum chan_type {
 	CHAN_TLS_KEY = 10,
 	CHAN_PING = 11,
 	CHAN_PONG = 12,
+	/* $SYS topics (worker/sys.h, supervisor/systopic.h); numbered apart from the rest. */
+	CHAN_SYS = 20,
+	CHAN_SYS_INTEREST = 21,
 };
 
 typedef struct chan_hdr {

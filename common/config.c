@@ -150,6 +150,11 @@ static const config_key_t keys[] = {
 	KEY(max_user_properties, T_U32, 0, 65535, C_NONE, "64", "user properties per packet"),
 	KEY(message_ttl, T_U32, 1, UINT32_MAX, C_NONE, "604800",
 	    "seconds a stored message lives when it carries no message expiry (default 7 days)"),
+	/* Monitoring (docs/operations.md, "Metrics" and "$SYS topics"). */
+	KEY(metrics_port, T_U16, 0, 65535, C_NONE, "0", "Prometheus /metrics HTTP port (0: off)"),
+	KEY(metrics_address, T_STR, 0, 0, C_NONE, "127.0.0.1", "address the metrics port binds (IPv4 or IPv6)"),
+	KEY(sys_interval, T_U32, 0, 86400, C_NONE, "10",
+	    "seconds between $SYS/broker/... publications to their subscribers (0: off)"),
 };
 
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))

@@ -96,6 +96,9 @@ typedef struct config {
 	uint32_t max_qos2_pending;
 	uint32_t max_user_properties;
 	uint32_t message_ttl;        /* "message_ttl": 604800 — stored message lifetime without message expiry */
+	uint16_t metrics_port;       /* "metrics_port": 0 = no /metrics endpoint */
+	char metrics_address[64];    /* "metrics_address": "127.0.0.1" */
+	uint32_t sys_interval;       /* "sys_interval": 10 s between $SYS publications; 0 = off */
 } config_t;
 
 /* Fill *cfg with defaults (control_socket depends on the uid and XDG_RUNTIME_DIR). */

@@ -12,6 +12,7 @@
 #include "build_config.h"
 #include "config.h"
 #include "log.h"
+#include "metrics.h"
 #include "sup.h"
 #include "worker.h"
 
@@ -115,7 +116,7 @@ main(int argc, char **argv)
 	log_set_role("sup");
 	raise_nofile();
 
-	if (check_combinations(&cfg) < 0)
+	if (check_combinations(&cfg) < 0 || metrics_check_config(&cfg) < 0)
 		return 2;
 	if (check) {
 		/* What start-up checks before it opens anything: the keys, their values, their combinations (files the
@@ -124,8 +125,10 @@ main(int argc, char **argv)
 		return 0;
 	}
 	if (sup_init(&sup, &cfg, worker_count(&cfg)) < 0) {
+		/* 2 when what failed is the configuration (a metrics_address this host does not have). */
+		rc = sup.exit_code == 2 ? 2 : 1;
 		sup_finish(&sup);
-		return 1;
+		return rc;
 	}
 	rc = sup_run(&sup);
 	sup_finish(&sup);

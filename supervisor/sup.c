@@ -31,6 +31,8 @@
 #include "kproc.h"
 #include "log.h"
 #include "watchdog.h"
+#include "metrics.h"
+#include "systopic.h"
 
 #if HAVE_SYSTEMD
 #include <systemd/sd-daemon.h>
@@ -453,6 +455,8 @@ on_exit_status(sup_t *s, int k, int status)
 	w->pid = 0;
 	w->eof_kill_ms = 0;
 	ctl_worker_down(s->ctl, k);
+	metrics_worker_down(s->metrics, k);
+	systopic_worker_down(s->systopic, k);
 	if (s->stopping) {
 		if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
 			log_info("worker %d (pid %d) %s", k, pid, how);
@@ -564,7 +568,13 @@ on_record(sup_t *s, int k, const chan_hdr_t *h, int fd)
 	case CHAN_CTL_REPLY:
 		if (fd >= 0)
 			close(fd);
-		ctl_on_reply(s->ctl, k, h->seq, (const char *)chan_buf, h->len);
+		if (!metrics_on_reply(s->metrics, k, h->seq, (const char *)chan_buf, h->len))
+			ctl_on_reply(s->ctl, k, h->seq, (const char *)chan_buf, h->len);
+		return;
+	case CHAN_SYS_INTEREST:
+		if (fd >= 0)
+			close(fd);
+		systopic_on_interest(s->systopic, k, chan_buf, h->len);
 		return;
 	default:
 		if (fd >= 0)
@@ -788,7 +798,8 @@ sup_init(sup_t *s, const config_t *cfg, int n_workers)
 	new_ticket_key(s);
 	if (ctl_create(&s->ctl, s, cfg->control_socket) < 0)
 		return -1;
-	if (wdog_create(&s->wdog, s) < 0)
+	if (wdog_create(&s->wdog, s) < 0 || metrics_create(&s->metrics, s) < 0 ||
+	    systopic_create(&s->systopic, s) < 0)
 		return -1;
 	log_info("ringmqd %s starting: %d workers, listening on %s%s%s, control socket %s", RINGMQ_VERSION,
 		n_workers, s->listen_str, *s->tls_listen_str ? (*s->listen_str ? " and TLS on " : "TLS ") : "",
@@ -807,6 +818,12 @@ next_timeout(sup_t *s)
 	if (t < next)
 		next = t;
 	t = wdog_next_deadline(s->wdog);
+	if (t < next)
+		next = t;
+	t = metrics_next_deadline(s->metrics);
+	if (t < next)
+		next = t;
+	t = systopic_next_deadline(s->systopic);
 	if (t < next)
 		next = t;
 	if (s->stopping && s->stop_deadline_ms < next)
@@ -865,6 +882,9 @@ sup_run(sup_t *s)
 			case SUP_EV_CTL_CONN:
 				ctl_on_event(s->ctl, tag, evs[i].events);
 				break;
+			case SUP_EV_METRICS:
+				metrics_on_event(s->metrics);
+				break;
 			default:
 				break;
 			}
@@ -900,6 +920,8 @@ sup_run(sup_t *s)
 		log_drops(s, now);
 		ctl_on_timer(s->ctl, now);
 		wdog_on_timer(s->wdog, now);
+		metrics_on_timer(s->metrics, now);
+		systopic_on_timer(s->systopic, now);
 		if (s->stopping && all_stopped(s))
 			break;
 		if (s->stopping && now >= s->stop_deadline_ms) {
@@ -936,6 +958,10 @@ sup_finish(sup_t *s)
 	s->ctl = NULL;
 	wdog_destroy(s->wdog);
 	s->wdog = NULL;
+	metrics_destroy(s->metrics);
+	s->metrics = NULL;
+	systopic_destroy(s->systopic);
+	s->systopic = NULL;
 	sendq_finish(&s->sendq);
 	if (s->sigfd >= 0)
 		close(s->sigfd);

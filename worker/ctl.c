@@ -18,6 +18,8 @@
 #include "route.h"
 #include "sess.h"
 #include "store.h"
+#include "hist.h"
+#include "sys.h"
 #include "tls.h"
 #include "worker.h"
 
@@ -54,6 +56,7 @@ static void arm(void)
 
 static void tick(void)
 {
+	sys_report(); /* an interest change the full channel did not take */
 	/* A handoff whose remaining bytes never came (the sender died): the client reconnects. */
 	for (inbound_t **pp = &K.inbound; *pp;) {
 		inbound_t *in = *pp;
@@ -244,6 +247,9 @@ static json_t *answer(const char *req, size_t len)
 		}
 	} else if (strcmp(cmd, "stats") == 0) {
 		json_object_set_new(out, "stats", stats_json());
+		/* The supervisor's metrics gather asks for the latency histograms too (hist.h). */
+		if (json_is_true(json_object_get(in, "metrics")))
+			json_object_set_new(out, "hist", hist_json());
 	} else {
 		json_object_set_new(out, "error", json_string("unknown command"));
 	}
@@ -372,6 +378,10 @@ static void on_record(const chan_hdr_t *h, int fd)
 	case CHAN_TLS_KEY:
 		if (h->len == TLS_TICKET_KEY_LEN)
 			tls_set_ticket_key(K.payload);
+		break;
+	case CHAN_SYS:
+		if (sys_on_values(K.payload, h->len) < 0)
+			log_warn(0, "malformed $SYS record from the supervisor dropped");
 		break;
 	case CHAN_CTL_REQ:
 		reply(h->seq, answer((const char *)K.payload, h->len));

@@ -8,6 +8,7 @@
 
 #include "conn.h"
 #include "conn_send.h"
+#include "hist.h"
 #include "log.h"
 #include "loop.h"
 #include "msg.h"
@@ -474,6 +475,8 @@ int sess_on_puback(sess_t *s, uint16_t pid)
 
 	if (!f)
 		return err;
+	if (!f->retain)
+		hist_since(HIST_E2E, f->m->rx_us);
 	store_msg_del(s, f->qseq);
 	msg_unref(f->m);
 	ent_del(s, f);
@@ -490,6 +493,8 @@ int sess_on_pubrec(sess_t *s, uint16_t pid, uint8_t reason)
 		return err;
 	if (f->state == WIN_PUBCOMP)
 		return 0; /* a repeated PUBREC: PUBREL again */
+	if (!f->retain && reason < 0x80)
+		hist_since(HIST_E2E, f->m->rx_us);
 	msg_unref(f->m);
 	f->m = NULL;
 	if (reason >= 0x80) {
