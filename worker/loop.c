@@ -320,9 +320,13 @@ static bool drained(void)
  */
 static int submit_and_wait_min(void)
 {
+	/* Without a general timeout the kernel ends the wait when the minimum one expires with nothing there
+	 * (-ETIME); with one, it goes on waiting for the first completion. The tick timer ends the wait long
+	 * before this one would. */
+	static struct __kernel_timespec forever = { .tv_sec = 3600 };
 	struct io_uring_sq *sq = &L.ring.sq;
 	struct io_uring_getevents_arg arg = { .sigmask = 0, .sigmask_sz = _NSIG / 8, .pad = L.min_wait_us,
-		.ts = 0 };
+		.ts = (uint64_t)(uintptr_t)&forever };
 	unsigned tail = sq->sqe_tail, to_submit;
 
 	if (sq->sqe_head != tail) {
@@ -348,7 +352,7 @@ int loop_run(void)
 		if (!L.timer_armed)
 			arm_timer();
 		ret = L.min_wait_us ? submit_and_wait_min() : io_uring_submit_and_wait(&L.ring, 1);
-		if (ret < 0 && ret != -EINTR && ret != -EAGAIN && ret != -EBUSY) {
+		if (ret < 0 && ret != -EINTR && ret != -EAGAIN && ret != -EBUSY && ret != -ETIME) {
 			log_error(-ret, "io_uring_submit_and_wait failed");
 			return 1;
 		}
