@@ -77,8 +77,6 @@ static const config_key_t keys[] = {
 	    "provided receive buffers per worker (power of two)"),
 	KEY(buf_size, T_U32, 64, 16777216, C_NONE, "4096", "bytes per provided receive buffer"),
 	KEY(ring_entries, T_U32, 1, 32768, C_NONE, "4096", "io_uring submission queue size"),
-	KEY(loop_min_wait_us, T_U32, 0, 1000, C_NONE, "0",
-	    "a worker woken by one event first waits this long for more (Linux >= 6.12; 0: wakes at once)"),
 	KEYC(store, "memory|redis", "memory", "session store: memory (embedded) or redis"),
 	KEY(redis_addrs, T_STR, 0, 0, C_NONE, "127.0.0.1:6379",
 	    "Redis master(s) or cluster seed nodes, host:port[,host:port...]"),

@@ -41,7 +41,6 @@ typedef struct config {
 	uint32_t buf_ring_entries;   /* "buf_ring_entries": 2048 — provided receive buffers per worker (power of 2) */
 	uint32_t buf_size;           /* "buf_size": 4096 — bytes per provided buffer */
 	uint32_t ring_entries;       /* "ring_entries": 4096 — io_uring SQ size */
-	uint32_t loop_min_wait_us;   /* "loop_min_wait_us": 0 — completions batched this long before a wakeup */
 	char store[16];              /* "store": "memory" | "redis" */
 	char redis_addrs[512];       /* "redis_addrs": "127.0.0.1:6379" — masters or cluster seeds */
 	char redis_user[64];         /* "redis_user": "" */

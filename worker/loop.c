@@ -2,18 +2,12 @@
 #include "loop.h"
 
 #include <errno.h>
-#include <signal.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <time.h>
 
 #include "log.h"
-
-/* liburing 2.3's headers predate it (Linux 6.12): io_uring_getevents_arg's `pad` is min_wait_usec then. */
-#ifndef IORING_FEAT_MIN_TIMEOUT
-#define IORING_FEAT_MIN_TIMEOUT (1U << 15)
-#endif
 
 #define MAX_KINDS 32
 #define MAX_HOOKS 16
@@ -26,7 +20,6 @@ static struct {
 	uint32_t nbufs;
 	uint32_t bufsz;
 	uint32_t tick_ms;
-	uint32_t min_wait_us;
 	struct __kernel_timespec tick;
 	uint64_t now_ms;
 	bool stopping;
@@ -76,11 +69,6 @@ int loop_init(const loop_config_t *cfg)
 		log_error(-ret, "cannot create io_uring (kernel >= 6.1 needed; in containers the seccomp profile "
 			"must allow io_uring_setup/io_uring_enter/io_uring_register)");
 		return ret;
-	}
-	L.min_wait_us = cfg->min_wait_us;
-	if (L.min_wait_us && !(p.features & IORING_FEAT_MIN_TIMEOUT)) {
-		log_warn(0, "loop_min_wait_us ignored: this kernel has no io_uring minimum wait (Linux >= 6.12)");
-		L.min_wait_us = 0;
 	}
 	L.nbufs = cfg->buf_count;
 	L.bufsz = cfg->buf_size;
@@ -313,34 +301,6 @@ static bool drained(void)
 	return true;
 }
 
-/*
- * Submit what is queued and wait with a minimum wait: one io_uring_enter, as io_uring_submit_and_wait does,
- * but with the extended argument liburing 2.3 cannot fill (min_wait_usec). Publishing the SQ tail by hand is
- * what liburing's own flush does for a ring without SQPOLL.
- */
-static int submit_and_wait_min(void)
-{
-	/* Without a general timeout the kernel ends the wait when the minimum one expires with nothing there
-	 * (-ETIME); with one, it goes on waiting for the first completion. The tick timer ends the wait long
-	 * before this one would. */
-	static struct __kernel_timespec forever = { .tv_sec = 3600 };
-	struct io_uring_sq *sq = &L.ring.sq;
-	struct io_uring_getevents_arg arg = { .sigmask = 0, .sigmask_sz = _NSIG / 8, .pad = L.min_wait_us,
-		.ts = (uint64_t)(uintptr_t)&forever };
-	unsigned tail = sq->sqe_tail, to_submit;
-
-	if (sq->sqe_head != tail) {
-		sq->sqe_head = tail;
-		io_uring_smp_store_release(sq->ktail, tail);
-	}
-	to_submit = tail - io_uring_smp_load_acquire(sq->khead);
-	/* Completions already there: no wait at all (the kernel would return at once anyway, but not for a
-	 * CQE that liburing has not yet seen as consumed). */
-	return io_uring_enter2((unsigned)L.ring.ring_fd, to_submit, io_uring_cq_ready(&L.ring) ? 0 :
-		LOOP_MIN_WAIT_BATCH, IORING_ENTER_GETEVENTS | IORING_ENTER_EXT_ARG, (sigset_t *)&arg,
-		sizeof(arg));
-}
-
 int loop_run(void)
 {
 	for (;;) {
@@ -351,8 +311,8 @@ int loop_run(void)
 			break;
 		if (!L.timer_armed)
 			arm_timer();
-		ret = L.min_wait_us ? submit_and_wait_min() : io_uring_submit_and_wait(&L.ring, 1);
-		if (ret < 0 && ret != -EINTR && ret != -EAGAIN && ret != -EBUSY && ret != -ETIME) {
+		ret = io_uring_submit_and_wait(&L.ring, 1);
+		if (ret < 0 && ret != -EINTR && ret != -EAGAIN && ret != -EBUSY) {
 			log_error(-ret, "io_uring_submit_and_wait failed");
 			return 1;
 		}

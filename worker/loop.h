@@ -21,8 +21,6 @@
 
 /* The provided-buffer group used by every multishot recv of the worker. */
 #define LOOP_BGID 1
-/* With min_wait_us: this many completions wake the loop before the minimum wait is over. */
-#define LOOP_MIN_WAIT_BATCH 64
 
 typedef void (*loop_cqe_fn)(uint64_t ud, struct io_uring_cqe *cqe);
 typedef void (*loop_fn)(void);
@@ -43,16 +41,9 @@ typedef struct loop_config {
 	uint32_t buf_count;            /* provided receive buffers (power of two) */
 	uint32_t buf_size;
 	uint32_t tick_ms;              /* period of the tick hooks */
-	uint32_t min_wait_us;          /* batch completions for up to this long before waking (0: wake at once) */
 } loop_config_t;
 
-/*
- * Create the ring and register the provided-buffer ring. 0 or -errno (logged with a hint). With min_wait_us,
- * a loop that goes to sleep is woken by the first completion only once min_wait_us have passed since it
- * went to sleep (or LOOP_MIN_WAIT_BATCH completions are there): completions that arrive close together cost
- * one wakeup, not one each. Needs IORING_FEAT_MIN_TIMEOUT (Linux 6.12); on older kernels it is logged once
- * and ignored.
- */
+/* Create the ring and register the provided-buffer ring. 0 or -errno (logged with a hint). */
 int loop_init(const loop_config_t *cfg);
 /* Tear the ring down. Every module must have cancelled and reaped what references its memory first. */
 void loop_finish(void);

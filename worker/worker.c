@@ -87,8 +87,7 @@ int worker_run(const worker_args_t *args)
 	W->ctl_fd = args->ctl_fd;
 	signal(SIGPIPE, SIG_IGN);
 	lc = (loop_config_t){ .sq_entries = W->cfg->ring_entries, .buf_count = W->cfg->buf_ring_entries,
-		.buf_size = W->cfg->buf_size, .tick_ms = 250,
-		.min_wait_us = W->cfg->loop_min_wait_us };
+		.buf_size = W->cfg->buf_size, .tick_ms = 250 };
 	if (loop_init(&lc) < 0)
 		return 1;
 	sock_module_init();
