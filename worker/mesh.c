@@ -71,8 +71,12 @@ bool mesh_busy(void)
 {
 	if (M.held > W->cfg->redis_max_pending)
 		return true;
-	/* Frames that ask for no ack (mesh_send_pub) are bounded only here: a peer that does not keep up fills
-	 * its socket, then our output queue, and past MESH_OUTQ_MAX we stop reading clients until it drains. */
+	/* Frames that ask for no ack (mesh_send_pub, memory store) are bounded only here: a peer that does not
+	 * keep up fills its socket, then our output queue, and past MESH_OUTQ_MAX we stop reading clients until
+	 * it drains. With a durable store every message frame waits for its ack, which bounds it as before (the
+	 * publishers' windows, redis_max_pending for held ones); this leaves that behaviour alone. */
+	if (store_durable())
+		return false;
 	for (int k = 0; k < W->n_peers; k++) {
 		if (M.peers[k].up && sock_outq(&M.peers[k].ch->sk) > MESH_OUTQ_MAX)
 			return true;
