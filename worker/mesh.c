@@ -332,9 +332,10 @@ static bool push_tok(peer_t *p, waiter_t *w, const struct msg *m, uint8_t flags,
  * says its copy is in the store. So does the Kafka process's (it acks once Kafka has the record). With the
  * memory store, no: the peer would only say "it is in my memory", which is no safer than the frame in our
  * socket — both die with the process that holds them, and a dead peer's tokens were answered as successes
- * anyway. Not asking spares the ACK frame and, above all, the wakeup of this loop that its arrival costs
- * (docs/architecture.md, "The path of one QoS 1 message across two workers"). What bounds a fast publisher
- * then is the channel's output queue (mesh_busy).
+ * anyway. Not asking spares the ACK frame (its write, read and token) and the round trip in the PUBACK's
+ * latency; it rarely spares a wakeup, as the ack used to travel with the peer's own frames (measured in
+ * docs/benchmarks.md, "Cross-worker hops at the reference load"). What bounds a fast publisher then is the
+ * channel's output queue (mesh_busy).
  */
 static bool pub_wants_ack(int k, const waiter_t *w)
 {
