@@ -109,6 +109,7 @@ static void drop_memory(sess_t *s)
 
 void sess_destroy(sess_t *s)
 {
+	store_sess_flush(s);
 	store_sess_del(s);
 	route_unsubscribe_all(s);
 	drop_memory(s);
@@ -120,6 +121,7 @@ void sess_destroy(sess_t *s)
 
 void sess_forget(sess_t *s)
 {
+	store_sess_flush(s);
 	route_unsubscribe_all(s);
 	drop_memory(s);
 	msg_unref(s->will);
@@ -424,6 +426,8 @@ void sess_detach(conn_t *c)
 
 	c->sess = NULL;
 	s->conn = NULL;
+	/* Copies held for their grace were not acknowledged on this connection: durable before anything else. */
+	store_sess_flush(s);
 	route_sess_online(s, false);
 	if (c->graceful) {
 		msg_unref(s->will);

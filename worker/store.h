@@ -51,6 +51,10 @@ void store_msg_add(const struct sess *s, uint64_t qseq, const struct msg *m, uin
 	uint32_t subid, waiter_t *w);
 void store_msg_pid(const struct sess *s, uint64_t qseq, uint16_t pid, uint8_t state);
 void store_msg_del(const struct sess *s, uint64_t qseq);
+/* Copies of s held back for their grace (redis_write_grace_ms, grace.h) are written now: s goes offline, ends
+ * or leaves this node, and what its subscriber has not acknowledged must be durable first. Call it before
+ * anything is written or deleted for s that depends on them (an offline mark, a delete, a load). */
+void store_sess_flush(const struct sess *s);
 void store_rx_add(const struct sess *s, uint16_t pid, waiter_t *w);
 void store_rx_del(const struct sess *s, uint16_t pid);
 /* Load s's queue, window and QoS 2 state; calls sess_loaded() when done. */
