@@ -41,7 +41,10 @@ class RedisBroker(Broker):
     """A ringmqd with --store redis that can be restarted on the same port (clients reconnect to it)."""
 
     def __init__(self, redis, port=None, **config):
-        super().__init__(N_WORKERS, ['--store', 'redis', '--redis-addrs', redis.addr], **config)
+        extra = ['--store', 'redis', '--redis-addrs', redis.addr]
+        if 'redis_write_grace_ms' in config:
+            extra += ['--redis-write-grace-ms', str(config.pop('redis_write_grace_ms'))]
+        super().__init__(N_WORKERS, extra, **config)
         self.fixed_port = port
 
     def start(self, timeout=30.0):
@@ -103,7 +106,7 @@ class RedisStoreTest(BrokerTest):
             self.broker.stop()
 
     def start_broker(self, port=None):
-        return RedisBroker(self.redis, port, **self.broker_config).start()
+        return RedisBroker(self.redis, port, **dict(self.broker_config)).start()
 
     def restart_broker(self, hard=True):
         """SIGKILL (or SIGTERM) the whole broker and start a new one on the same port and Redis."""
@@ -308,6 +311,131 @@ class RedisQueueLimitTest(RedisStoreTest):
         self.assertGreaterEqual(st['total'].get('dropped_queue_full', 0), 30, st['total'])
 
     # the inherited tests run in RedisStoreTest only
+    test_offline_queue_survives_sigkill = None
+    test_route_to_restored_offline_session = None
+    test_message_expiry_while_offline = None
+    test_qos2_exactly_once_across_restart = None
+    test_redis_restart_mid_stream = None
+    test_subscriber_worker_killed_offline_session = None
+    test_subscriber_worker_killed_online_session = None
+
+
+def _redis_info(redis, section):
+    """INFO <section> of redis as {key: value} (a bulk reply, read whole)."""
+    with socket.create_connection((harness.HOST, redis.port), timeout=5) as sk:
+        sk.sendall(b'*2\r\n$4\r\nINFO\r\n$%d\r\n%s\r\n' % (len(section), section.encode()))
+        data = b''
+        while b'\r\n' not in data:
+            data += sk.recv(65536)
+        head, rest = data.split(b'\r\n', 1)
+        need = int(head[1:]) + 2
+        while len(rest) < need:
+            rest += sk.recv(65536)
+    out = {}
+    for line in rest[:need - 2].decode().splitlines():
+        if ':' in line:
+            k, v = line.split(':', 1)
+            out[k] = v
+    return out
+
+
+def _calls(redis, cmd):
+    """How many times redis ran cmd (commandstats; FCALL bodies included)."""
+    v = _redis_info(redis, 'commandstats').get('cmdstat_' + cmd)
+    return int(v.split('calls=')[1].split(',')[0]) if v else 0
+
+
+@unittest.skipIf(IS_MOSQUITTO, 'ringmq redis session store')
+class RedisWriteGraceTest(RedisStoreTest):
+    """redis_write_grace_ms: a copy for an online subscriber is held that long before its write; acknowledged
+    meanwhile, it never reaches Redis, yet the publisher is answered only once the subscriber or Redis has it.
+    A long grace here makes "within the grace" certain under any load."""
+    broker_config = {'redis_write_grace_ms': 10000}
+
+    def _raw_sub(self, cid, t):
+        s = self.raw(4)
+        s.connect(cid, clean=False)
+        s.subscribe(t)
+        return s
+
+    def _pubacks(self, pub, timeout):
+        """Every PUBACK arriving within timeout (pids)."""
+        got = []
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                got.append(pub.expect(R.PUBACK, max(deadline - time.monotonic(), 0.001)).pid)
+            except (AssertionError, TimeoutError):
+                return got
+
+    def test_copy_acked_within_grace_never_written(self):
+        t = self.topic()
+        sid = self.cid(1, 's')
+        s = self.client(sid, clean=False)
+        self.assertEqual(s.subscribe(t, 1), [1])
+        base = (_calls(self.redis, 'hlen'), _calls(self.redis, 'hexists'), _calls(self.redis, 'hdel'))
+        pub = self.raw_connected(self.cid(0, 'p'))
+        t0 = time.monotonic()
+        self.publish_many(pub, t, [b'%d' % i for i in range(50)], timeout=30)
+        # Answered by the subscriber's acknowledgements, not by the end of the 10 s grace.
+        self.assertLess(time.monotonic() - t0, 8.0)
+        self.assertEqual([int(m.payload) for m in s.get_n(50)], list(range(50)))
+        # Nothing of those copies ran in Redis: no add (HLEN), no packet id (HEXISTS), no delete (HDEL).
+        self.assertEqual((_calls(self.redis, 'hlen'), _calls(self.redis, 'hexists'), _calls(self.redis, 'hdel')),
+                         base, 'copies acknowledged within the grace were written to Redis')
+        s.disconnect()
+        pub.disconnect()
+        # The session itself is stored and comes back with nothing queued.
+        s = self.reconnect(sid)
+        s.expect_none(0.5)
+        s.disconnect()
+
+    def test_held_copies_written_when_subscriber_leaves(self):
+        t = self.topic()
+        sid = self.cid(1, 's')
+        s = self._raw_sub(sid, t)
+        pub = self.raw_connected(self.cid(0, 'p'))
+        for i in range(10):
+            pub.send(R.publish(t, b'%d' % i, qos=1, pid=i + 1))
+        got = [int(s.receive(10, auto_ack=False).payload) for _ in range(10)]
+        self.assertEqual(got, list(range(10)))
+        # Neither acknowledged nor durable yet: no PUBACK.
+        pub.expect_nothing(0.5)
+        t0 = time.monotonic()
+        s.close()
+        # The subscriber went away: its held copies are written at once, and then acknowledged.
+        self.assertEqual(sorted(self._pubacks(pub, 5.0)), list(range(1, 11)))
+        self.assertLess(time.monotonic() - t0, 6.0, 'PUBACKs waited for the grace, not for the write')
+        s = self.reconnect(sid)
+        self.assertEqual([int(m.payload) for m in s.get_n(10, timeout=20)], list(range(10)))
+        s.expect_none(0.5)
+        s.disconnect()
+        pub.disconnect()
+
+    def test_sigkill_during_grace_loses_nothing_pubacked(self):
+        t = self.topic()
+        sid = self.cid(1, 's')
+        s = self._raw_sub(sid, t)
+        pub = self.raw_connected(self.cid(0, 'p'))
+        for i in range(10):
+            pub.send(R.publish(t, b'%d' % i, qos=1, pid=i + 1))
+        ps = [s.receive(10, auto_ack=False) for _ in range(10)]
+        # The subscriber acknowledges the first half only: those may be answered, the rest must wait.
+        for p in ps[:5]:
+            s.ack_publish(p)
+        acked = self._pubacks(pub, 1.5)
+        self.assertEqual(sorted(acked), [1, 2, 3, 4, 5])
+        self.restart_broker(hard=True)
+        s = self.reconnect(sid)
+        got = set(range(5))
+        while True:
+            try:
+                got.add(int(s.get(1.0).payload))
+            except AssertionError:
+                break
+        self.assertEqual(sorted({p - 1 for p in acked} - got), [], 'PUBACKed messages lost')
+        s.disconnect()
+
     test_offline_queue_survives_sigkill = None
     test_route_to_restored_offline_session = None
     test_message_expiry_while_offline = None
