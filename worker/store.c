@@ -176,6 +176,22 @@ void store_sess_put(const sess_t *s)
 	op_end(b, s, 'M', NULL);
 }
 
+/* The lowest sequence number s still holds (window or queue); the next one when it holds none. */
+static uint64_t lowest_live(const sess_t *s)
+{
+	uint64_t lo = s->next_qseq;
+	uint32_t i = 0;
+	win_ent_t *f;
+
+	if (s->queue.len)
+		lo = ((const qent_t *)ring_at(&s->queue, sizeof(qent_t), 0))->qseq;
+	while ((f = win_next(&s->win, &i))) {
+		if (f->qseq < lo)
+			lo = f->qseq;
+	}
+	return lo;
+}
+
 void store_sess_offline(const sess_t *s)
 {
 	batch_t *b;
@@ -183,8 +199,12 @@ void store_sess_offline(const sess_t *s)
 	if (!writable(s))
 		return;
 	b = op_begin(s, 'O');
-	if (b)
+	if (b) {
 		batch_num(b, s->expiry_s == UINT32_MAX ? 0 : unix_ms() + (uint64_t)s->expiry_s * 1000);
+		/* Online, the script neither counts nor orders the queue (the worker does): from here on it bounds
+		 * it, starting from the oldest message still held. */
+		batch_num(b, lowest_live(s));
+	}
 	op_end(b, s, 'O', NULL);
 }
 
@@ -222,10 +242,11 @@ void store_sub_del(const sess_t *s, const char *filter, size_t len)
 	op_end(b, s, 'V', NULL);
 }
 
-/* Queue the 'A' (or 'a') write of a copy, counted on w. */
+/* Queue the 'A' (or 'a') write of a copy, counted on w; with its packet id when it was sent already (pid). */
 static void add_op(const sess_t *s, uint64_t qseq, const msg_t *m, uint8_t qos, uint8_t retain, uint32_t subid,
-	waiter_t *w)
+	uint16_t pid, uint8_t state, waiter_t *w)
 {
+	char v[16];
 	uint64_t now = unix_ms();
 	int64_t expire;
 	batch_t *b;
@@ -244,7 +265,10 @@ static void add_op(const sess_t *s, uint64_t qseq, const msg_t *m, uint8_t qos, 
 		p = batch_space(b, record_blob_size(m));
 		if (p)
 			record_blob_encode(p, m, qos, retain, subid, expire);
-		batch_num(b, W->cfg->max_queued);
+		/* An online session's queue is bounded here (sess.c drops the oldest, with a 'D'): the script counts
+		 * and trims only an offline one's (0: no count, no trim). */
+		batch_num(b, s->cold ? W->cfg->max_queued : 0);
+		batch_arg(b, v, pid ? (size_t)snprintf(v, sizeof(v), "%u,%u", pid, state) : 0);
 		if (m->src_part) {
 			batch_num(b, m->src_part - 1);
 			batch_num(b, m->src_off);
@@ -299,7 +323,7 @@ void store_msg_add(const sess_t *s, uint64_t qseq, const msg_t *m, uint8_t qos, 
 		st.pending_ops++; /* a graceful stop and read pausing count it as a write in flight */
 		return;
 	}
-	add_op(s, qseq, m, qos, retain, subid, w);
+	add_op(s, qseq, m, qos, retain, subid, 0, 0, w);
 }
 
 /* The grace of e is over (or its session goes offline, or the worker stops): write it now, with its packet
@@ -311,9 +335,7 @@ static void grace_write(grace_ent_t *e)
 
 	st.pending_ops--;
 	if (writable(s)) {
-		add_op(s, e->qseq, e->m, e->qos, e->retain, e->subid, &w);
-		if (e->pid)
-			pid_op(s, e->qseq, e->pid, e->state);
+		add_op(s, e->qseq, e->m, e->qos, e->retain, e->subid, e->pid, e->state, &w);
 		if (w.failed)
 			waiter_done(&e->w, false);
 		else if (w.count == e->w.count)
