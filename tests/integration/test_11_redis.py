@@ -291,6 +291,32 @@ class RedisStoreTest(BrokerTest):
         s.expect_none(0.5)
         s.disconnect()
 
+    # 7
+    def test_queue_of_the_previous_format_is_loaded(self):
+        """Before, packet ids of sent messages lived in a separate hash <cid>:p. A queue stored that way is
+        loaded after an upgrade: the sent message is resent with its id (DUP), the others follow, and the old
+        hash is folded into the queue; an id whose message is gone is dropped."""
+        t = self.topic()
+        sid = self.persistent_sub(self.cid(1, 's'), t)
+        pub = self.raw_connected(self.cid(0, 'p'))
+        self.publish_many(pub, t, [b'%d' % i for i in range(3)])
+        pub.disconnect()
+        self.broker.stop(timeout=20)
+        [q] = _redis(self.redis, 'KEYS', 'rmq:*:%s:q' % sid)
+        pkey = q[:-1] + b'p'
+        self.assertEqual(sorted(_redis(self.redis, 'HKEYS', q)), [b'1', b'2', b'3'])
+        _redis(self.redis, 'HSET', pkey, '1', '7,1', '99', '8,1')  # 1 sent as id 7 (PUBACK due); 99 orphaned
+        self.broker = self.start_broker(self.broker.port)
+        s = self.raw(4)
+        self.assertTrue(s.connect(sid, clean=False).session_present)
+        first = s.receive(10)
+        self.assertEqual((first.payload, first.pid, first.dup), (b'0', 7, True))
+        self.assertEqual([s.receive(10).payload for _ in range(2)], [b'1', b'2'])
+        s.expect_nothing(0.5)
+        self.assertEqual(_redis(self.redis, 'EXISTS', pkey), 0, 'the old packet-id hash is folded into q')
+        s.disconnect()
+        self.assertEqual(_redis(self.redis, 'HLEN', q), 0)
+
 
 @unittest.skipIf(IS_MOSQUITTO, 'ringmq redis session store')
 class RedisQueueLimitTest(RedisStoreTest):
@@ -310,14 +336,63 @@ class RedisQueueLimitTest(RedisStoreTest):
         st = self.broker.ctl('stats')
         self.assertGreaterEqual(st['total'].get('dropped_queue_full', 0), 30, st['total'])
 
+
+    def test_bound_holds_after_online_traffic(self):
+        """Online, the worker bounds the queue and the script does not count it; once offline the script
+        bounds it from the oldest message still held, so what was delivered meanwhile does not matter."""
+        t = self.topic()
+        sid = self.cid(1, 's')
+        s = self.client(sid, clean=False)
+        self.assertEqual(s.subscribe(t, 1), [1])
+        pub = self.raw_connected(self.cid(0, 'p'))
+        self.publish_many(pub, t, [b'x%d' % i for i in range(100)])
+        self.assertEqual(len(s.get_n(100)), 100)
+        s.disconnect()
+        self.publish_many(pub, t, [b'%d' % i for i in range(50)])
+        pub.disconnect()
+        s = self.reconnect(sid)
+        self.assertEqual([int(m.payload) for m in s.get_n(20, timeout=20)], list(range(30, 50)))
+        s.expect_none(0.5)
+        s.disconnect()
+
     # the inherited tests run in RedisStoreTest only
     test_offline_queue_survives_sigkill = None
     test_route_to_restored_offline_session = None
     test_message_expiry_while_offline = None
     test_qos2_exactly_once_across_restart = None
     test_redis_restart_mid_stream = None
+    test_queue_of_the_previous_format_is_loaded = None
     test_subscriber_worker_killed_offline_session = None
     test_subscriber_worker_killed_online_session = None
+
+
+def _redis(redis, *args):
+    """One command; the reply parsed (bulk strings as bytes, arrays as lists, errors raised)."""
+    out = b'*%d\r\n' % len(args)
+    for a in args:
+        a = a if isinstance(a, bytes) else str(a).encode()
+        out += b'$%d\r\n%s\r\n' % (len(a), a)
+    with socket.create_connection((harness.HOST, redis.port), timeout=5) as sk:
+        sk.sendall(out)
+        f = sk.makefile('rb')
+
+        def one():
+            line = f.readline()[:-2]
+            t, rest = line[:1], line[1:]
+            if t == b'+':
+                return rest
+            if t == b'-':
+                raise AssertionError('redis: %s' % rest.decode())
+            if t == b':':
+                return int(rest)
+            if t == b'$':
+                n = int(rest)
+                return None if n < 0 else f.read(n + 2)[:-2]
+            if t == b'*':
+                n = int(rest)
+                return None if n < 0 else [one() for _ in range(n)]
+            raise AssertionError('redis: bad reply %r' % line)
+        return one()
 
 
 def _redis_info(redis, section):
@@ -441,6 +516,7 @@ class RedisWriteGraceTest(RedisStoreTest):
     test_message_expiry_while_offline = None
     test_qos2_exactly_once_across_restart = None
     test_redis_restart_mid_stream = None
+    test_queue_of_the_previous_format_is_loaded = None
     test_subscriber_worker_killed_offline_session = None
     test_subscriber_worker_killed_online_session = None
 
