@@ -176,10 +176,11 @@ void store_sess_put(const sess_t *s)
 	op_end(b, s, 'M', NULL);
 }
 
-/* The lowest sequence number s still holds (window or queue); the next one when it holds none. */
+/* The lowest sequence number s still holds (window or queue); 0 when it holds none (the script then starts
+ * from the first message queued while offline). */
 static uint64_t lowest_live(const sess_t *s)
 {
-	uint64_t lo = s->next_qseq;
+	uint64_t lo = UINT64_MAX;
 	uint32_t i = 0;
 	win_ent_t *f;
 
@@ -189,7 +190,7 @@ static uint64_t lowest_live(const sess_t *s)
 		if (f->qseq < lo)
 			lo = f->qseq;
 	}
-	return lo;
+	return lo == UINT64_MAX ? 0 : lo;
 }
 
 void store_sess_offline(const sess_t *s)
