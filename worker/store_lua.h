@@ -7,19 +7,23 @@
  *
  * Keys of one client (cid) in bucket b share the hash tag {b<b>}, so all of a bucket's clients sit in one
  * Redis slot and one FCALL can touch them all:
- *   rmq:{bN}:<cid>:m   hash: v version, e session expiry (s), h next message seq, l lowest live seq,
+ *   rmq:{bN}:<cid>:m   hash: v version, e session expiry (s), h above every stored message seq (reserved
+ *                      256 at a time: rewritten once per 256 adds), l lowest live seq (kept while offline),
  *                      x expire-at (unix ms, only while offline), n the node that owns the session (a
  *                      cluster's sessions live on one node at a time; absent: node 0), w<P> the highest
  *                      offset of Kafka inbox partition P whose copy was queued ('a': a re-delivered record
  *                      is not queued twice)
- *   rmq:{bN}:<cid>:q   hash: seq -> message blob
- *   rmq:{bN}:<cid>:p   hash: seq -> "pid,state" once the message was sent
+ *   rmq:{bN}:<cid>:q   hash: seq -> message blob, and "p<seq>" -> "pid,state" once that message was sent
+ *                      (one HSET adds, one HSET records the id, one HDEL removes both)
+ *   rmq:{bN}:<cid>:p   the format before: seq -> "pid,state"; L folds it into q (an upgrade loses nothing)
  *   rmq:{bN}:<cid>:u   hash: filter -> "qos,no_local,rap,retain_handling,subid"
  *   rmq:{bN}:<cid>:r   set: inbound QoS 2 packet ids awaiting PUBREL
  *   rmq:{bN}:idx       set: client ids with a session in this bucket (start-up restore)
  *   rmq:{bN}:quarantine hash: "<cid>:<seq>" -> blobs that could not be decoded
  * ringmq_batch(keys = {"rmq:{bN}"}, args = op records) runs a bucket's operations of one flush in order and
- * returns one result per operation. Ownership (a cluster): W claims a session for a node and returns the
+ * returns one result per operation. A/a take (seq, blob, limit, "pid,state" or "") and a also (partition,
+ * offset): limit 0 means the worker bounds the queue (online), so the script neither counts nor trims it.
+ * O takes (expire-at, oldest live seq or 0). Ownership (a cluster): W claims a session for a node and returns the
  * previous owner (-1: no session), S reads a session's record and subscriptions, B does nothing (its answer
  * says every earlier operation of the bucket is done). ringmq_restore(keys, {now, node[, to]}) lists the node's
  * sessions (and makes node `to` their owner: a dead node's sessions adopted). Every operation is idempotent, so a batch whose outcome is unknown is
