@@ -263,9 +263,9 @@ static void add_op(const sess_t *s, uint64_t qseq, const msg_t *m, uint8_t qos, 
 	if (b) {
 		batch_num(b, qseq);
 		/* The blob is built in place in the argument buffer: one copy of the payload. */
-		p = batch_space(b, record_blob_size(m));
+		p = batch_space(b, record_qblob_size(m, subid, expire));
 		if (p)
-			record_blob_encode(p, m, qos, retain, subid, expire);
+			record_qblob_encode(p, m, qos, retain, subid, expire);
 		/* An online session's queue is bounded here (sess.c drops the oldest, with a 'D'): the script counts
 		 * and trims only an offline one's (0: no count, no trim). */
 		batch_num(b, s->cold ? W->cfg->max_queued : 0);
