@@ -9,7 +9,9 @@
  * operations of all its clients (batch.h). A write someone must wait for (a message copy before the
  * publisher's PUBACK, a subscription before its SUBACK, a QoS 2 id before PUBREC) takes that someone's
  * waiter (waiter.h): the waiter is resolved when Redis has acknowledged the write, or with ok = false when
- * the operation was refused for good and set aside.
+ * the operation was refused for good and set aside. A QoS 1 copy for a subscriber online here is first held
+ * for redis_write_grace_ms (grace.h): if the subscriber acknowledges it meanwhile (store_msg_del) it is never
+ * written and its waiter is resolved at once; otherwise it is written as above.
  *
  * Faults: a batch whose outcome is unknown (connection reset, timeout) is sent again (every operation is
  * idempotent) until Redis answers. A batch Redis refuses is retried a few times, then split into single
