@@ -511,6 +511,44 @@ class RedisWriteGraceTest(RedisStoreTest):
         self.assertEqual(sorted({p - 1 for p in acked} - got), [], 'PUBACKed messages lost')
         s.disconnect()
 
+    def test_takeover_during_grace_writes_held_copies_first(self):
+        """A second connection takes the session over while copies are held: they are written before the
+        session is loaded again, so the new connection gets them (DUP, same ids) and the publisher its
+        PUBACKs."""
+        t = self.topic()
+        sid = self.cid(1, 's')
+        s = self._raw_sub(sid, t)
+        pub = self.raw_connected(self.cid(0, 'p'))
+        for i in range(5):
+            pub.send(R.publish(t, b'%d' % i, qos=1, pid=i + 1))
+        first = [s.receive(10, auto_ack=False) for _ in range(5)]
+        pub.expect_nothing(0.3)
+        s2 = self.raw(4)
+        self.assertTrue(s2.connect(sid, clean=False).session_present)
+        again = [s2.receive(10) for _ in range(5)]
+        self.assertEqual([(p.payload, p.pid, p.dup) for p in again], [(p.payload, p.pid, True) for p in first])
+        self.assertEqual(sorted(self._pubacks(pub, 5.0)), [1, 2, 3, 4, 5])
+        s2.disconnect()
+        pub.disconnect()
+
+    def test_qos2_copies_written_at_once(self):
+        """A QoS 2 copy is never held: the publisher's PUBREC makes its packet id "seen", so the copy must be in
+        Redis, not only with a subscriber in the middle of its own flow."""
+        t = self.topic()
+        sid = self.cid(1, 's')
+        s = self.client(sid, clean=False)
+        self.assertEqual(s.subscribe(t, 2), [2])
+        base = _calls(self.redis, 'hmget')
+        pub = self.raw_connected(self.cid(0, 'p'))
+        t0 = time.monotonic()
+        for i in range(5):
+            self.assertLess(pub.publish(t, b'%d' % i, qos=2, timeout=8).reason, 0x80)
+        self.assertLess(time.monotonic() - t0, 8.0, 'QoS 2 waited for the grace')
+        self.assertEqual([int(m.payload) for m in s.get_n(5)], list(range(5)))
+        self.assertGreaterEqual(_calls(self.redis, 'hmget') - base, 5, 'QoS 2 copies were not written')
+        s.disconnect()
+        pub.disconnect()
+
     test_offline_queue_survives_sigkill = None
     test_route_to_restored_offline_session = None
     test_message_expiry_while_offline = None
