@@ -91,6 +91,8 @@ static const config_key_t keys[] = {
 	KEY(redis_buckets, T_U32, 1, 16384, C_NONE, "1024",
 	    "session buckets: clients of one bucket share a Redis hash tag and one script call per flush"),
 	KEY(redis_batching, T_U32, 0, 1, C_NONE, "1", "1: one script call per bucket per flush; 0: one per client"),
+	KEY(redis_write_grace_ms, T_U32, 0, 60000, C_NONE, "10",
+	    "hold a copy for an online subscriber this long before writing it: acknowledged meanwhile, never written"),
 	KEY(redis_max_pending, T_U32, 1, 100000000, C_NONE, "200000",
 	    "store operations in flight per worker before clients stop being read"),
 	KEYC(cluster, "none|kafka", "none", "none: a node alone; kafka: one of several nodes sharing Kafka and Redis"),

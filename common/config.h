@@ -53,6 +53,7 @@ typedef struct config {
 	uint32_t redis_timeout_ms;   /* "redis_timeout_ms": 5000 */
 	uint32_t redis_buckets;      /* "redis_buckets": 1024 — clients per hash tag group */
 	uint32_t redis_batching;     /* "redis_batching": 1 — 0 = one script call per client (for comparison) */
+	uint32_t redis_write_grace_ms; /* "redis_write_grace_ms": 10 — 0 = every copy written at once */
 	uint32_t redis_max_pending;  /* "redis_max_pending": 200000 — store ops in flight before reading pauses */
 	char cluster[8];             /* "cluster": "none" | "kafka" */
 	uint32_t node_id;            /* "node_id": 0 — this node in the cluster (0..63) */

@@ -110,6 +110,7 @@ static void drop_memory(sess_t *s)
 
 void sess_destroy(sess_t *s)
 {
+	store_sess_flush(s);
 	store_sess_del(s);
 	route_unsubscribe_all(s);
 	drop_memory(s);
@@ -121,6 +122,7 @@ void sess_destroy(sess_t *s)
 
 void sess_forget(sess_t *s)
 {
+	store_sess_flush(s);
 	route_unsubscribe_all(s);
 	drop_memory(s);
 	msg_unref(s->will);
@@ -425,6 +427,8 @@ void sess_detach(conn_t *c)
 
 	c->sess = NULL;
 	s->conn = NULL;
+	/* Copies held for their grace were not acknowledged on this connection: durable before anything else. */
+	store_sess_flush(s);
 	route_sess_online(s, false);
 	if (c->graceful) {
 		msg_unref(s->will);

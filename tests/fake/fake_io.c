@@ -517,10 +517,11 @@ static int op_args(char op)
 {
 	switch (op) {
 	case 'X': case 'L': case 'S': case 'B': return 2;
-	case 'O': case 'V': case 'D': case 'I': case 'J': case 'Q': case 'W': return 3;
-	case 'U': case 'P': return 4;
-	case 'M': case 'A': return 5;
-	case 'a': return 7;
+	case 'V': case 'D': case 'I': case 'J': case 'Q': case 'W': return 3;
+	case 'O': case 'U': case 'P': return 4;
+	case 'M': return 5;
+	case 'A': return 6;
+	case 'a': return 8;
 	default: return -1;
 	}
 }
