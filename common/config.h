@@ -42,7 +42,7 @@ typedef struct config {
 	                                systemd watchdog interval) */
 	uint32_t heartbeat_misses;   /* "heartbeat_misses": 10 — unanswered heartbeats in a row before a worker is
 	                                killed and restarted; 0 = never */
-	uint32_t buf_ring_entries;   /* "buf_ring_entries": 2048 — provided receive buffers per worker (power of 2) */
+	uint32_t buf_ring_entries;   /* "buf_ring_entries": 128 — provided receive buffers per worker (power of 2) */
 	uint32_t buf_size;           /* "buf_size": 4096 — bytes per provided buffer */
 	uint32_t ring_entries;       /* "ring_entries": 4096 — io_uring SQ size */
 	char store[16];              /* "store": "memory" | "redis" */

@@ -87,7 +87,7 @@ bool outq_next(outq_t *q, const uint8_t **p, size_t *len)
 		q->pending = tmp;
 		q->pending.len = 0;
 		q->off = 0;
-		if (q->pending.cap > KEEP_OUT_MAX)
+		if (q->pending.cap > KEEP_OUT_MAX || q->lean)
 			buf_finish(&q->pending);
 	}
 	*p = q->sending.data + q->off;
@@ -106,7 +106,7 @@ bool outq_sent(outq_t *q, int res)
 		return true;
 	q->sending.len = 0;
 	q->off = 0;
-	if (q->sending.cap > KEEP_OUT_MAX)
+	if (q->sending.cap > KEEP_OUT_MAX || q->lean)
 		buf_finish(&q->sending);
 	return false;
 }
@@ -116,6 +116,10 @@ void outq_reset(outq_t *q)
 	q->sending.len = 0;
 	q->off = 0;
 	q->pending.len = 0;
+	if (q->lean) {
+		buf_finish(&q->sending);
+		buf_finish(&q->pending);
+	}
 }
 
 void outq_finish(outq_t *q)

@@ -37,9 +37,11 @@ int buf_carry_keep(buf_t *carry, const uint8_t *view, size_t n, size_t used);
  */
 typedef struct outq {
 	buf_t sending;
-	uint32_t off;        /* bytes of `sending` already written */
 	buf_t pending;
+	uint32_t off;        /* bytes of `sending` already written */
 	bool inflight;       /* a SEND is outstanding on `sending` */
+	bool lean;           /* give each half back once written (client sockets: an idle connection holds no
+	                      * output memory); else keep it (a busy channel would reallocate every turn) */
 } outq_t;
 
 /* Room for n bytes at the end of the pending half; commit with q->pending.len += used. */
@@ -76,5 +78,12 @@ static inline void ring_pop(ring_t *r)
 	r->len--;
 }
 void ring_finish(ring_t *r);
+/* Give the items back once the ring is empty, so a connection or session at rest holds no ring memory. A ring
+ * that fills and empties with every message pays a malloc/free pair of a small block (malloc's thread cache). */
+static inline void ring_trim(ring_t *r)
+{
+	if (!r->len && r->items)
+		ring_finish(r);
+}
 
 #endif

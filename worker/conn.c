@@ -157,6 +157,8 @@ static conn_t *new_conn(int fd, const sock_ops_t *ops, bool paused)
 			close(fd);
 		return NULL;
 	}
+	/* Thousands of connections each get a message now and then: none keeps an output buffer between them. */
+	c->sk.out.lean = true;
 	c->id = ((uint64_t)W->id << 48) | ++C.next_id;
 	c->created_ms = loop_now();
 	c->last_rx_ms = loop_now();
@@ -580,6 +582,8 @@ static void process(conn_t *c, const uint8_t *data, size_t len)
 		conn_fail(c, MQTT_E_NOMEM);
 		return;
 	}
+	if (!c->rbuf.len)
+		buf_finish(&c->rbuf); /* no partial packet left: an idle connection keeps no input buffer */
 	if (handoff && c->tls) {
 		/* The TLS session cannot move with the fd: keep it here and relay the MQTT bytes to the owner. */
 		int ret = relay_open(c);
@@ -710,7 +714,7 @@ static void tls_encrypt(conn_t *c)
 		}
 		tls_out(c);
 	}
-	c->tls_plain.len = 0;
+	buf_finish(&c->tls_plain); /* encrypted: an idle connection keeps no plaintext buffer */
 }
 
 static void flush_tls(void)

@@ -12,6 +12,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <netinet/in.h>
 
 #include "buf.h"
 #include "mqtt.h"
@@ -36,9 +37,37 @@ typedef struct alias {
 	uint16_t len;
 } alias_t;
 
+/* Field order keeps the struct free of holes: one per connection, and a worker holds hundreds of thousands. */
 typedef struct conn {
 	sock_t sk;                 /* the socket: references, generation, output queue */
 	uint64_t id;               /* worker-unique (worker id in the top 16 bits), for logs and no-local */
+	uint64_t last_rx_ms;
+	uint64_t created_ms;
+	uint64_t last_tx_ms;       /* last time the client took output bytes */
+	buf_t rbuf;                /* input not parsed yet (a partial packet, or held input) */
+	struct sess *sess;
+	alias_t *alias_in;         /* [cfg.topic_alias_maximum + 1] */
+	alias_t *alias_out;        /* [alias_max_out + 1] */
+	replyq_t replies;
+	struct tls *tls;           /* TLS: the socket carries ciphertext (tls.h) */
+	buf_t tls_plain;           /* TLS: plaintext written this turn, encrypted at the flush */
+	uint64_t relay_link;       /* the link's id (the front connection's id) */
+	char *cert_cn;             /* CN of the verified client certificate, NULL without one */
+	struct acl *acl;           /* the client's own rules (auth.h), NULL: the defaults only */
+	char *username;            /* what %u stands for in rules, NULL: none */
+	uint64_t cred;             /* the credential it authenticated with (revoked: disconnected), 0: none */
+	struct conn *next_tls;
+	struct conn *prev, *next;  /* every live connection, for the timeouts */
+	struct conn *next_abort;
+	uint32_t max_packet_out;   /* the client's Maximum Packet Size (0 = none) */
+	uint32_t handoff_sent;     /* CONN_HANDOFF: bytes of rbuf already on their way */
+	uint16_t keepalive;        /* seconds, after the server's override */
+	uint16_t recv_max_out;     /* the client's Receive Maximum */
+	uint16_t alias_max_out;    /* the client's Topic Alias Maximum (capped) */
+	uint16_t n_alias_out;
+	uint16_t inflight_in;      /* inbound QoS 1 PUBLISHes not yet answered */
+	int16_t handoff_to;        /* owner worker while CONN_HANDOFF */
+	int16_t relay_peer;        /* -1, or the other end of a relay link */
 	uint8_t state;
 	uint8_t version;
 	uint8_t close_reason;      /* DISCONNECT reason sent, for logs */
@@ -48,41 +77,14 @@ typedef struct conn {
 	bool addr_counted;         /* counted in the per-address limits (addrlimit.h) */
 	bool aborted;              /* must close, but from inside someone else's call: done at the flush */
 	bool in_abort_list;
-	uint16_t keepalive;        /* seconds, after the server's override */
-	uint16_t recv_max_out;     /* the client's Receive Maximum */
-	uint16_t alias_max_out;    /* the client's Topic Alias Maximum (capped) */
-	uint16_t n_alias_out;
-	uint16_t inflight_in;      /* inbound QoS 1 PUBLISHes not yet answered */
-	int16_t handoff_to;        /* owner worker while CONN_HANDOFF */
-	uint32_t max_packet_out;   /* the client's Maximum Packet Size (0 = none) */
-	uint32_t handoff_sent;     /* CONN_HANDOFF: bytes of rbuf already on their way */
-	uint64_t last_rx_ms;
-	uint64_t created_ms;
-	buf_t rbuf;                /* input not parsed yet (a partial packet, or held input) */
-	struct sess *sess;
-	alias_t *alias_in;         /* [cfg.topic_alias_maximum + 1] */
-	alias_t *alias_out;        /* [alias_max_out + 1] */
-	replyq_t replies;
-	uint64_t last_tx_ms;       /* last time the client took output bytes */
-	struct tls *tls;           /* TLS: the socket carries ciphertext (tls.h) */
-	buf_t tls_plain;           /* TLS: plaintext written this turn, encrypted at the flush */
 	bool tls_dirty;
 	bool tls_established;      /* handshake counted, certificate CN taken */
 	bool relay_back;           /* socket-less: the client's socket is on worker relay_peer (relay.h) */
 	bool relay_paused;         /* front: the back holds this client's input */
-	int16_t relay_peer;        /* -1, or the other end of a relay link */
-	uint64_t relay_link;       /* the link's id (the front connection's id) */
-	char *cert_cn;             /* CN of the verified client certificate, NULL without one */
 	bool authed;               /* authentication answered: the CONNECT parsed again goes on to its session */
 	bool claimed;              /* cluster: the session was claimed for this node (owner.h) */
 	bool claiming;             /* ... and the claim is under way */
-	struct acl *acl;           /* the client's own rules (auth.h), NULL: the defaults only */
-	char *username;            /* what %u stands for in rules, NULL: none */
-	uint64_t cred;             /* the credential it authenticated with (revoked: disconnected), 0: none */
-	struct conn *next_tls;
-	struct conn *prev, *next;  /* every live connection, for the timeouts */
-	struct conn *next_abort;
-	char addr[64];
+	char addr[INET6_ADDRSTRLEN + 7]; /* "host:port", for logs and the per-address limits */
 } conn_t;
 
 /* Register with the loop (accept, ticks, flush). Call once after loop_init and sock_module_init. */

@@ -124,6 +124,7 @@ void reply_flush(conn_t *c)
 			hist_since(HIST_PUBACK, done.rx_us);
 		free_parts(&done);
 	}
+	ring_trim(&q->items);
 	/* Input held because too many replies were pending may flow again. */
 	if (c->held)
 		conn_release(c);

@@ -66,26 +66,20 @@ size_t sess_count(void)
 
 sess_t *sess_create(const uint8_t *id, size_t len)
 {
-	sess_t *s = calloc(1, sizeof(*s));
+	sess_t *s = calloc(1, sizeof(*s) + len + 1);
 
 	if (!s)
 		return NULL;
-	s->id = malloc(len + 1);
-	if (!s->id)
-		goto err_s;
+	s->id = s->idbuf;
 	memcpy(s->id, id, len);
 	s->id[len] = '\0';
 	s->id_len = (uint16_t)len;
 	s->next_qseq = 1;
-	if (strmap_put(&S.map, id, len, s, NULL) < 0)
-		goto err_id;
+	if (strmap_put(&S.map, id, len, s, NULL) < 0) {
+		free(s);
+		return NULL;
+	}
 	return s;
-
-err_id:
-	free(s->id);
-err_s:
-	free(s);
-	return NULL;
 }
 
 /* Drop the in-memory queue, window and QoS 2 ids (the store keeps them, or the session ends). */
@@ -116,7 +110,6 @@ void sess_destroy(sess_t *s)
 	drop_memory(s);
 	msg_unref(s->will);
 	strmap_del(&S.map, s->id, s->id_len);
-	free(s->id);
 	free(s);
 }
 
@@ -127,7 +120,6 @@ void sess_forget(sess_t *s)
 	drop_memory(s);
 	msg_unref(s->will);
 	strmap_del(&S.map, s->id, s->id_len);
-	free(s->id);
 	free(s);
 }
 
@@ -302,6 +294,7 @@ void sess_pump(sess_t *s)
 		ring_pop(&s->queue);
 		msg_unref(q.m);
 	}
+	ring_trim(&s->queue);
 }
 
 /* A new connection: everything in the window is resent on it ([MQTT-4.4.0-1], in the original order). */

@@ -30,32 +30,34 @@ typedef struct qent {
 	uint8_t retain;
 } qent_t;
 
+/* Field order keeps the struct free of holes: one per session, and a worker holds hundreds of thousands. */
 typedef struct sess {
-	char *id;
+	char *id;                  /* the client ID, NUL-terminated: points at idbuf */
+	struct conn *conn;         /* NULL while offline */
+	struct sub *subs;
+	uint64_t expire_at_ms;     /* offline: expiry deadline; 0 = never */
+	ring_t queue;              /* qent_t */
+	win_t win;
+	uint64_t *rx_bits;         /* inbound QoS 2 ids awaiting PUBREL: a 65536-bit set, NULL when empty */
+	struct msg *will;
+	uint64_t will_at_ms;       /* 0 = no will pending publication */
+	uint64_t dropped;          /* queue-full drops */
+	uint64_t expired;          /* message-expiry drops */
+	uint64_t next_qseq;        /* next message sequence number (store id) */
+	uint32_t expiry_s;         /* session expiry interval; 0 = ends with the connection */
+	uint32_t n_subs;
+	uint32_t n_unsent;         /* window entries not yet written on the current connection */
+	uint32_t n_rx;
+	uint32_t will_delay_s;
+	uint32_t match_epoch;      /* routing scratch: set when matched in the current publish */
+	uint32_t match_slot;
+	uint32_t load_gen;
 	uint16_t id_len;
 	uint8_t version;
 	bool cold;                 /* durable store: queue and window live only in the store (offline) */
 	bool loading;              /* durable store: queue being loaded after reconnect */
 	bool stored;               /* written to the durable store at least once */
-	struct conn *conn;         /* NULL while offline */
-	uint32_t expiry_s;         /* session expiry interval; 0 = ends with the connection */
-	uint64_t expire_at_ms;     /* offline: expiry deadline; 0 = never */
-	struct sub *subs;
-	uint32_t n_subs;
-	ring_t queue;              /* qent_t */
-	win_t win;
-	uint32_t n_unsent;         /* window entries not yet written on the current connection */
-	uint64_t *rx_bits;         /* inbound QoS 2 ids awaiting PUBREL: a 65536-bit set, NULL when empty */
-	uint32_t n_rx;
-	struct msg *will;
-	uint32_t will_delay_s;
-	uint64_t will_at_ms;       /* 0 = no will pending publication */
-	uint64_t dropped;          /* queue-full drops */
-	uint64_t expired;          /* message-expiry drops */
-	uint32_t match_epoch;      /* routing scratch: set when matched in the current publish */
-	uint32_t match_slot;
-	uint64_t next_qseq;        /* next message sequence number (store id) */
-	uint32_t load_gen;
+	char idbuf[];              /* the client ID, allocated with the session (one allocation, not two) */
 } sess_t;
 
 /* Results of the outbound acknowledgement handlers besides 0 and a negative enum mqtt_err. */

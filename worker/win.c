@@ -140,6 +140,13 @@ void win_del(win_t *w, win_ent_t *e)
 	/* An entry the client never acknowledges must not make the holes behind it pile up forever. */
 	if (w->ents.len > 2 * w->live + 64)
 		compact(w);
+	if (!w->ents.len) {
+		/* All acknowledged: a session at rest holds no window memory (last_pid stays: ids go on). */
+		ring_finish(&w->ents);
+		free(w->tab);
+		w->tab = NULL;
+		w->tab_cap = 0;
+	}
 }
 
 win_ent_t *win_next(const win_t *w, uint32_t *i)

@@ -78,7 +78,7 @@ check_config(const config_t *c)
 	FUZZ_CHECK(c->connect_timeout_ms >= 1 && c->connect_timeout_ms <= 3600000);
 	FUZZ_CHECK(c->shutdown_timeout_ms <= 3600000);
 	FUZZ_CHECK(c->restart_backoff_ms >= 1 && c->restart_backoff_ms <= 60000);
-	FUZZ_CHECK(c->buf_ring_entries >= 1 && c->buf_ring_entries <= 32768);
+	FUZZ_CHECK(c->buf_ring_entries >= 16 && c->buf_ring_entries <= 32768);
 	FUZZ_CHECK((c->buf_ring_entries & (c->buf_ring_entries - 1)) == 0);
 	FUZZ_CHECK(c->buf_size >= 64 && c->buf_size <= 16777216);
 	FUZZ_CHECK(c->ring_entries >= 1 && c->ring_entries <= 32768);

@@ -80,7 +80,7 @@ START_TEST(test_defaults_as_documented_in_config_h)
 	ck_assert_uint_eq(c.connect_timeout_ms, 10000);
 	ck_assert_uint_eq(c.shutdown_timeout_ms, 5000);
 	ck_assert_uint_eq(c.restart_backoff_ms, 100);
-	ck_assert_uint_eq(c.buf_ring_entries, 2048);
+	ck_assert_uint_eq(c.buf_ring_entries, 128);
 	ck_assert_uint_eq(c.buf_size, 4096);
 	ck_assert_uint_eq(c.ring_entries, 4096);
 }
@@ -299,6 +299,35 @@ START_TEST(test_error_buf_ring_entries_power_of_two)
 
 	ck_assert_int_eq(config_load(&c, &argc, argv, err, sizeof(err)), -1);
 	ck_assert_str_eq(err, "config: buf_ring_entries: '1000' is not a power of two (from --buf-ring-entries)");
+}
+END_TEST
+
+/* Fewer than 16 receive buffers would end the multishot recvs of a busy worker all the time; more than 32768
+ * is past what a provided-buffer ring registers. Both are refused with the range, not silently clamped. */
+START_TEST(test_error_buf_ring_entries_range)
+{
+	config_t c;
+	char err[256];
+
+	{
+		ARGV("--buf-ring-entries", "8");
+
+		ck_assert_int_eq(config_load(&c, &argc, argv, err, sizeof(err)), -1);
+		ck_assert_str_eq(err, "config: buf_ring_entries: '8' is out of range 16..32768 (from --buf-ring-entries)");
+	}
+	{
+		ARGV("--buf-ring-entries", "65536");
+
+		ck_assert_int_eq(config_load(&c, &argc, argv, err, sizeof(err)), -1);
+		ck_assert_str_eq(err, "config: buf_ring_entries: '65536' is out of range 16..32768 "
+		                 "(from --buf-ring-entries)");
+	}
+	{
+		ARGV("--buf-ring-entries", "16");
+
+		ck_assert_int_eq(config_load(&c, &argc, argv, err, sizeof(err)), 0);
+		ck_assert_uint_eq(c.buf_ring_entries, 16);
+	}
 }
 END_TEST
 
@@ -533,6 +562,7 @@ main(void)
 	tcase_add_test(tc, test_error_not_a_number_from_env);
 	tcase_add_test(tc, test_error_negative_and_overflow_are_out_of_range);
 	tcase_add_test(tc, test_error_buf_ring_entries_power_of_two);
+	tcase_add_test(tc, test_error_buf_ring_entries_range);
 	tcase_add_test(tc, test_error_bad_log_level);
 	tcase_add_test(tc, test_error_string_too_long);
 	tcase_add_test(tc, test_error_missing_flag_value);

@@ -2,7 +2,8 @@
  * test-sock.c — the socket reference discipline on a real io_uring: a closed socket is released (fd closed,
  * owner told to free) only after its last SQE has completed, also when it is closed with a send in flight to a
  * peer that reads nothing (the send's buffer must stay valid until then); completions for a released slot are
- * dropped; a paused socket opened with data waiting delivers nothing until it is resumed.
+ * dropped; a paused socket opened with data waiting delivers nothing until it is resumed; a lean socket (a
+ * client's) holds no output buffer once its bytes are written, and one re-grown for a large write sends it intact.
  */
 #include <check.h>
 #include <errno.h>
@@ -169,6 +170,65 @@ START_TEST(test_paused_open_reads_nothing_until_resumed)
 }
 END_TEST
 
+/* Read everything the peer has for us within a few turns. */
+static size_t read_all(int fd, uint8_t *dst, size_t want)
+{
+	size_t got = 0;
+
+	for (int i = 0; i < 2000 && got < want; i++) {
+		ssize_t n;
+
+		while (got < want && (n = read(fd, dst + got, want - got)) > 0)
+			got += (size_t)n;
+		loop_turn(1);
+	}
+	return got;
+}
+
+START_TEST(test_lean_output_released_when_drained_and_regrown_intact)
+{
+	owner_t *o = calloc(1, sizeof(*o));
+	size_t big = 300 * 1024;
+	uint8_t *want = malloc(big), *got = malloc(big);
+	int sv[2];
+
+	pair(sv);
+	ck_assert_int_eq(sock_open(&o->sk, sv[0], &ops, false), 0);
+	o->sk.out.lean = true;
+	/* A small packet: once written, neither half of the output queue keeps a buffer. */
+	ck_assert_int_eq(sock_write(&o->sk, "hello", 5), 0);
+	ck_assert_uint_eq(read_all(sv[1], got, 5), 5);
+	ck_assert_mem_eq(got, "hello", 5);
+	for (int i = 0; i < 50 && o->sk.out.inflight; i++)
+		loop_turn(1);
+	ck_assert(!o->sk.out.inflight);
+	ck_assert_ptr_null(o->sk.out.sending.data);
+	ck_assert_ptr_null(o->sk.out.pending.data);
+	/* A large one (many partial sends to a small socket buffer) after the release: every byte arrives in order,
+	 * including what was queued behind it while it was in flight. */
+	for (size_t i = 0; i < big; i++)
+		want[i] = (uint8_t)(i * 7 + i / 251);
+	ck_assert_int_eq(sock_write(&o->sk, want, big - 1000), 0);
+	loop_turn(1);
+	ck_assert_int_eq(sock_write(&o->sk, want + big - 1000, 1000), 0);
+	ck_assert_uint_eq(read_all(sv[1], got, big), big);
+	ck_assert_mem_eq(got, want, big);
+	for (int i = 0; i < 50 && (o->sk.out.inflight || sock_outq(&o->sk)); i++)
+		loop_turn(1);
+	ck_assert_uint_eq(sock_outq(&o->sk), 0);
+	ck_assert_ptr_null(o->sk.out.sending.data);
+	ck_assert_ptr_null(o->sk.out.pending.data);
+	sock_close(&o->sk, false);
+	for (int i = 0; i < 50 && !o->freed; i++)
+		loop_turn(10);
+	ck_assert(o->freed);
+	close(sv[1]);
+	free(want);
+	free(got);
+	free(o);
+}
+END_TEST
+
 START_TEST(test_peer_close_is_eof)
 {
 	owner_t *o = calloc(1, sizeof(*o));
@@ -202,6 +262,7 @@ int main(void)
 	tcase_add_test(tc, test_linger_ends_a_flushing_close_to_a_dead_reader);
 	tcase_add_test(tc, test_paused_open_reads_nothing_until_resumed);
 	tcase_add_test(tc, test_peer_close_is_eof);
+	tcase_add_test(tc, test_lean_output_released_when_drained_and_regrown_intact);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);

@@ -89,6 +89,37 @@ START_TEST(test_out_of_order_acks_keep_send_order)
 }
 END_TEST
 
+/* A drained window gives its memory back (thousands of idle sessions hold none), and ids go on from the last
+ * one handed out: a reused id could be taken for the old message's acknowledgement. */
+START_TEST(test_drained_window_holds_no_memory_and_ids_go_on)
+{
+	win_t w = { 0 };
+
+	for (uint16_t pid = 1; pid <= 3; pid++) {
+		win_ent_t e = ent(win_next_pid(&w), pid);
+
+		ck_assert_uint_eq(e.pid, pid);
+		ck_assert_ptr_nonnull(win_add(&w, &e));
+	}
+	win_del(&w, win_find(&w, 2));
+	ck_assert_ptr_nonnull(w.ents.items);
+	win_del(&w, win_find(&w, 1));
+	win_del(&w, win_find(&w, 3));
+	ck_assert_uint_eq(win_count(&w), 0);
+	ck_assert_ptr_null(w.ents.items);
+	ck_assert_ptr_null(w.tab);
+	ck_assert_ptr_null(win_find(&w, 3));
+	ck_assert_uint_eq(win_next_pid(&w), 4);
+	{
+		win_ent_t e = ent(4, 4);
+
+		ck_assert_ptr_nonnull(win_add(&w, &e));
+		ck_assert_uint_eq(win_find(&w, 4)->qseq, 4);
+	}
+	win_finish(&w);
+}
+END_TEST
+
 START_TEST(test_full_window_has_no_free_pid)
 {
 	win_t w = { 0 };
@@ -140,6 +171,7 @@ int main(void)
 	tcase_add_test(tc, test_duplicate_pid_refused);
 	tcase_add_test(tc, test_out_of_order_acks_keep_send_order);
 	tcase_add_test(tc, test_full_window_has_no_free_pid);
+	tcase_add_test(tc, test_drained_window_holds_no_memory_and_ids_go_on);
 	tcase_add_test(tc, test_large_window_linear_time);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
