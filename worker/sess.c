@@ -22,6 +22,7 @@ static struct {
 } S;
 
 static void tick(void);
+static void drop_memory(sess_t *s);
 
 void sess_module_init(void)
 {
@@ -34,14 +35,17 @@ void sess_module_finish(void)
 	strmap_entry_t *e;
 	size_t pos = 0;
 
+	/* Sessions end with the process here; the durable store keeps its copy. Freed in one pass and the map
+	 * after: deleting from the map restarts its iteration, quadratic with a million restored sessions (the
+	 * worker outlived the shutdown timeout). */
 	while ((e = strmap_next(&S.map, &pos))) {
 		sess_t *s = e->value;
 
-		/* Sessions end with the process here; the durable store keeps its copy. */
-		s->conn = NULL;
-		s->stored = false;
-		sess_destroy(s);
-		pos = 0;
+		route_unsubscribe_all(s);
+		drop_memory(s);
+		msg_unref(s->will);
+		free(s->id);
+		free(s);
 	}
 	strmap_finish(&S.map);
 }
@@ -570,6 +574,7 @@ static void tick(void)
 	}
 	for (size_t i = 0; i < n; i++) {
 		log_debug("session '%s' expired", expired[i]->id);
+		W->st.sessions_expired++;
 		publish_will(expired[i]);
 		sess_destroy(expired[i]);
 	}

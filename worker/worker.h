@@ -49,7 +49,8 @@ typedef struct worker_args {
 	X(rejected_address) X(rejected_topic) X(rejected_user_properties) X(rejected_qos2_pending) \
 	X(auth_ok) X(auth_cache_hits) X(auth_failed) X(auth_busy) X(auth_rate_limited) X(auth_unavailable) \
 	X(auth_revoked) X(acl_denied_publish) X(acl_denied_subscribe) X(acl_denied_will) X(acl_dropped_subscriptions) \
-	X(pg_queries) X(pg_cache_hits) X(pg_errors) X(pg_reconnects) X(pg_notifies)
+	X(pg_queries) X(pg_cache_hits) X(pg_errors) X(pg_reconnects) X(pg_notifies) \
+	X(sessions_expired) X(sessions_loaded_on_demand) X(publishes_held)
 
 typedef struct wk_stats {
 #define WK_STAT_FIELD(name) uint64_t name;

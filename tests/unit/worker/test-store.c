@@ -268,17 +268,16 @@ END_TEST
 
 START_TEST(test_restore_skips_damaged_records_and_starts)
 {
-	/* A good session with one good and one damaged subscription, a record of the wrong shape, and a session
-	 * with an impossible protocol version. */
+	/* A good session with one good and one damaged subscription, a record of the wrong type, and a session
+	 * with an impossible protocol version (the packed records of ringmq_restore: store_lua.h). */
 	static const char restore[] =
-		"*3\r\n"
-		"*3\r\n$4\r\ngood\r\n*4\r\n$1\r\nv\r\n$1\r\n4\r\n$1\r\ne\r\n$3\r\n600\r\n"
-		"*4\r\n$3\r\na/b\r\n$9\r\n1,0,0,0,0\r\n$5\r\nx/#/y\r\n$9\r\n1,0,0,0,0\r\n"
-		"*2\r\n:1\r\n$-1\r\n"
-		"*3\r\n$3\r\nbad\r\n*2\r\n$1\r\nv\r\n$2\r\n99\r\n*0\r\n";
+		"*4\r\n:0\r\n"
+		"$42\r\ngood\0" "4\0" "600\0\0\0a/b\0" "1,0,0,0,0\0x/#/y\0" "1,0,0,0,0\r\n"
+		":1\r\n"
+		"$9\r\nbad\0" "99\0\0\0\r\n";
 	tcli_t pub;
 
-	rf_start(&cfg, 0, 1, restore);
+	rf_start_len(&cfg, 0, 1, restore, sizeof(restore) - 1);
 	ck_assert_uint_eq(sess_count(), 1);
 	ck_assert_ptr_nonnull(sess_find((const uint8_t *)"good", 4));
 	ck_assert_uint_eq(sess_find((const uint8_t *)"good", 4)->n_subs, 1);
