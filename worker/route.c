@@ -2,11 +2,13 @@
 #include "route.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "conn.h"
 #include "log.h"
+#include "loop.h"
 #include "mesh.h"
 #include "msg.h"
 #include "sess.h"
@@ -45,6 +47,9 @@ static struct {
 	strmap_t groups;           /* key -> group_t* */
 	strmap_t interest[WORKER_MAX + 1]; /* per peer: filter -> epoch in which the peer announced it */
 	uintptr_t epoch[WORKER_MAX + 1];
+	bool synced[WORKER_MAX + 1];  /* peer k has announced its whole interest once (its MF_SYNC) */
+	bool complete;             /* ... every peer has, and our own sessions are restored: see route_complete */
+	uint64_t started_ms;
 	uint32_t match_epoch;
 	/* Scratch for one match: grows to the largest fan-out seen, reused for every publish. */
 	hit_t *hits;
@@ -61,6 +66,9 @@ static struct {
 
 int route_init(void)
 {
+	R.started_ms = loop_now();
+	R.complete = false;
+	memset(R.synced, 0, sizeof(R.synced));
 	R.trie = trie_create();
 	if (!R.trie)
 		return -ENOMEM;
@@ -649,11 +657,35 @@ void route_peer_resync(int k)
 		R.epoch[k] = 1;
 }
 
+bool route_complete(void)
+{
+	return R.complete;
+}
+
+void route_check_complete(void)
+{
+	if (R.complete || !store_ready())
+		return;
+	for (int k = 0; k < W->n_peers; k++) {
+		if (k != W->id && mesh_up(k) && !R.synced[k])
+			return;
+	}
+	R.complete = true;
+	if (W->n_peers > 1 || store_durable())
+		log_info("routing complete (sessions restored, every worker's interest known) %" PRIu64 " ms after "
+			"start; %" PRIu64 " publishers were held until now", loop_now() - R.started_ms,
+			W->st.publishes_held);
+	conn_routing_complete();
+}
+
 void route_peer_synced(int k)
 {
 	strmap_t *in = &R.interest[k];
 	strmap_entry_t *e;
 	size_t pos = 0;
+
+	R.synced[k] = true;
+	route_check_complete();
 
 	/* Filters the restarted peer did not announce again belonged to sessions that died with it. */
 	while ((e = strmap_next(in, &pos))) {

@@ -39,7 +39,8 @@ typedef struct rjob {
 static struct {
 	bool redis;
 	bool ready;
-	bool restoring;            /* loading sessions at start-up: nothing is written back */
+	bool restoring;            /* loading sessions at start-up (clients are served meanwhile) */
+	bool replaying;            /* making a session from its stored record: nothing is written back */
 	bool busy;
 	strmap_t open;             /* batch key -> batch_t* being filled this turn */
 	batch_t *send;             /* batches to send at the next flush (in order) */
@@ -75,6 +76,11 @@ bool store_durable(void)
 bool store_ready(void)
 {
 	return st.ready;
+}
+
+bool store_restore_pending(const char *id, size_t len)
+{
+	return st.restoring && !strmap_get(&st.decided, id, len);
 }
 
 size_t store_pending(void)
@@ -130,7 +136,7 @@ static batch_t *batch_for(const char *id, size_t id_len)
 
 static bool writable(const sess_t *s)
 {
-	return st.redis && !st.restoring && s->expiry_s > 0;
+	return st.redis && !st.replaying && s->expiry_s > 0;
 }
 
 static batch_t *op_begin_id(const char *id, size_t len, char op)
@@ -198,7 +204,7 @@ void store_sess_offline(const sess_t *s)
 
 void store_sess_del(const sess_t *s)
 {
-	if (st.redis && !st.restoring && s->stored)
+	if (st.redis && !st.replaying && s->stored)
 		op_end(op_begin(s, 'X'), s, 'X', NULL);
 }
 
@@ -322,30 +328,58 @@ void store_sess_load(sess_t *s)
 
 /* --- replies --------------------------------------------------------------------------------------------- */
 
-static sess_t *restore_one(const redisReply *x);
+static sess_t *restore_rec(record_sess_t *rs);
 static void restore_pump(rjob_t *j);
 static bool restore_job_done(const rjob_t *j);
+
+/* The restore must not bring back a session a CONNECT decided about meanwhile (loaded it, or found none and
+ * made a new one, perhaps ended since by a clean start): its reply may have been built before that. */
+static void restore_decided(const char *cid, size_t len)
+{
+	if (st.restoring && strmap_put(&st.decided, cid, len, (void *)1, NULL) < 0)
+		log_error(ENOMEM, "redis store: session '%.*s' may be restored twice", (int)len, cid);
+}
 
 /* The answer to a claim ('W': the previous owner) or a read ('S': the session, restored into memory). */
 static void on_owner(const batch_t *b, const batch_op_t *o, const redisReply *x)
 {
 	uint32_t len;
 	const char *cid = batch_arg_at(b, o->arg + 1, &len);
+	record_sess_t rs;
 	sess_t *s;
 
 	if (!st.owner)
 		return;
 	if (o->op == 'W') {
+		if (x->type == REDIS_REPLY_INTEGER && x->integer == -1)
+			restore_decided(cid, len); /* no session: a new one is made */
 		st.owner->claimed(cid, len, x->type == REDIS_REPLY_INTEGER ? x->integer : -2);
 		return;
 	}
 	if (x->type == REDIS_REPLY_ARRAY && x->elements == 0) {
+		restore_decided(cid, len);
 		st.owner->fetched(cid, len, NULL, true); /* no session (any more) */
 		return;
 	}
+	if (record_decode_sess(x, &rs) < 0) {
+		W->st.store_quarantined++;
+		log_warn(0, "redis store: the damaged session record of '%.*s' was skipped", (int)len, cid);
+		st.owner->fetched(cid, len, NULL, false);
+		return;
+	}
+	restore_decided(cid, len);
 	s = sess_find((const uint8_t *)cid, len);
-	if (!s)
-		s = restore_one(x);
+	if (!s && rs.expire_unix_ms && rs.expire_unix_ms <= unix_ms()) {
+		/* Offline past its expiry (the restore deletes such sessions too): it ends, a new one is made. */
+		W->st.sessions_expired++;
+		op_end_id(op_begin_id(cid, len, 'X'), cid, len, 'X', NULL);
+		st.owner->fetched(cid, len, NULL, true);
+		return;
+	}
+	if (!s && (s = restore_rec(&rs)) && st.restoring) {
+		st.restore_on_demand++;
+		W->st.sessions_loaded_on_demand++;
+	}
 	st.owner->fetched(cid, len, s, s != NULL);
 }
 
@@ -406,6 +440,7 @@ static sess_t *restore_rec(record_sess_t *rs)
 	s = sess_restore(rs->id, rs->id_len, rs->version, rs->expiry_s, rs->next_qseq, rs->expire_unix_ms);
 	if (!s)
 		return NULL;
+	st.replaying = true;
 	for (size_t i = 0; (ret = record_next_sub(rs, &pos, &filter, &opts, &subid)) != -ENOENT; i++) {
 		bool retained;
 
@@ -416,19 +451,8 @@ static sess_t *restore_rec(record_sess_t *rs)
 		}
 		route_subscribe(s, filter, &opts, subid, NULL, &retained);
 	}
+	st.replaying = false;
 	return s;
-}
-
-static sess_t *restore_one(const redisReply *x)
-{
-	record_sess_t rs;
-
-	if (record_decode_sess(x, &rs) < 0) {
-		W->st.store_quarantined++;
-		log_warn(0, "redis store: a damaged session record was skipped");
-		return NULL;
-	}
-	return restore_rec(&rs);
 }
 
 static void log_refusal(const batch_t *b, const redisReply *r, int err)

@@ -35,8 +35,11 @@ int store_init(void (*on_ready)(void));
 void store_finish(void);
 /* True for a store that outlives the worker (redis). */
 bool store_durable(void);
-/* Sessions are restored: clients may connect. */
+/* Sessions are restored (always true for the memory store). */
 bool store_ready(void);
+/* The restore is under way and may still bring client id's session: a CONNECT reads it first, on its own
+ * (store_fetch), and the restore then leaves it alone. */
+bool store_restore_pending(const char *id, size_t len);
 /* Too many writes in flight: stop reading clients until it drains. */
 bool store_busy(void);
 /* Writes in flight or queued (a graceful stop waits for them). */

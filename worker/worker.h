@@ -72,7 +72,8 @@ typedef struct wk {
 /* The worker process's one instance (set by worker_run; tests set their own). */
 extern wk_t *W;
 
-/* Start taking clients and tell the supervisor (once sessions are restored). Worker process only. */
+/* Sessions are restored: read the mesh, say our interest is complete (in a cluster: then take clients and tell
+ * the supervisor; otherwise clients are taken from the start). Worker process only. */
 void worker_serve(void);
 /* A worker's exit status when its configuration cannot work (a certificate, password or ACL file that does not
  * load, a provider order naming nothing configured...), after one log line saying what and how to fix it: the

@@ -598,6 +598,7 @@ static worker_args_t fargs;
 void worker_serve(void)
 {
 	mesh_start();
+	route_check_complete();
 }
 
 void fake_init(const config_t *cfg, int id, int n)
@@ -631,6 +632,12 @@ void fake_init(const config_t *cfg, int id, int n)
 	route_init();
 	addrlimit_init();
 	mesh_init(&fargs);
+	/* The fake's peers are live workers that announced their interest long ago (a test of a restarting peer
+	 * sends its MF_SYNC itself). */
+	for (int k = 0; k < n; k++) {
+		if (k != id)
+			route_peer_synced(k);
+	}
 	store_init(worker_serve);
 	if (store_ready())
 		worker_serve();
