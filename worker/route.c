@@ -50,6 +50,7 @@ static struct {
 	bool synced[WORKER_MAX + 1];  /* peer k has announced its whole interest once (its MF_SYNC) */
 	bool complete;             /* ... every peer has, and our own sessions are restored: see route_complete */
 	uint64_t started_ms;
+	uint64_t local_subs;       /* subscriptions of our sessions (stats) */
 	uint32_t match_epoch;
 	/* Scratch for one match: grows to the largest fan-out seen, reused for every publish. */
 	hit_t *hits;
@@ -567,6 +568,7 @@ uint8_t route_subscribe(sess_t *s, mqtt_str_t filter, const mqtt_subopts_t *opts
 		sub->next = s->subs;
 		s->subs = sub;
 		s->n_subs++;
+		R.local_subs++;
 	}
 	/* Retained messages: not for shared subscriptions; retain handling 1 only for a new subscription. */
 	*retained = !shared && (opts->retain_handling == 0 || (opts->retain_handling == 1 && !existed));
@@ -596,6 +598,7 @@ static void sub_remove(sess_t *s, sub_t *sub)
 		filter_del(sub->filter, sub->filter_len);
 	}
 	s->n_subs--;
+	R.local_subs--;
 	free(sub);
 }
 
@@ -765,6 +768,11 @@ void route_peer_up(int k)
 size_t route_retained_count(void)
 {
 	return R.retained.count;
+}
+
+uint64_t route_local_sub_count(void)
+{
+	return R.local_subs;
 }
 
 size_t route_sub_count(void)

@@ -103,6 +103,8 @@ void route_check_complete(void);
 void route_peer_up(int k);
 size_t route_retained_count(void);
 size_t route_sub_count(void);
+/* Subscriptions of this worker's sessions (kept as they change). */
+uint64_t route_local_sub_count(void);
 /* Bytes of interest peer k announced (tests and stats). */
 size_t route_peer_interest_count(int k);
 
