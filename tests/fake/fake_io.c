@@ -14,6 +14,7 @@
 #include "ctl.h"
 #include "loop.h"
 #include "mesh.h"
+#include "owner.h"
 #include "rds.h"
 #include "reply.h"
 #include "route.h"
@@ -639,6 +640,7 @@ void fake_init(const config_t *cfg, int id, int n)
 			route_peer_synced(k);
 	}
 	store_init(worker_serve);
+	owner_init(); /* as worker.c: a CONNECT during the restore reads its session through it */
 	if (store_ready())
 		worker_serve();
 }
@@ -668,6 +670,7 @@ void fake_finish(void)
 	}
 	fake_turn();
 	sess_module_finish();
+	owner_finish();
 	store_finish();
 	route_finish();
 	mesh_finish();
