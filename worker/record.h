@@ -66,7 +66,8 @@ int record_decode_load(const struct redisReply *r, uint64_t now_unix, uint64_t n
  * handing them to sess_loaded). */
 void record_load_finish(record_load_t *l);
 
-/* One session of a restore reply: {cid, meta pairs, subscription pairs}. */
+/* One stored session: of an 'S' read ({cid, meta pairs, subscription pairs}: record_decode_sess) or of a
+ * restore (a packed string: record_decode_packed). */
 typedef struct record_sess {
 	const char *id;
 	size_t id_len;

@@ -93,8 +93,8 @@ void route_peer_synced(int k);
  * Can a PUBLISH be routed now? Only once this worker's sessions are restored (store_ready) and every live peer
  * has announced its whole interest once (its first MF_SYNC, sent when its own restore ended): before that the
  * trie is partial, and a message for a session not restored yet would find no subscriber and be acknowledged.
- * conn.c holds a client's PUBLISH unparsed until then. route_check_complete() looks again (the store calls it
- * when the restore ends) and releases the held clients when it turns true; it never turns false again (a peer
+ * conn.c holds a client's PUBLISH unparsed until then. route_check_complete() looks again (worker_serve calls
+ * it when the restore ends, MF_SYNC when a peer's comes) and releases the held clients when it turns true; it never turns false again (a peer
  * that restarts later keeps its interest here: mesh.c holds its messages).
  */
 bool route_complete(void);
