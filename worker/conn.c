@@ -553,7 +553,7 @@ static void process(conn_t *c, const uint8_t *data, size_t len)
 			conn_fail(c, (int)r);
 			return;
 		}
-		if (f.type == MQTT_PUBLISH && !route_complete()) {
+		if (f.type == MQTT_PUBLISH && c->state == CONN_ACTIVE && !route_complete()) {
 			/* The trie is partial while sessions are restored: not routed (nor acknowledged) before
 			 * conn_routing_complete. */
 			if (!c->held)
