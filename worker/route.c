@@ -51,6 +51,8 @@ static struct {
 	bool complete;             /* ... every peer has, and our own sessions are restored: see route_complete */
 	uint64_t started_ms;
 	uint64_t local_subs;       /* subscriptions of our sessions (stats) */
+	msg_t **deferred;          /* wills published before routing was complete, in order (routed then) */
+	uint32_t n_deferred, cap_deferred;
 	uint32_t match_epoch;
 	/* Scratch for one match: grows to the largest fan-out seen, reused for every publish. */
 	hit_t *hits;
@@ -99,6 +101,9 @@ void route_finish(void)
 
 	while ((e = strmap_next(&R.retained, &pos)))
 		msg_unref(e->value);
+	for (uint32_t i = 0; i < R.n_deferred; i++)
+		msg_unref(R.deferred[i]);
+	free(R.deferred);
 	pos = 0;
 	while ((e = strmap_next(&R.groups, &pos)))
 		group_free(e->value);
@@ -246,10 +251,30 @@ static void deliver_group_local(group_t *g, msg_t *m, waiter_t *w)
 	sess_deliver(sub->sess, m, sub->opts.qos < m->qos ? sub->opts.qos : m->qos, 0, sub->subid, w);
 }
 
+/* A will (nobody waits for it) published while routing is incomplete waits for route_check_complete: routed
+ * now it could miss sessions not restored yet. Clients' PUBLISHes are held before this, in conn.c. */
+static bool defer(msg_t *m)
+{
+	if (R.n_deferred == R.cap_deferred) {
+		uint32_t cap = R.cap_deferred ? R.cap_deferred * 2 : 16;
+		msg_t **d = cap <= 1u << 20 ? realloc(R.deferred, cap * sizeof(*d)) : NULL;
+
+		if (!d)
+			return false; /* routed now, against the partial trie */
+		R.deferred = d;
+		R.cap_deferred = cap;
+	}
+	R.deferred[R.n_deferred++] = msg_ref(m);
+	return true;
+}
+
 bool route_publish(msg_t *m, waiter_t *w)
 {
 	match_t mt;
 	waiter_t *ack = m->qos > 0 ? w : NULL;
+
+	if (!R.complete && !w && defer(m))
+		return true;
 
 	match(&mt, m);
 	trie_match(R.trie, msg_topic(m), m->topic_len, on_match, &mt);
@@ -676,8 +701,15 @@ void route_check_complete(void)
 	R.complete = true;
 	if (W->n_peers > 1 || store_durable())
 		log_info("routing complete (sessions restored, every worker's interest known) %" PRIu64 " ms after "
-			"start; %" PRIu64 " publishers were held until now", loop_now() - R.started_ms,
-			W->st.publishes_held);
+			"start; %" PRIu64 " publishers and %u wills were held until now", loop_now() - R.started_ms,
+			W->st.publishes_held, R.n_deferred);
+	for (uint32_t i = 0; i < R.n_deferred; i++) {
+		route_publish(R.deferred[i], NULL);
+		msg_unref(R.deferred[i]);
+	}
+	free(R.deferred);
+	R.deferred = NULL;
+	R.n_deferred = R.cap_deferred = 0;
 	conn_routing_complete();
 }
 

@@ -1,12 +1,13 @@
 """A broker restarting over a Redis store with many persistent sessions (ringmq only) serves clients while it
-restores them: a CONNECT is answered with its session before the restore has finished, and a PUBLISH that the
-restore is not ready to route is held, not PUBACKed, until every session is known, then delivered.
+restores them: a CONNECT is answered with its session before the restore has finished, and a PUBLISH (or a
+will) that the restore is not ready to route is held, not PUBACKed, until every session is known, then
+delivered.
 
 The sessions are written straight into Redis in ringmqd's own format by scripts/bench-restart's generator (its
 calibration checks that format against what ringmqd writes). To make "before the restore has finished"
-certain rather than a race, one bucket of worker 1 has its index set replaced by a value of the wrong type:
-its restore call is refused (WRONGTYPE) and retried until the test puts the set back, so the restore is still
-running, provably (the log says so and nothing says it ended), for as long as the test needs."""
+certain rather than a race, one bucket of worker 1 lists a client whose record is a value of the wrong type:
+the bucket's restore call is refused (WRONGTYPE) and retried until the test deletes that value, so the restore
+is still running, provably (the log says so and nothing says it ended), for as long as the test needs."""
 import importlib.machinery
 import importlib.util
 import os
@@ -79,8 +80,10 @@ class RestoreWhileServingTest(BrokerTest):
                      if harness.slot_owner(harness.slot_of(gen.client_id(i)), 2) == 1)
         self.tag = gen.tag_of(gen.client_id(first), BUCKETS)
         self.members = [i for i in range(N_SESSIONS) if gen.tag_of(gen.client_id(i), BUCKETS) == self.tag]
-        self.assertGreaterEqual(len(self.members), 3, 'sessions in the stuck bucket')
-        _pipe(self.redis, _resp('DEL', self.tag + ':idx') + _resp('SET', self.tag + ':idx', 'not a set'))
+        self.assertGreaterEqual(len(self.members), 4, 'sessions in the stuck bucket')
+        # A member of the bucket's index whose record is a string, not a hash: the restore call of this bucket
+        # fails on it (WRONGTYPE) and is retried; every other operation of the bucket works as usual.
+        _pipe(self.redis, _resp('SET', self.tag + ':stuck:m', 'not a hash') + _resp('SADD', self.tag + ':idx', 'stuck'))
         self.broker = Broker(2, ['--store', 'redis', '--redis-addrs', self.redis.addr,
                                  '--redis-buckets', str(BUCKETS)]).start()
         self.addCleanup(self.broker.stop)
@@ -88,9 +91,7 @@ class RestoreWhileServingTest(BrokerTest):
         wait_until(lambda: 'WRONGTYPE' in self.broker.log_text(), 30, what='the stuck bucket refused')
 
     def unstick(self):
-        idx = self.tag + ':idx'
-        _pipe(self.redis, _resp('DEL', idx) +
-              _resp('SADD', idx, *[self.gen.client_id(i) for i in self.members]))
+        _pipe(self.redis, _resp('DEL', self.tag + ':stuck:m'))
 
     def restoring(self):
         """Worker 1's restore has started and its end (logged with the count) has not come."""
@@ -103,7 +104,7 @@ class RestoreWhileServingTest(BrokerTest):
 
     def test_connect_answered_and_publish_held_during_restore(self):
         gen = self.gen
-        early, target, cleaned = self.members[0], self.members[1], self.members[2]
+        early, target, cleaned, will_target = self.members[:4]
         self.assertTrue(self.restoring())
         # A client whose session is in the bucket not restored yet: CONNACK with its session, at once.
         c = self.raw(4)
@@ -114,6 +115,11 @@ class RestoreWhileServingTest(BrokerTest):
         ca = d.connect(gen.client_id(cleaned), clean=True, timeout=10)
         self.assertEqual(ca.session_present, 0)
         d.disconnect()
+        # A client that dies during the restore: its will, for a session not restored yet, waits too.
+        w = self.raw(4)
+        w.connect(self.cid(0, 'will'), clean=True, timeout=10,
+                  will={'topic': gen.topic_of(will_target), 'payload': b'will', 'qos': 1})
+        w.close()
         # A publish for a session not restored yet (target: offline, in the stuck bucket) is held.
         p = self.raw(4)
         p.connect(self.cid(0, 'pub'), clean=True, timeout=10)
@@ -136,7 +142,14 @@ class RestoreWhileServingTest(BrokerTest):
         m = t.receive(10)
         self.assertEqual((m.topic, m.payload), (gen.topic_of(target), b'held'))
         t.disconnect()
-        # The session loaded early is the one in memory; the cleaned one stayed gone.
+        self.assertIn('and 1 wills were held', self.broker.log_text())
+        wt = self.raw(4)
+        self.assertEqual(wt.connect(gen.client_id(will_target), clean=False, timeout=10).session_present, 1)
+        m = wt.receive(10)
+        self.assertEqual((m.topic, m.payload), (gen.topic_of(will_target), b'will'))
+        wt.disconnect()
+        self.assertNotIn('set aside', self.broker.log_text())
+        # The session loaded early is the one in memory; the cleaned one stayed gone (deleted from Redis too).
         c.disconnect()
         c = self.raw(4)
         self.assertEqual(c.connect(gen.client_id(early), clean=False).session_present, 1)
@@ -144,6 +157,7 @@ class RestoreWhileServingTest(BrokerTest):
         d = self.raw(4)
         self.assertEqual(d.connect(gen.client_id(cleaned), clean=False).session_present, 0)
         d.disconnect()
+        self.assertEqual(self.redis.command('EXISTS', '%s:%s:u' % (self.tag, gen.client_id(cleaned))), b':0\r\n')
 
 
 if __name__ == '__main__':
