@@ -20,6 +20,10 @@
  *   S->W CHAN_RELOAD       reload TLS certificates, password and ACL files (SIGHUP, ringmqctl reload).
  *   S->W CHAN_TLS_KEY      payload: a new TLS session ticket key (80 bytes); the previous one still decrypts.
  *   W->S CHAN_CTL_REPLY    payload: one JSON reply object for request hdr.seq.
+ *   S->W CHAN_PING         heartbeat (supervisor/watchdog.h): answer from the event loop, hdr.seq echoed.
+ *   W->S CHAN_PONG         the answer: payload one chan_pong_t (the process's readiness as of now).
+ *   W->S CHAN_SYS_INTEREST payload: one byte, 1 when the worker has a local $SYS subscription, 0 when no more.
+ *   S->W CHAN_SYS          payload: $SYS values to publish locally (format in worker/sys.h).
  */
 #ifndef RINGMQ_COMMON_CHAN_H
 #define RINGMQ_COMMON_CHAN_H
@@ -42,6 +46,11 @@ enum chan_type {
 	CHAN_HANDOFF_MORE = 8,
 	CHAN_RELOAD = 9,
 	CHAN_TLS_KEY = 10,
+	CHAN_PING = 11,
+	CHAN_PONG = 12,
+	/* $SYS topics (worker/sys.h, supervisor/systopic.h); numbered apart from the rest. */
+	CHAN_SYS = 20,
+	CHAN_SYS_INTEREST = 21,
 };
 
 typedef struct chan_hdr {
@@ -60,6 +69,13 @@ typedef struct chan_handoff {
 	uint32_t total_len; /* bytes of the whole handoff (CONNECT and what followed it) */
 	uint32_t offset;    /* where this record's bytes go in the whole */
 } chan_handoff_t;
+
+/* CHAN_PONG payload. flags: what the readiness probe needs to know, sampled when the ping was answered. */
+typedef struct chan_pong {
+	uint32_t flags;
+} chan_pong_t;
+#define CHAN_PONG_SERVING 0x1u  /* worker: accepting clients; Kafka process: cluster state read (caught up) */
+#define CHAN_PONG_STORE_UP 0x2u /* the session store is reachable (always set with store = memory) */
 
 /* Create a SEQPACKET socketpair for a control channel: sv[0] supervisor end, sv[1] worker end. 0 or -errno. */
 int chan_pair(int sv[2]);

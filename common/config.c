@@ -73,6 +73,10 @@ static const config_key_t keys[] = {
 	KEY(shutdown_timeout_ms, T_U32, 0, 3600000, C_NONE, "5000", "graceful shutdown limit"),
 	KEY(restart_backoff_ms, T_U32, 1, 60000, C_NONE, "100",
 	    "first worker restart delay, doubled up to 10 s"),
+	KEY(heartbeat_ms, T_U32, 10, 600000, C_NONE, "1000",
+	    "heartbeat to every worker's loop (at most a quarter of the systemd watchdog interval, WatchdogSec=)"),
+	KEY(heartbeat_misses, T_U32, 0, 1000000, C_NONE, "10",
+	    "heartbeats in a row a worker leaves unanswered before it is killed and restarted (0: never)"),
 	KEY(buf_ring_entries, T_U32, 1, 32768, C_POW2, "2048",
 	    "provided receive buffers per worker (power of two)"),
 	KEY(buf_size, T_U32, 64, 16777216, C_NONE, "4096", "bytes per provided receive buffer"),
@@ -87,6 +91,8 @@ static const config_key_t keys[] = {
 	KEY(redis_buckets, T_U32, 1, 16384, C_NONE, "1024",
 	    "session buckets: clients of one bucket share a Redis hash tag and one script call per flush"),
 	KEY(redis_batching, T_U32, 0, 1, C_NONE, "1", "1: one script call per bucket per flush; 0: one per client"),
+	KEY(redis_write_grace_ms, T_U32, 0, 60000, C_NONE, "10",
+	    "hold a copy for an online subscriber this long before writing it: acknowledged meanwhile, never written"),
 	KEY(redis_max_pending, T_U32, 1, 100000000, C_NONE, "200000",
 	    "store operations in flight per worker before clients stop being read"),
 	KEYC(cluster, "none|kafka", "none", "none: a node alone; kafka: one of several nodes sharing Kafka and Redis"),
@@ -146,6 +152,11 @@ static const config_key_t keys[] = {
 	KEY(max_user_properties, T_U32, 0, 65535, C_NONE, "64", "user properties per packet"),
 	KEY(message_ttl, T_U32, 1, UINT32_MAX, C_NONE, "604800",
 	    "seconds a stored message lives when it carries no message expiry (default 7 days)"),
+	/* Monitoring (docs/operations.md, "Metrics" and "$SYS topics"). */
+	KEY(metrics_port, T_U16, 0, 65535, C_NONE, "0", "Prometheus /metrics HTTP port (0: off)"),
+	KEY(metrics_address, T_STR, 0, 0, C_NONE, "127.0.0.1", "address the metrics port binds (IPv4 or IPv6)"),
+	KEY(sys_interval, T_U32, 0, 86400, C_NONE, "10",
+	    "seconds between $SYS/broker/... publications to their subscribers (0: off)"),
 };
 
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))

@@ -38,6 +38,10 @@ typedef struct config {
 	uint32_t connect_timeout_ms; /* "connect_timeout_ms": 10000 — time allowed between accept and CONNECT */
 	uint32_t shutdown_timeout_ms;/* "shutdown_timeout_ms": 5000 */
 	uint32_t restart_backoff_ms; /* "restart_backoff_ms": 100 — first worker restart delay, doubled up to 10 s */
+	uint32_t heartbeat_ms;       /* "heartbeat_ms": 1000 — supervisor -> worker heartbeat (at most a quarter of the
+	                                systemd watchdog interval) */
+	uint32_t heartbeat_misses;   /* "heartbeat_misses": 10 — unanswered heartbeats in a row before a worker is
+	                                killed and restarted; 0 = never */
 	uint32_t buf_ring_entries;   /* "buf_ring_entries": 2048 — provided receive buffers per worker (power of 2) */
 	uint32_t buf_size;           /* "buf_size": 4096 — bytes per provided buffer */
 	uint32_t ring_entries;       /* "ring_entries": 4096 — io_uring SQ size */
@@ -49,6 +53,7 @@ typedef struct config {
 	uint32_t redis_timeout_ms;   /* "redis_timeout_ms": 5000 */
 	uint32_t redis_buckets;      /* "redis_buckets": 1024 — clients per hash tag group */
 	uint32_t redis_batching;     /* "redis_batching": 1 — 0 = one script call per client (for comparison) */
+	uint32_t redis_write_grace_ms; /* "redis_write_grace_ms": 10 — 0 = every copy written at once */
 	uint32_t redis_max_pending;  /* "redis_max_pending": 200000 — store ops in flight before reading pauses */
 	char cluster[8];             /* "cluster": "none" | "kafka" */
 	uint32_t node_id;            /* "node_id": 0 — this node in the cluster (0..63) */
@@ -92,6 +97,9 @@ typedef struct config {
 	uint32_t max_qos2_pending;
 	uint32_t max_user_properties;
 	uint32_t message_ttl;        /* "message_ttl": 604800 — stored message lifetime without message expiry */
+	uint16_t metrics_port;       /* "metrics_port": 0 = no /metrics endpoint */
+	char metrics_address[64];    /* "metrics_address": "127.0.0.1" */
+	uint32_t sys_interval;       /* "sys_interval": 10 s between $SYS publications; 0 = off */
 } config_t;
 
 /* Fill *cfg with defaults (control_socket depends on the uid and XDG_RUNTIME_DIR). */

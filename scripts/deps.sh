@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages ringmq needs to build, test and benchmark, if any is missing.
 # Sourced by scripts/run, scripts/test and scripts/fuzz.
-RINGMQ_BUILD_PKGS="meson ninja-build pkg-config gcc liburing-dev libconfig-dev libjansson-dev libsystemd-dev libhiredis-dev libpq-dev libssl-dev libcrypt-dev librdkafka-dev"
+RINGMQ_BUILD_PKGS="meson ninja-build pkg-config gcc liburing-dev libconfig-dev libjansson-dev libsystemd-dev libhiredis-dev libpq-dev libssl-dev libcrypt-dev librdkafka-dev libmicrohttpd-dev"
 RINGMQ_TEST_PKGS="check mosquitto mosquitto-clients python3 python3-paho-mqtt libclang-rt-14-dev redis-server redis-tools openssl postgresql postgresql-client kcat"
 # The Kafka that the cluster tests and scripts/run --cluster start (scripts/kafka): Java 17 runs it, Maven fetches
 # its jars once (scripts/kafka/fetch). Preinstalled on the usual machines; these are Debian's packages for them.

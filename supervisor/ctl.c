@@ -27,6 +27,7 @@
 #include "log.h"
 #include "slot.h"
 #include "sup.h"
+#include "watchdog.h"
 
 enum conn_state { CONN_FREE, CONN_READ, CONN_WAIT, CONN_WRITE };
 
@@ -508,7 +509,7 @@ dispatch(ctl_t *c, ctl_conn_t *cn, json_t *req)
 	int i;
 
 	if (cmd == NULL) {
-		reply_error(c, cn, "missing \"cmd\" (status, workers, clients, client, kick, stats, cluster, shutdown, reload)");
+		reply_error(c, cn, "missing \"cmd\" (status, workers, clients, client, kick, stats, cluster, shutdown, reload, live, ready)");
 		return;
 	}
 	if (strcmp(cmd, "shutdown") == 0) {
@@ -522,12 +523,17 @@ dispatch(ctl_t *c, ctl_conn_t *cn, json_t *req)
 		sup_reload(s, "control socket");
 		return;
 	}
+	/* The probes: answered from the heartbeat records at once (watchdog.h), never by asking the workers. */
+	if (strcmp(cmd, "live") == 0 || strcmp(cmd, "ready") == 0) {
+		conn_reply(c, cn, cmd[0] == 'l' ? wdog_live_json(s->wdog) : wdog_ready_json(s->wdog));
+		return;
+	}
 	for (i = 0; i < (int)(sizeof(cmd_names) / sizeof(cmd_names[0])); i++)
 		if (strcmp(cmd, cmd_names[i]) == 0)
 			break;
 	if (i == (int)(sizeof(cmd_names) / sizeof(cmd_names[0]))) {
 		reply_error(c, cn, "unknown command '%.64s' (status, workers, clients, client, kick, stats, cluster, shutdown, "
-			"reload)",
+			"reload, live, ready)",
 			cmd);
 		return;
 	}

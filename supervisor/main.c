@@ -12,6 +12,7 @@
 #include "build_config.h"
 #include "config.h"
 #include "log.h"
+#include "metrics.h"
 #include "sup.h"
 #include "worker.h"
 
@@ -20,6 +21,7 @@ usage(FILE *f)
 {
 	fprintf(f,
 		"Usage: ringmqd [--config PATH] [--<key> VALUE | --<key>=VALUE]...\n"
+		"       ringmqd [--config PATH] [--<key> VALUE]... --check-config\n"
 		"       ringmqd --help | --version\n"
 		"\n"
 		"ringmq MQTT broker: a supervisor process and one worker process per CPU.\n"
@@ -80,7 +82,7 @@ main(int argc, char **argv)
 	static config_t cfg;
 	static sup_t sup;
 	char err[512];
-	bool help = false;
+	bool help = false, check = false;
 	int level, rc;
 
 	for (int i = 1; i < argc; i++) {
@@ -96,6 +98,8 @@ main(int argc, char **argv)
 	for (int i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
 			help = true;
+		} else if (strcmp(argv[i], "--check-config") == 0) {
+			check = true;
 		} else {
 			fprintf(stderr, "ringmqd: unknown argument '%s' (see ringmqd --help)\n", argv[i]);
 			return 2;
@@ -112,11 +116,19 @@ main(int argc, char **argv)
 	log_set_role("sup");
 	raise_nofile();
 
-	if (check_combinations(&cfg) < 0)
+	if (check_combinations(&cfg) < 0 || metrics_check_config(&cfg) < 0)
 		return 2;
+	if (check) {
+		/* What start-up checks before it opens anything: the keys, their values, their combinations (files the
+		 * keys name are read by the workers at start and reported there). For an image build or a deploy. */
+		printf("ringmqd: configuration OK\n");
+		return 0;
+	}
 	if (sup_init(&sup, &cfg, worker_count(&cfg)) < 0) {
+		/* 2 when what failed is the configuration (a metrics_address this host does not have). */
+		rc = sup.exit_code == 2 ? 2 : 1;
 		sup_finish(&sup);
-		return 1;
+		return rc;
 	}
 	rc = sup_run(&sup);
 	sup_finish(&sup);

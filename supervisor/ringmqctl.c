@@ -25,6 +25,9 @@
 
 /* The broker answers within 2 s (its own worker timeout); leave room for a loaded machine. */
 #define REPLY_TIMEOUT_MS 10000
+/* live and ready are answered at once from the supervisor's own records: no answer within this is a stuck
+ * supervisor, and a probe must say so before the orchestrator's own timeout. */
+#define PROBE_TIMEOUT_MS 3000
 #define REPLY_MAX (64u * 1024u * 1024u)
 
 static const char usage_text[] =
@@ -40,6 +43,9 @@ static const char usage_text[] =
 	"  cluster                the cluster as this node sees it: nodes and their heartbeats, interest, Kafka\n"
 	"  shutdown               graceful shutdown of the broker\n"
 	"  reload                 reload TLS certificates and CRL, password and ACL files (as SIGHUP)\n"
+	"  live                   liveness probe: exit 0 when the supervisor and every worker loop answer\n"
+	"  ready                  readiness probe: exit 0 when every worker accepts clients, the store is\n"
+	"                         reachable (store = redis) and the cluster state is read (cluster = kafka)\n"
 	"  tls reload             the same\n"
 	"  passwd [-c] FILE USER  add a user to a password file or change its password (no broker needed;\n"
 	"                         ringmqctl passwd --help)\n"
@@ -424,6 +430,24 @@ print_cluster(json_t *r)
 	print_kafka(json_object_get(r, "kafka"));
 }
 
+/* live / ready: one line, exit status 0 only when the flag of that name is true. */
+static int
+print_probe(const char *cmd, json_t *r)
+{
+	json_t *problems = json_object_get(r, "problems"), *e;
+	size_t i;
+
+	if (json_is_true(json_object_get(r, cmd))) {
+		printf("%s\n", cmd);
+		return 0;
+	}
+	printf("not %s", cmd);
+	json_array_foreach(problems, i, e)
+		printf("%s %s", i ? ";" : ":", str_or(e, "?"));
+	printf("\n");
+	return 1;
+}
+
 /* Human output for a successful reply; returns the exit status. */
 static int
 print_human(const opts_t *o, json_t *r)
@@ -455,6 +479,8 @@ print_human(const opts_t *o, json_t *r)
 		printf("ringmqd is shutting down\n");
 	} else if (strcmp(o->cmd, "reload") == 0) {
 		printf("reload requested: each worker logs what it reloaded\n");
+	} else if (strcmp(o->cmd, "live") == 0 || strcmp(o->cmd, "ready") == 0) {
+		return print_probe(o->cmd, r);
 	}
 	return 0;
 }
@@ -463,7 +489,7 @@ print_human(const opts_t *o, json_t *r)
 
 /* Send the request, return the reply text (malloc'ed, NUL-terminated) or NULL after printing the error. */
 static char *
-roundtrip(const char *path, const char *req)
+roundtrip(const char *path, const char *req, int timeout_ms)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	size_t len = 0, cap = 4096, off = 0, reqlen = strlen(req);
@@ -501,12 +527,12 @@ roundtrip(const char *path, const char *req)
 	for (;;) {
 		struct pollfd p = { .fd = fd, .events = POLLIN };
 		ssize_t n;
-		int pr = poll(&p, 1, REPLY_TIMEOUT_MS);
+		int pr = poll(&p, 1, timeout_ms);
 
 		if (pr < 0 && errno == EINTR)
 			continue;
 		if (pr == 0) {
-			fprintf(stderr, "ringmqctl: no reply from %s within %d s\n", path, REPLY_TIMEOUT_MS / 1000);
+			fprintf(stderr, "ringmqctl: no reply from %s within %d ms\n", path, timeout_ms);
 			goto err;
 		}
 		if (len + 1 >= cap) {
@@ -626,7 +652,7 @@ parse_args(int argc, char **argv, opts_t *o, const char *default_socket)
 		}
 	}
 	if (npos == 0)
-		return usage_error("%s", "missing command: status, workers, clients, client, kick, stats, shutdown or cred");
+		return usage_error("%s", "missing command: status, workers, clients, client, kick, stats, live, ready, shutdown or cred");
 	o->cmd = pos[0];
 	if (strcmp(o->cmd, "client") == 0 || strcmp(o->cmd, "kick") == 0) {
 		if (npos != 2)
@@ -638,7 +664,8 @@ parse_args(int argc, char **argv, opts_t *o, const char *default_socket)
 		o->cmd = "reload";
 	} else if (strcmp(o->cmd, "status") == 0 || strcmp(o->cmd, "workers") == 0 ||
 		   strcmp(o->cmd, "clients") == 0 || strcmp(o->cmd, "stats") == 0 || strcmp(o->cmd, "cluster") == 0 ||
-		   strcmp(o->cmd, "shutdown") == 0 || strcmp(o->cmd, "reload") == 0) {
+		   strcmp(o->cmd, "shutdown") == 0 || strcmp(o->cmd, "reload") == 0 || strcmp(o->cmd, "live") == 0 ||
+		   strcmp(o->cmd, "ready") == 0) {
 		if (npos != 1)
 			return usage_error("unexpected argument '%s'", pos[1]);
 	} else {
@@ -657,6 +684,7 @@ main(int argc, char **argv)
 	json_t *req, *rep, *errs;
 	json_error_t je;
 	char *text, *line;
+	bool probe;
 	int rc;
 
 	/* Local commands: they have options of their own and talk to no broker (cred talks to PostgreSQL). */
@@ -668,6 +696,7 @@ main(int argc, char **argv)
 	rc = parse_args(argc, argv, &o, defaults.control_socket);
 	if (rc)
 		return rc;
+	probe = strcmp(o.cmd, "live") == 0 || strcmp(o.cmd, "ready") == 0;
 	if (o.socket == NULL)
 		o.socket = getenv("RINGMQ_CONTROL_SOCKET");
 	if (o.socket == NULL || o.socket[0] == '\0')
@@ -689,7 +718,7 @@ main(int argc, char **argv)
 	}
 	sprintf(line, "%s\n", text);
 	free(text);
-	text = roundtrip(o.socket, line);
+	text = roundtrip(o.socket, line, probe ? PROBE_TIMEOUT_MS : REPLY_TIMEOUT_MS);
 	free(line);
 	if (text == NULL)
 		return 1;
@@ -707,7 +736,8 @@ main(int argc, char **argv)
 		if (text[strlen(text) - 1] != '\n')
 			putchar('\n');
 		rc = json_object_get(rep, "error") || json_array_size(json_object_get(rep, "errors")) > 0 ||
-			(strcmp(o.cmd, "kick") == 0 && !json_is_true(json_object_get(rep, "kicked")));
+			(strcmp(o.cmd, "kick") == 0 && !json_is_true(json_object_get(rep, "kicked"))) ||
+			(probe && !json_is_true(json_object_get(rep, o.cmd)));
 	} else if (json_object_get(rep, "error")) {
 		json_t *e = json_object_get(rep, "error");
 		char *c = cell_of(e);

@@ -30,6 +30,9 @@
 #include "listen.h"
 #include "kproc.h"
 #include "log.h"
+#include "watchdog.h"
+#include "metrics.h"
+#include "systopic.h"
 
 #if HAVE_SYSTEMD
 #include <systemd/sd-daemon.h>
@@ -452,6 +455,8 @@ on_exit_status(sup_t *s, int k, int status)
 	w->pid = 0;
 	w->eof_kill_ms = 0;
 	ctl_worker_down(s->ctl, k);
+	metrics_worker_down(s->metrics, k);
+	systopic_worker_down(s->systopic, k);
 	if (s->stopping) {
 		if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
 			log_info("worker %d (pid %d) %s", k, pid, how);
@@ -531,7 +536,13 @@ on_record(sup_t *s, int k, const chan_hdr_t *h, int fd)
 			log_info("worker %d ready (pid %d)", k, (int)s->w[k].pid);
 		s->w[k].state = SUP_W_UP;
 		flush(s, k);
+		wdog_on_ready(s->wdog, k);
 		check_all_ready(s);
+		return;
+	case CHAN_PONG:
+		if (fd >= 0)
+			close(fd);
+		wdog_on_pong(s->wdog, k, h->seq, chan_buf, h->len);
 		return;
 	case CHAN_HANDOFF_MORE:
 		if (fd >= 0)
@@ -557,7 +568,13 @@ on_record(sup_t *s, int k, const chan_hdr_t *h, int fd)
 	case CHAN_CTL_REPLY:
 		if (fd >= 0)
 			close(fd);
-		ctl_on_reply(s->ctl, k, h->seq, (const char *)chan_buf, h->len);
+		if (!metrics_on_reply(s->metrics, k, h->seq, (const char *)chan_buf, h->len))
+			ctl_on_reply(s->ctl, k, h->seq, (const char *)chan_buf, h->len);
+		return;
+	case CHAN_SYS_INTEREST:
+		if (fd >= 0)
+			close(fd);
+		systopic_on_interest(s->systopic, k, chan_buf, h->len);
 		return;
 	default:
 		if (fd >= 0)
@@ -781,6 +798,9 @@ sup_init(sup_t *s, const config_t *cfg, int n_workers)
 	new_ticket_key(s);
 	if (ctl_create(&s->ctl, s, cfg->control_socket) < 0)
 		return -1;
+	if (wdog_create(&s->wdog, s) < 0 || metrics_create(&s->metrics, s) < 0 ||
+	    systopic_create(&s->systopic, s) < 0)
+		return -1;
 	log_info("ringmqd %s starting: %d workers, listening on %s%s%s, control socket %s", RINGMQ_VERSION,
 		n_workers, s->listen_str, *s->tls_listen_str ? (*s->listen_str ? " and TLS on " : "TLS ") : "",
 		s->tls_listen_str, cfg->control_socket);
@@ -795,6 +815,15 @@ next_timeout(sup_t *s)
 	uint64_t now = sup_now_ms(), next = sendq_next_deadline(&s->sendq), t;
 
 	t = ctl_next_deadline(s->ctl);
+	if (t < next)
+		next = t;
+	t = wdog_next_deadline(s->wdog);
+	if (t < next)
+		next = t;
+	t = metrics_next_deadline(s->metrics);
+	if (t < next)
+		next = t;
+	t = systopic_next_deadline(s->systopic);
 	if (t < next)
 		next = t;
 	if (s->stopping && s->stop_deadline_ms < next)
@@ -853,6 +882,9 @@ sup_run(sup_t *s)
 			case SUP_EV_CTL_CONN:
 				ctl_on_event(s->ctl, tag, evs[i].events);
 				break;
+			case SUP_EV_METRICS:
+				metrics_on_event(s->metrics);
+				break;
 			default:
 				break;
 			}
@@ -887,6 +919,9 @@ sup_run(sup_t *s)
 		s->drops_expired += sendq_expire(&s->sendq, now, &s->drops_handoffs);
 		log_drops(s, now);
 		ctl_on_timer(s->ctl, now);
+		wdog_on_timer(s->wdog, now);
+		metrics_on_timer(s->metrics, now);
+		systopic_on_timer(s->systopic, now);
 		if (s->stopping && all_stopped(s))
 			break;
 		if (s->stopping && now >= s->stop_deadline_ms) {
@@ -921,6 +956,12 @@ sup_finish(sup_t *s)
 	}
 	ctl_destroy(s->ctl);
 	s->ctl = NULL;
+	wdog_destroy(s->wdog);
+	s->wdog = NULL;
+	metrics_destroy(s->metrics);
+	s->metrics = NULL;
+	systopic_destroy(s->systopic);
+	s->systopic = NULL;
 	sendq_finish(&s->sendq);
 	if (s->sigfd >= 0)
 		close(s->sigfd);

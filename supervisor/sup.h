@@ -18,6 +18,9 @@
 #include "worker.h"
 
 struct ctl;
+struct wdog;
+struct metrics;
+struct systopic;
 
 enum sup_wstate {
 	SUP_W_STARTING,    /* forked, has not sent CHAN_READY yet */
@@ -56,6 +59,9 @@ typedef struct sup {
 	sup_worker_t w[WORKER_MAX + 1]; /* the workers, then the Kafka process (cluster = kafka) */
 	sendq_t sendq;
 	struct ctl *ctl;
+	struct wdog *wdog;           /* heartbeats, systemd watchdog, probes (watchdog.h) */
+	struct metrics *metrics;     /* counters gathered from the workers, /metrics (metrics.h) */
+	struct systopic *systopic;   /* $SYS values (systopic.h) */
 	bool ready_once;             /* every worker has been up at the same time */
 	bool stopping;
 	bool killed;                 /* stragglers got SIGKILL */
@@ -75,7 +81,8 @@ typedef struct sup {
 #define SUP_TICKET_ROTATE_MS (12ull * 3600 * 1000)
 
 /* Epoll tags: the event kind in the top byte, a generation in the next three, an index in the low 32 bits. */
-enum sup_ev { SUP_EV_SIGNAL = 1, SUP_EV_WORKER = 2, SUP_EV_CTL_LISTEN = 3, SUP_EV_CTL_CONN = 4 };
+enum sup_ev { SUP_EV_SIGNAL = 1, SUP_EV_WORKER = 2, SUP_EV_CTL_LISTEN = 3, SUP_EV_CTL_CONN = 4,
+	SUP_EV_METRICS = 8 /* the metrics HTTP server's epoll fd (metrics.h) */ };
 #define SUP_TAG(kind, gen, idx) (((uint64_t)(kind) << 56) | ((uint64_t)((gen) & 0xffffffu) << 32) | \
 	(uint64_t)(uint32_t)(idx))
 #define SUP_TAG_KIND(tag) ((unsigned)((tag) >> 56))

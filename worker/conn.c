@@ -102,6 +102,11 @@ void conn_start_accepting(void)
 	arm_accept();
 }
 
+bool conn_accepting(void)
+{
+	return C.accepting;
+}
+
 void conn_stop_accepting(void)
 {
 	C.accepting = false;

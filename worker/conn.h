@@ -91,6 +91,8 @@ void conn_module_init(void);
  * so the listener is no longer referenced by the ring when the worker exits). */
 void conn_start_accepting(void);
 void conn_stop_accepting(void);
+/* Between conn_start_accepting and conn_stop_accepting (the readiness probe: supervisor/watchdog.h). */
+bool conn_accepting(void);
 /* Adopt a socket (accepted here, or handed over by another worker with the bytes it read). NULL on error
  * (fd closed). */
 conn_t *conn_adopt(int fd, const uint8_t *data, size_t len);

@@ -18,6 +18,8 @@
 #include "route.h"
 #include "sess.h"
 #include "store.h"
+#include "hist.h"
+#include "sys.h"
 #include "tls.h"
 #include "worker.h"
 
@@ -54,6 +56,7 @@ static void arm(void)
 
 static void tick(void)
 {
+	sys_report(); /* an interest change the full channel did not take */
 	/* A handoff whose remaining bytes never came (the sender died): the client reconnects. */
 	for (inbound_t **pp = &K.inbound; *pp;) {
 		inbound_t *in = *pp;
@@ -242,6 +245,9 @@ static json_t *answer(const char *req, size_t len)
 		}
 	} else if (strcmp(cmd, "stats") == 0) {
 		json_object_set_new(out, "stats", stats_json());
+		/* The supervisor's metrics gather asks for the latency histograms too (hist.h). */
+		if (json_is_true(json_object_get(in, "metrics")))
+			json_object_set_new(out, "hist", hist_json());
 	} else {
 		json_object_set_new(out, "error", json_string("unknown command"));
 	}
@@ -371,9 +377,22 @@ static void on_record(const chan_hdr_t *h, int fd)
 		if (h->len == TLS_TICKET_KEY_LEN)
 			tls_set_ticket_key(K.payload);
 		break;
+	case CHAN_SYS:
+		if (sys_on_values(K.payload, h->len) < 0)
+			log_warn(0, "malformed $SYS record from the supervisor dropped");
+		break;
 	case CHAN_CTL_REQ:
 		reply(h->seq, answer((const char *)K.payload, h->len));
 		break;
+	case CHAN_PING: {
+		/* Answered here, by the loop itself: a loop that is stuck does not answer, which is the point. A full
+		 * channel means the supervisor is not reading: nothing to do, its own watchdog is systemd's. */
+		chan_pong_t p = { .flags = (conn_accepting() ? CHAN_PONG_SERVING : 0) |
+			(store_reachable() ? CHAN_PONG_STORE_UP : 0) };
+
+		(void)chan_send(W->ctl_fd, CHAN_PONG, W->id, h->seq, &p, sizeof(p), -1);
+		break;
+	}
 	default:
 		if (fd >= 0)
 			close(fd);

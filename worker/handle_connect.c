@@ -12,6 +12,7 @@
 #include "msg.h"
 #include "owner.h"
 #include "sess.h"
+#include "sys.h"
 #include "slot.h"
 #include "route.h"
 #include "store.h"
@@ -240,7 +241,8 @@ int handle_connect(conn_t *c, const mqtt_frame_t *f)
 		c->state = CONN_AUTH;
 		return HANDLE_AUTH;
 	}
-	if (cn.will && !may(c, true, (const char *)id, id_len, cn.will_topic.p, cn.will_topic.len)) {
+	if (cn.will && (sys_topic(cn.will_topic.p, cn.will_topic.len) ||
+	    !may(c, true, (const char *)id, id_len, cn.will_topic.p, cn.will_topic.len))) {
 		/* A will is a PUBLISH the client asks for in advance: refused now rather than dropped later. */
 		W->st.acl_denied_will++;
 		log_conn(LOG_INFO, c->id, 0, "%s: client '%.*s' not authorized to publish its will to '%.*s'",

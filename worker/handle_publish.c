@@ -4,9 +4,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hist.h"
 #include "msg.h"
 #include "route.h"
 #include "sess.h"
+#include "sys.h"
 #include "worker.h"
 
 /* Resolve or record the client's topic alias. */
@@ -75,7 +77,8 @@ int handle_publish(conn_t *c, const mqtt_frame_t *f)
 		W->st.rejected_user_properties++;
 		return MQTT_E_QUOTA;
 	}
-	if (!handle_may_publish(c, p.topic.p, p.topic.len)) {
+	/* $SYS is the broker's own (sys.h): a client's message there is refused like one the rules forbid. */
+	if (sys_topic(p.topic.p, p.topic.len) || !handle_may_publish(c, p.topic.p, p.topic.len)) {
 		/* Dropped. MQTT 5 says why in the PUBACK/PUBREC (which ends a QoS 2 flow); 3.1.1 has no way to: its
 		 * client gets the usual acknowledgement, or it would send the message again forever. */
 		if (p.qos == 0)
@@ -88,6 +91,9 @@ int handle_publish(conn_t *c, const mqtt_frame_t *f)
 		return 0;
 	}
 	W->st.msgs_in++;
+	W->st.msgs_in_qos0 += p.qos == 0;
+	W->st.msgs_in_qos1 += p.qos == 1;
+	W->st.msgs_in_qos2 += p.qos == 2;
 	if (p.qos == 0) {
 		m = msg_create(&p, p.topic.p, (uint16_t)p.topic.len, c->id);
 		if (!m)
@@ -122,6 +128,8 @@ int handle_publish(conn_t *c, const mqtt_frame_t *f)
 		msg_unref(m);
 		return MQTT_E_NOMEM;
 	}
+	/* Latency histograms (hist.h): the PUBACK's and every subscriber's acknowledgement count from here. */
+	m->rx_us = reply_get(c, (uint64_t)seq)->rx_us = hist_stamp();
 	/* Every copy made while routing (subscriber copies in the store, frames to other workers, the QoS 2 id)
 	 * is counted on w: the PUBACK/PUBREC leaves when all of them are durable. */
 	w = reply_waiter(c, (uint64_t)seq);

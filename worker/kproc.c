@@ -845,6 +845,13 @@ static void on_ctl(uint64_t ud, struct io_uring_cqe *cqe)
 		case CHAN_SHUTDOWN:
 			loop_stop();
 			break;
+		case CHAN_PING: {
+			/* The heartbeat (supervisor/watchdog.h), answered by this loop; serving = the cluster state is read. */
+			chan_pong_t p = { .flags = CHAN_PONG_STORE_UP | (kafka_caught_up() ? CHAN_PONG_SERVING : 0) };
+
+			(void)chan_send(P.args->ctl_fd, CHAN_PONG, P.args->id, h.seq, &p, sizeof(p), -1);
+			break;
+		}
 		case CHAN_CTL_REQ: {
 			char *s = cluster_json();
 

@@ -35,6 +35,8 @@ typedef struct tok {
 } tok_t;
 
 #define INWAIT_FAILED 0x80000000u
+/* Bytes queued to one peer beyond which clients stop being read (mesh_busy). */
+#define MESH_OUTQ_MAX (8u << 20)
 
 typedef struct peer {
 	mchan_t *ch;               /* NULL while down */
@@ -67,7 +69,19 @@ bool mesh_up(int k)
 
 bool mesh_busy(void)
 {
-	return M.held > W->cfg->redis_max_pending;
+	if (M.held > W->cfg->redis_max_pending)
+		return true;
+	/* Frames that ask for no ack (mesh_send_pub, memory store) are bounded only here: a peer that does not
+	 * keep up fills its socket, then our output queue, and past MESH_OUTQ_MAX we stop reading clients until
+	 * it drains. With a durable store every message frame waits for its ack, which bounds it as before (the
+	 * publishers' windows, redis_max_pending for held ones); this leaves that behaviour alone. */
+	if (store_durable())
+		return false;
+	for (int k = 0; k < W->n_peers; k++) {
+		if (M.peers[k].up && sock_outq(&M.peers[k].ch->sk) > MESH_OUTQ_MAX)
+			return true;
+	}
+	return false;
 }
 
 uint32_t mesh_outstanding(int k)
@@ -313,10 +327,25 @@ static bool push_tok(peer_t *p, waiter_t *w, const struct msg *m, uint8_t flags,
 	return true;
 }
 
+/*
+ * Does the publisher's answer wait for peer k's ack of a message? With a durable store, yes: the peer's ack
+ * says its copy is in the store. So does the Kafka process's (it acks once Kafka has the record). With the
+ * memory store, no: the peer would only say "it is in my memory", which is no safer than the frame in our
+ * socket — both die with the process that holds them, and a dead peer's tokens were answered as successes
+ * anyway. Not asking spares the ACK frame (its write, read and token) and the round trip in the PUBACK's
+ * latency; it rarely spares a wakeup, as the ack used to travel with the peer's own frames (measured in
+ * docs/benchmarks.md, "Cross-worker hops at the reference load"). What bounds a fast publisher then is the
+ * channel's output queue (mesh_busy).
+ */
+static bool pub_wants_ack(int k, const waiter_t *w)
+{
+	return w && w->kind != WAITER_NONE && (store_durable() || k == W->n);
+}
+
 void mesh_send_pub(int k, const struct msg *m, uint8_t flags, const char *group, size_t group_len, waiter_t *w)
 {
 	peer_t *p = &M.peers[k];
-	bool ack = w && w->kind != WAITER_NONE;
+	bool ack = pub_wants_ack(k, w);
 
 	if (!p->up) {
 		/* Held for the successor (its sessions are in the store), or lost with the peer's memory. */

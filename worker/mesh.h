@@ -3,9 +3,12 @@
  * (frame.h), written once per loop turn through sock.h (so a channel's buffers live until its last send
  * has completed, even when the peer dies meanwhile).
  *
- * Frames that need an answer (a forwarded QoS>0 PUBLISH, a subscription change a SUBACK waits for) are
- * acknowledged in order by counted ACK/NACK frames, so the sender keeps a FIFO of tokens (the waiter to
- * resolve) instead of ids. The receiver acknowledges a frame only when what it caused is durable.
+ * Frames that need an answer (a forwarded QoS>0 PUBLISH with a durable store or to the Kafka process, a
+ * subscription change a SUBACK waits for) are acknowledged in order by counted ACK/NACK frames, so the sender
+ * keeps a FIFO of tokens (the waiter to resolve) instead of ids. The receiver acknowledges a frame only when
+ * what it caused is durable. With the memory store a forwarded PUBLISH asks for no ack: the publisher's
+ * PUBACK does not wait for the peer (docs/architecture.md, "The path of one QoS 1 message across two
+ * workers"), and the channel's output queue is what bounds a fast publisher (mesh_busy).
  *
  * When a peer dies: with the memory store its sessions died with it, so what waited for it is answered and
  * its interest forgotten. With a durable store its sessions live on in the store, so its interest is kept,
@@ -40,10 +43,13 @@ void mesh_start(void);
 void mesh_set_fd(int k, int fd);
 void mesh_peer_down(int k);
 bool mesh_up(int k);
-/* Messages held for dead peers exceed the bound: stop reading clients (conn.c asks each turn). */
+/* Messages held for dead peers exceed the bound, or a peer does not take its frames fast enough (output
+ * queued to it over MESH_OUTQ_MAX): stop reading clients (conn.c asks each turn). */
 bool mesh_busy(void);
 /*
  * Frames. With w (a waiter), the frame asks for an ack and the waiter is counted; without, nothing waits.
+ * mesh_send_pub asks for one only where the peer's ack means durability (a durable store, the Kafka
+ * process): with the memory store w is left alone.
  * A frame for a dead peer is held (MF_PUB with w and a durable store) or dropped.
  */
 void mesh_send_pub(int k, const struct msg *m, uint8_t flags, const char *group, size_t group_len,

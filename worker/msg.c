@@ -194,5 +194,8 @@ int msg_send(conn_t *c, const msg_t *m, uint8_t qos, uint8_t retain, uint16_t pi
 	}
 	conn_commit(c, mqtt_encode_publish(out, size, c->version, &p));
 	W->st.msgs_out++;
+	W->st.msgs_out_qos0 += qos == 0;
+	W->st.msgs_out_qos1 += qos == 1;
+	W->st.msgs_out_qos2 += qos == 2;
 	return 0;
 }

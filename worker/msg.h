@@ -35,6 +35,8 @@ typedef struct msg {
 	uint16_t cd_len;           /* correlation data */
 	uint32_t user_len;         /* encoded user properties, verbatim */
 	uint32_t payload_len;
+	uint32_t rx_us;            /* hist_stamp() when read from its publisher (QoS 1/2), carried across the mesh;
+	                            * 0: not measured (wills, retained replays, restored from the store or Kafka) */
 	uint8_t data[];            /* topic | content type | response topic | correlation data | user | payload */
 } msg_t;
 

@@ -37,16 +37,123 @@ void record_blob_encode(uint8_t *out, const msg_t *m, uint8_t qos, uint8_t retai
 	memcpy(out + sizeof(h), m->data, msg_data_len(m));
 }
 
+static size_t varint_size(uint64_t v)
+{
+	size_t n = 1;
+
+	while (v >= 0x80) {
+		v >>= 7;
+		n++;
+	}
+	return n;
+}
+
+static uint8_t *varint_put(uint8_t *p, uint64_t v)
+{
+	while (v >= 0x80) {
+		*p++ = (uint8_t)(v | 0x80);
+		v >>= 7;
+	}
+	*p++ = (uint8_t)v;
+	return p;
+}
+
+/* A varint of at most 10 bytes within [*p, end), or false. */
+static bool varint_get(const uint8_t **p, const uint8_t *end, uint64_t *v)
+{
+	*v = 0;
+	for (unsigned shift = 0; *p < end && shift < 64; shift += 7) {
+		uint8_t b = *(*p)++;
+
+		*v |= (uint64_t)(b & 0x7f) << shift;
+		if (!(b & 0x80))
+			return true;
+	}
+	return false;
+}
+
+static uint64_t expiry_field(int64_t expire_unix_ms)
+{
+	return expire_unix_ms > 0 ? (uint64_t)expire_unix_ms : 0;
+}
+
+size_t record_qblob_size(const msg_t *m, uint32_t subid, int64_t expire_unix_ms)
+{
+	return 3 + varint_size(subid) + varint_size(m->topic_len) + varint_size(m->ct_len) + varint_size(m->rt_len) +
+		varint_size(m->cd_len) + varint_size(m->user_len) + varint_size(m->payload_len) +
+		varint_size(expiry_field(expire_unix_ms)) + msg_data_len(m);
+}
+
+void record_qblob_encode(uint8_t *out, const msg_t *m, uint8_t qos, uint8_t retain, uint32_t subid,
+	int64_t expire_unix_ms)
+{
+	uint8_t *p = out;
+
+	*p++ = RECORD_QBLOB_MARK;
+	*p++ = (uint8_t)((qos & 3) | (retain ? 4 : 0) | (m->flags & MSG_HAS_PFI ? 8 : 0) |
+		(m->flags & MSG_HAS_EXPIRY ? 16 : 0));
+	*p++ = m->pfi;
+	p = varint_put(p, subid);
+	p = varint_put(p, m->topic_len);
+	p = varint_put(p, m->ct_len);
+	p = varint_put(p, m->rt_len);
+	p = varint_put(p, m->cd_len);
+	p = varint_put(p, m->user_len);
+	p = varint_put(p, m->payload_len);
+	p = varint_put(p, expiry_field(expire_unix_ms));
+	memcpy(p, m->data, msg_data_len(m));
+}
+
+/* The compact layout read into the fixed header's fields (false: damaged). *data_off: where the data starts. */
+static bool qblob_header(const uint8_t *p, size_t len, record_blob_hdr_t *h, size_t *data_off)
+{
+	const uint8_t *q = p + 3, *end = p + len;
+	uint64_t v[8];
+
+	if (len < 3 || p[0] != RECORD_QBLOB_MARK || (p[1] & ~31))
+		return false;
+	for (int i = 0; i < 8; i++) {
+		if (!varint_get(&q, end, &v[i]))
+			return false;
+	}
+	/* Every length within its field in msg_t, the expiry within int64: a damaged header never wraps. */
+	if (v[0] > UINT32_MAX || v[1] > UINT16_MAX || v[2] > UINT16_MAX || v[3] > UINT16_MAX || v[4] > UINT16_MAX ||
+	    v[5] > UINT32_MAX || v[6] > UINT32_MAX || v[7] > INT64_MAX)
+		return false;
+	memset(h, 0, sizeof(*h));
+	h->magic = RECORD_BLOB_MAGIC;
+	h->qos = p[1] & 3;
+	h->retain = (p[1] >> 2) & 1;
+	h->flags = (uint8_t)((p[1] & 8 ? MSG_HAS_PFI : 0) | (p[1] & 16 ? MSG_HAS_EXPIRY : 0));
+	h->pfi = p[2];
+	h->subid = (uint32_t)v[0];
+	h->topic_len = (uint16_t)v[1];
+	h->ct_len = (uint16_t)v[2];
+	h->rt_len = (uint16_t)v[3];
+	h->cd_len = (uint16_t)v[4];
+	h->user_len = (uint32_t)v[5];
+	h->payload_len = (uint32_t)v[6];
+	h->expire_unix_ms = (int64_t)v[7];
+	*data_off = (size_t)(q - p);
+	return true;
+}
+
 msg_t *record_blob_decode(const void *p, size_t len, uint64_t now_unix, uint64_t now_mono, uint8_t *qos,
 	uint8_t *retain, uint32_t *subid, int *err)
 {
 	record_blob_hdr_t h;
+	size_t off = sizeof(h);
 	msg_t hdr, *m;
 
 	*err = -EINVAL;
-	if (len < sizeof(h))
+	if (len >= 1 && *(const uint8_t *)p == RECORD_QBLOB_MARK) {
+		if (!qblob_header(p, len, &h, &off))
+			return NULL;
+	} else if (len >= sizeof(h)) {
+		memcpy(&h, p, sizeof(h));
+	} else {
 		return NULL;
-	memcpy(&h, p, sizeof(h));
+	}
 	memset(&hdr, 0, sizeof(hdr));
 	hdr.topic_len = h.topic_len;
 	hdr.ct_len = h.ct_len;
@@ -56,7 +163,7 @@ msg_t *record_blob_decode(const void *p, size_t len, uint64_t now_unix, uint64_t
 	hdr.payload_len = h.payload_len;
 	/* Sum in 64 bits: a damaged header must not wrap around to a plausible length. */
 	if (h.magic != RECORD_BLOB_MAGIC || h.qos > 2 || !h.topic_len ||
-	    (uint64_t)sizeof(h) + h.topic_len + h.ct_len + h.rt_len + h.cd_len + (uint64_t)h.user_len +
+	    (uint64_t)off + h.topic_len + h.ct_len + h.rt_len + h.cd_len + (uint64_t)h.user_len +
 	    h.payload_len != len)
 		return NULL;
 	if (h.expire_unix_ms <= (int64_t)now_unix) {
@@ -68,7 +175,7 @@ msg_t *record_blob_decode(const void *p, size_t len, uint64_t now_unix, uint64_t
 	hdr.flags = h.flags & (MSG_HAS_PFI | MSG_HAS_EXPIRY);
 	hdr.pfi = h.pfi;
 	hdr.expire_at_ms = now_mono + (uint64_t)(h.expire_unix_ms - (int64_t)now_unix);
-	m = msg_create_raw(&hdr, (const uint8_t *)p + sizeof(h));
+	m = msg_create_raw(&hdr, (const uint8_t *)p + off);
 	if (!m) {
 		*err = -ENOMEM;
 		return NULL;

@@ -39,7 +39,19 @@ size_t record_blob_size(const struct msg *m);
 void record_blob_encode(uint8_t *out, const struct msg *m, uint8_t qos, uint8_t retain, uint32_t subid,
 	int64_t expire_unix_ms);
 /*
- * Decode a blob. now_unix / now_mono: the two clocks, to turn the absolute expiry into the worker's
+ * The compact blob of a queued message (what the store writes to Redis since issue 11): a marker byte
+ * RECORD_QBLOB_MARK, a byte of qos (bits 0-1), retain (bit 2), payload format indicator present (bit 3),
+ * message expiry present (bit 4), the payload format indicator, then LEB128 varints of subid, topic, content
+ * type, response topic, correlation data, user properties and payload lengths and the absolute expiry (unix
+ * ms), then the msg_t data bytes. A 62-byte message on a short topic carries 16 header bytes instead of 40.
+ * record_qblob_size is exact for the same arguments.
+ */
+#define RECORD_QBLOB_MARK 0xb2
+size_t record_qblob_size(const struct msg *m, uint32_t subid, int64_t expire_unix_ms);
+void record_qblob_encode(uint8_t *out, const struct msg *m, uint8_t qos, uint8_t retain, uint32_t subid,
+	int64_t expire_unix_ms);
+/*
+ * Decode a blob (either layout: the compact one above or record_blob_hdr_t). now_unix / now_mono: the two clocks, to turn the absolute expiry into the worker's
  * monotonic one. Returns the message (one reference) and fills qos/retain/subid; NULL with *err = -ETIME
  * when it expired, -EINVAL when it is damaged, -ENOMEM.
  */

@@ -6,6 +6,7 @@
 
 #include "conn.h"
 #include "conn_send.h"
+#include "hist.h"
 #include "route.h"
 #include "worker.h"
 
@@ -119,8 +120,8 @@ void reply_flush(conn_t *c)
 		q->head_seq++;
 		if (done.type == MQTT_PUBACK && c->inflight_in)
 			c->inflight_in--;
-		if (c->state == CONN_ACTIVE && !c->aborted)
-			write_one(c, &done);
+		if (c->state == CONN_ACTIVE && !c->aborted && write_one(c, &done) && done.rx_us && !done.failed)
+			hist_since(HIST_PUBACK, done.rx_us);
 		free_parts(&done);
 	}
 	/* Input held because too many replies were pending may flow again. */

@@ -25,6 +25,7 @@ typedef struct reply {
 	uint8_t reason;
 	uint16_t pid;
 	bool failed;               /* some work it waited for was refused */
+	uint32_t rx_us;            /* PUBACK/PUBREC: hist_stamp() of its PUBLISH (0: not measured) */
 	uint32_t waiting;          /* units of work still outstanding */
 	uint8_t *reasons;          /* SUBACK/UNSUBACK: one reason code per filter (heap), else NULL */
 	uint32_t n_reasons;

@@ -14,6 +14,7 @@
 #include "sess.h"
 #include "store.h"
 #include "strmap.h"
+#include "sys.h"
 #include "trie.h"
 #include "worker.h"
 
@@ -472,6 +473,7 @@ static int filter_add(const char *f, size_t len, waiter_t *w)
 	}
 	if (strmap_put(&R.filters, f, len, (void *)(uintptr_t)1, NULL) < 0)
 		return -ENOMEM;
+	sys_filter_added(f, len);
 	for (int k = 0; k < W->n_peers; k++) {
 		if (k != W->id && mesh_up(k))
 			mesh_send_sub(k, f, len, true, w);
@@ -491,6 +493,7 @@ static void filter_del(const char *f, size_t len)
 		return;
 	}
 	strmap_del(&R.filters, f, len);
+	sys_filter_removed(f, len);
 	for (int k = 0; k < W->n_peers; k++) {
 		if (k != W->id && mesh_up(k))
 			mesh_send_sub(k, f, len, false, NULL);
@@ -793,8 +796,11 @@ void route_peer_up(int k)
 	if (lowest != W->id)
 		return;
 	pos = 0;
-	while ((e = strmap_next(&R.retained, &pos)))
-		mesh_send_pub(k, e->value, MESH_RETAIN_STORE, NULL, 0, NULL);
+	while ((e = strmap_next(&R.retained, &pos))) {
+		/* $SYS values are each worker's own copy of the supervisor's (sys.h), not replicated. */
+		if (!sys_topic((const uint8_t *)e->key, e->len))
+			mesh_send_pub(k, e->value, MESH_RETAIN_STORE, NULL, 0, NULL);
+	}
 }
 
 size_t route_retained_count(void)

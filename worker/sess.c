@@ -8,6 +8,7 @@
 
 #include "conn.h"
 #include "conn_send.h"
+#include "hist.h"
 #include "log.h"
 #include "loop.h"
 #include "msg.h"
@@ -122,6 +123,7 @@ static void drop_memory(sess_t *s)
 
 void sess_destroy(sess_t *s)
 {
+	store_sess_flush(s);
 	store_sess_del(s);
 	route_unsubscribe_all(s);
 	drop_memory(s);
@@ -133,6 +135,7 @@ void sess_destroy(sess_t *s)
 
 void sess_forget(sess_t *s)
 {
+	store_sess_flush(s);
 	route_unsubscribe_all(s);
 	drop_memory(s);
 	msg_unref(s->will);
@@ -444,6 +447,8 @@ void sess_detach(conn_t *c)
 	c->sess = NULL;
 	s->conn = NULL;
 	S.online--;
+	/* Copies held for their grace were not acknowledged on this connection: durable before anything else. */
+	store_sess_flush(s);
 	route_sess_online(s, false);
 	if (c->graceful) {
 		msg_unref(s->will);
@@ -494,6 +499,8 @@ int sess_on_puback(sess_t *s, uint16_t pid)
 
 	if (!f)
 		return err;
+	if (!f->retain)
+		hist_since(HIST_E2E, f->m->rx_us);
 	store_msg_del(s, f->qseq);
 	msg_unref(f->m);
 	ent_del(s, f);
@@ -510,6 +517,8 @@ int sess_on_pubrec(sess_t *s, uint16_t pid, uint8_t reason)
 		return err;
 	if (f->state == WIN_PUBCOMP)
 		return 0; /* a repeated PUBREC: PUBREL again */
+	if (!f->retain && reason < 0x80)
+		hist_since(HIST_E2E, f->m->rx_us);
 	msg_unref(f->m);
 	f->m = NULL;
 	if (reason >= 0x80) {

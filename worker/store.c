@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "batch.h"
+#include "grace.h"
 #include "log.h"
 #include "loop.h"
 #include "msg.h"
@@ -58,6 +59,9 @@ static struct {
 	uint32_t adopted;
 	int adopt_from;
 	void (*on_adopted)(int from);
+	uint8_t kind_grace;        /* the grace timer's completion kind */
+	bool grace_armed;
+	struct __kernel_timespec grace_ts;
 } st;
 
 static uint64_t unix_ms(void)
@@ -81,6 +85,11 @@ bool store_ready(void)
 bool store_restore_pending(const char *id, size_t len)
 {
 	return st.restoring && !strmap_get(&st.decided, id, len);
+}
+
+bool store_reachable(void)
+{
+	return !st.redis || rds_ready();
 }
 
 size_t store_pending(void)
@@ -190,6 +199,23 @@ void store_sess_put(const sess_t *s)
 	op_end(b, s, 'M', NULL);
 }
 
+/* The lowest sequence number s still holds (window or queue); 0 when it holds none (the script then starts
+ * from the first message queued while offline). */
+static uint64_t lowest_live(const sess_t *s)
+{
+	uint64_t lo = UINT64_MAX;
+	uint32_t i = 0;
+	win_ent_t *f;
+
+	if (s->queue.len)
+		lo = ((const qent_t *)ring_at(&s->queue, sizeof(qent_t), 0))->qseq;
+	while ((f = win_next(&s->win, &i))) {
+		if (f->qseq < lo)
+			lo = f->qseq;
+	}
+	return lo == UINT64_MAX ? 0 : lo;
+}
+
 void store_sess_offline(const sess_t *s)
 {
 	batch_t *b;
@@ -197,8 +223,12 @@ void store_sess_offline(const sess_t *s)
 	if (!writable(s))
 		return;
 	b = op_begin(s, 'O');
-	if (b)
+	if (b) {
 		batch_num(b, s->expiry_s == UINT32_MAX ? 0 : unix_ms() + (uint64_t)s->expiry_s * 1000);
+		/* Online, the script neither counts nor orders the queue (the worker does): from here on it bounds
+		 * it, starting from the oldest message still held. */
+		batch_num(b, lowest_live(s));
+	}
 	op_end(b, s, 'O', NULL);
 }
 
@@ -236,16 +266,16 @@ void store_sub_del(const sess_t *s, const char *filter, size_t len)
 	op_end(b, s, 'V', NULL);
 }
 
-void store_msg_add(const sess_t *s, uint64_t qseq, const msg_t *m, uint8_t qos, uint8_t retain, uint32_t subid,
-	waiter_t *w)
+/* Queue the 'A' (or 'a') write of a copy, counted on w; with its packet id when it was sent already (pid). */
+static void add_op(const sess_t *s, uint64_t qseq, const msg_t *m, uint8_t qos, uint8_t retain, uint32_t subid,
+	uint16_t pid, uint8_t state, waiter_t *w)
 {
+	char v[16];
 	uint64_t now = unix_ms();
 	int64_t expire;
 	batch_t *b;
 	uint8_t *p;
 
-	if (!writable(s))
-		return;
 	if (m->flags & MSG_HAS_EXPIRY)
 		expire = (int64_t)(now + (m->expire_at_ms > loop_now() ? m->expire_at_ms - loop_now() : 0));
 	else
@@ -256,10 +286,13 @@ void store_msg_add(const sess_t *s, uint64_t qseq, const msg_t *m, uint8_t qos, 
 	if (b) {
 		batch_num(b, qseq);
 		/* The blob is built in place in the argument buffer: one copy of the payload. */
-		p = batch_space(b, record_blob_size(m));
+		p = batch_space(b, record_qblob_size(m, subid, expire));
 		if (p)
-			record_blob_encode(p, m, qos, retain, subid, expire);
-		batch_num(b, W->cfg->max_queued);
+			record_qblob_encode(p, m, qos, retain, subid, expire);
+		/* An online session's queue is bounded here (sess.c drops the oldest, with a 'D'): the script counts
+		 * and trims only an offline one's (0: no count, no trim). */
+		batch_num(b, s->cold ? W->cfg->max_queued : 0);
+		batch_arg(b, v, pid ? (size_t)snprintf(v, sizeof(v), "%u,%u", pid, state) : 0);
 		if (m->src_part) {
 			batch_num(b, m->src_part - 1);
 			batch_num(b, m->src_off);
@@ -268,19 +301,129 @@ void store_msg_add(const sess_t *s, uint64_t qseq, const msg_t *m, uint8_t qos, 
 	op_end(b, s, m->src_part ? 'a' : 'A', w);
 }
 
-void store_msg_pid(const sess_t *s, uint64_t qseq, uint16_t pid, uint8_t state)
+static void pid_op(const sess_t *s, uint64_t qseq, uint16_t pid, uint8_t state)
 {
 	char v[16];
 	batch_t *b;
 
-	if (!writable(s))
-		return;
 	b = op_begin(s, 'P');
 	if (b) {
 		batch_num(b, qseq);
 		batch_arg(b, v, (size_t)snprintf(v, sizeof(v), "%u,%u", pid, state));
 	}
 	op_end(b, s, 'P', NULL);
+}
+
+/*
+ * May this copy wait for its subscriber's acknowledgement instead of being written at once (grace.h)? Only a
+ * QoS 1 copy of a QoS 1 publish for a subscriber online here:
+ *  - offline (cold) or loading: nobody will acknowledge it soon;
+ *  - QoS 2: the publisher's PUBREC makes its packet id "delivered" (the 'I' write): a resend after a crash
+ *    would be answered without routing, so every copy must be durable before it, never only acknowledged
+ *    by a subscriber that may not have finished its own QoS 2 flow;
+ *  - a Kafka inbox record ('a'): its per-partition watermark is advanced only by a write; skipping the write
+ *    would let a re-delivered record through twice, so it is written as before;
+ *  - a stopping worker writes everything at once.
+ */
+static bool may_hold(const sess_t *s, const msg_t *m, uint8_t qos)
+{
+	return W->cfg->redis_write_grace_ms && s->conn && !s->cold && !s->loading && qos == 1 && m->qos == 1 &&
+		!m->src_part && !loop_stopping();
+}
+
+void store_msg_add(const sess_t *s, uint64_t qseq, const msg_t *m, uint8_t qos, uint8_t retain, uint32_t subid,
+	waiter_t *w)
+{
+	grace_ent_t *e;
+
+	if (!writable(s))
+		return;
+	if (may_hold(s, m, qos) && (e = grace_add(s, qseq, loop_now() + W->cfg->redis_write_grace_ms))) {
+		e->m = msg_ref((msg_t *)m);
+		e->qos = qos;
+		e->retain = retain;
+		e->subid = subid;
+		e->w = waiter_take(w);
+		st.pending_ops++; /* a graceful stop and read pausing count it as a write in flight */
+		return;
+	}
+	add_op(s, qseq, m, qos, retain, subid, 0, 0, w);
+}
+
+/* The grace of e is over (or its session goes offline, or the worker stops): write it now, with its packet
+ * id if it was sent. A session that stopped being persistent meanwhile has nothing to write. */
+static void grace_write(grace_ent_t *e)
+{
+	const sess_t *s = e->s;
+	waiter_t w = e->w;
+
+	st.pending_ops--;
+	if (writable(s)) {
+		add_op(s, e->qseq, e->m, e->qos, e->retain, e->subid, e->pid, e->state, &w);
+		if (w.failed)
+			waiter_done(&e->w, false);
+		else if (w.count == e->w.count)
+			waiter_done(&e->w, true); /* add_op issued nothing: as for a session that is not written */
+	} else {
+		waiter_done(&e->w, true);
+	}
+	msg_unref(e->m);
+	grace_del(e);
+}
+
+void store_sess_flush(const sess_t *s)
+{
+	grace_ent_t *e, *next;
+
+	if (!grace_count())
+		return;
+	for (e = grace_first(); e; e = next) {
+		next = e->next;
+		if (e->s == s)
+			grace_write(e);
+	}
+}
+
+/* Write what is due; keep one timer armed for the first entry still held (the loop may have nothing else to
+ * wake it). */
+static void grace_flush(void)
+{
+	grace_ent_t *e;
+	struct io_uring_sqe *sqe;
+	uint64_t wait;
+
+	while ((e = grace_first()) && (e->due_ms <= loop_now() || loop_stopping()))
+		grace_write(e);
+	if (!e || st.grace_armed)
+		return;
+	wait = e->due_ms - loop_now();
+	st.grace_ts.tv_sec = (long long)(wait / 1000);
+	st.grace_ts.tv_nsec = (long long)(wait % 1000) * 1000000;
+	sqe = loop_sqe();
+	io_uring_prep_timeout(sqe, &st.grace_ts, 0, 0);
+	io_uring_sqe_set_data64(sqe, ud_make(st.kind_grace, 0, 0));
+	st.grace_armed = true;
+}
+
+static void on_grace_timer(uint64_t ud, struct io_uring_cqe *cqe)
+{
+	(void)ud;
+	(void)cqe;
+	st.grace_armed = false; /* the flush that follows this turn writes what is due */
+}
+
+void store_msg_pid(const sess_t *s, uint64_t qseq, uint16_t pid, uint8_t state)
+{
+	grace_ent_t *e;
+
+	if (!writable(s))
+		return;
+	if ((e = grace_find(s, qseq))) {
+		e->pid = pid; /* written with the copy, if it ever is */
+		e->state = state;
+		return;
+	}
+	pid_op(s, qseq, pid, state);
 }
 
 static void seq_op(const sess_t *s, char op, uint64_t v, waiter_t *w)
@@ -297,6 +440,17 @@ static void seq_op(const sess_t *s, char op, uint64_t v, waiter_t *w)
 
 void store_msg_del(const sess_t *s, uint64_t qseq)
 {
+	grace_ent_t *e;
+
+	if ((e = grace_find(s, qseq))) {
+		/* Acknowledged (or dropped) within the grace: never written. Whoever waited for the copy to be safe
+		 * may go on: the subscriber has it, or it was let go as a written copy would have been. */
+		st.pending_ops--;
+		waiter_done(&e->w, true);
+		msg_unref(e->m);
+		grace_del(e);
+		return;
+	}
 	seq_op(s, 'D', qseq, NULL);
 }
 
@@ -680,6 +834,7 @@ static void flush(void)
 
 	if (!st.redis)
 		return;
+	grace_flush();
 	/* A new turn starts a new set of open batches; those filled so far are sent below. */
 	strmap_clear(&st.open);
 	while (st.send) {
@@ -751,6 +906,8 @@ int store_init(void (*on_ready)(void))
 		return 0;
 	}
 	st.redis = true;
+	grace_init();
+	st.kind_grace = loop_register("store-grace", on_grace_timer);
 	loop_on_flush(flush, LOOP_ORDER_STORE);
 	loop_on_drain(draining);
 	memset(&rc, 0, sizeof(rc));
@@ -834,6 +991,8 @@ void store_finish(void)
 	}
 	strmap_finish(&st.open);
 	strmap_finish(&st.decided);
+	if (st.redis)
+		grace_finish();
 	free(st.argv);
 	free(st.lens);
 	memset(&st, 0, sizeof(st));

@@ -9,7 +9,9 @@
  * operations of all its clients (batch.h). A write someone must wait for (a message copy before the
  * publisher's PUBACK, a subscription before its SUBACK, a QoS 2 id before PUBREC) takes that someone's
  * waiter (waiter.h): the waiter is resolved when Redis has acknowledged the write, or with ok = false when
- * the operation was refused for good and set aside.
+ * the operation was refused for good and set aside. A QoS 1 copy for a subscriber online here is first held
+ * for redis_write_grace_ms (grace.h): if the subscriber acknowledges it meanwhile (store_msg_del) it is never
+ * written and its waiter is resolved at once; otherwise it is written as above.
  *
  * Faults: a batch whose outcome is unknown (connection reset, timeout) is sent again (every operation is
  * idempotent) until Redis answers. A batch Redis refuses is retried a few times, then split into single
@@ -40,6 +42,9 @@ bool store_ready(void);
 /* The restore is under way and may still bring client id's session: a CONNECT reads it first, on its own
  * (store_fetch), and the restore then leaves it alone. */
 bool store_restore_pending(const char *id, size_t len);
+/* The store can take writes now: always for memory; for redis, every master is connected (the readiness
+ * probe: a worker whose Redis is down keeps its clients, but a new one should go to another node). */
+bool store_reachable(void);
 /* Too many writes in flight: stop reading clients until it drains. */
 bool store_busy(void);
 /* Writes in flight or queued (a graceful stop waits for them). */
@@ -54,6 +59,10 @@ void store_msg_add(const struct sess *s, uint64_t qseq, const struct msg *m, uin
 	uint32_t subid, waiter_t *w);
 void store_msg_pid(const struct sess *s, uint64_t qseq, uint16_t pid, uint8_t state);
 void store_msg_del(const struct sess *s, uint64_t qseq);
+/* Copies of s held back for their grace (redis_write_grace_ms, grace.h) are written now: s goes offline, ends
+ * or leaves this node, and what its subscriber has not acknowledged must be durable first. Call it before
+ * anything is written or deleted for s that depends on them (an offline mark, a delete, a load). */
+void store_sess_flush(const struct sess *s);
 void store_rx_add(const struct sess *s, uint16_t pid, waiter_t *w);
 void store_rx_del(const struct sess *s, uint16_t pid);
 /* Load s's queue, window and QoS 2 state; calls sess_loaded() when done. */

@@ -50,6 +50,7 @@ typedef struct worker_args {
 	X(auth_ok) X(auth_cache_hits) X(auth_failed) X(auth_busy) X(auth_rate_limited) X(auth_unavailable) \
 	X(auth_revoked) X(acl_denied_publish) X(acl_denied_subscribe) X(acl_denied_will) X(acl_dropped_subscriptions) \
 	X(pg_queries) X(pg_cache_hits) X(pg_errors) X(pg_reconnects) X(pg_notifies) \
+	X(msgs_in_qos0) X(msgs_in_qos1) X(msgs_in_qos2) X(msgs_out_qos0) X(msgs_out_qos1) X(msgs_out_qos2) \
 	X(sessions_expired) X(sessions_loaded_on_demand) X(publishes_held)
 
 typedef struct wk_stats {

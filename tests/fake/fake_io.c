@@ -414,6 +414,7 @@ static struct {
 int rds_init(const rds_config_t *cfg) { (void)cfg; return 0; }
 int rds_function_register(const char *src, size_t len) { (void)src; (void)len; return 0; }
 size_t rds_pending(void) { return R.n; }
+bool rds_ready(void) { return true; }
 
 int rds_command(uint16_t slot, int argc, const char **argv, const size_t *lens, rds_cb cb, void *ctx)
 {
@@ -517,10 +518,11 @@ static int op_args(char op)
 {
 	switch (op) {
 	case 'X': case 'L': case 'S': case 'B': return 2;
-	case 'O': case 'V': case 'D': case 'I': case 'J': case 'Q': case 'W': return 3;
-	case 'U': case 'P': return 4;
-	case 'M': case 'A': return 5;
-	case 'a': return 7;
+	case 'V': case 'D': case 'I': case 'J': case 'Q': case 'W': return 3;
+	case 'O': case 'U': case 'P': return 4;
+	case 'M': return 5;
+	case 'A': return 6;
+	case 'a': return 8;
 	default: return -1;
 	}
 }

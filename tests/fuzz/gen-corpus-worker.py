@@ -129,9 +129,25 @@ def blob(topic, payload, qos=1, expire=2 ** 40):
     return hdr + topic.encode() + payload
 
 
+def varint(v):
+    out = bytearray()
+    while v >= 0x80:
+        out.append((v & 0x7f) | 0x80)
+        v >>= 7
+    out.append(v)
+    return bytes(out)
+
+
+def qblob(topic, payload, qos=1, expire=2 ** 40):
+    """record.h's compact layout: mark, flags, pfi, varints subid, 4 lengths, user, payload, expiry."""
+    return bytes([0xb2, qos, 0]) + varint(0) + varint(len(topic)) + varint(0) * 4 + varint(len(payload)) + \
+        varint(expire) + topic.encode() + payload
+
+
 def store_seeds():
     c = {}
     c['blob'] = b'\x00' + blob('a/b', b'payload')
+    c['qblob'] = b'\x00' + qblob('a/b', b'payload')
     c['blob-expired'] = b'\x01' + blob('t', b'p', 1, 10)
     load = b'*4\r\n*0\r\n*4\r\n' + bulk('1') + bulk(blob('t', b'one')) + bulk('2') + bulk(blob('t', b'two', 2)) \
         + b'*2\r\n' + bulk('1') + bulk('7,1') + b'*1\r\n' + bulk('9')

@@ -41,7 +41,10 @@ class RedisBroker(Broker):
     """A ringmqd with --store redis that can be restarted on the same port (clients reconnect to it)."""
 
     def __init__(self, redis, port=None, **config):
-        super().__init__(N_WORKERS, ['--store', 'redis', '--redis-addrs', redis.addr], **config)
+        extra = ['--store', 'redis', '--redis-addrs', redis.addr]
+        if 'redis_write_grace_ms' in config:
+            extra += ['--redis-write-grace-ms', str(config.pop('redis_write_grace_ms'))]
+        super().__init__(N_WORKERS, extra, **config)
         self.fixed_port = port
 
     def start(self, timeout=30.0):
@@ -103,7 +106,7 @@ class RedisStoreTest(BrokerTest):
             self.broker.stop()
 
     def start_broker(self, port=None):
-        return RedisBroker(self.redis, port, **self.broker_config).start()
+        return RedisBroker(self.redis, port, **dict(self.broker_config)).start()
 
     def restart_broker(self, hard=True):
         """SIGKILL (or SIGTERM) the whole broker and start a new one on the same port and Redis."""
@@ -288,6 +291,32 @@ class RedisStoreTest(BrokerTest):
         s.expect_none(0.5)
         s.disconnect()
 
+    # 7
+    def test_queue_of_the_previous_format_is_loaded(self):
+        """Before, packet ids of sent messages lived in a separate hash <cid>:p. A queue stored that way is
+        loaded after an upgrade: the sent message is resent with its id (DUP), the others follow, and the old
+        hash is folded into the queue; an id whose message is gone is dropped."""
+        t = self.topic()
+        sid = self.persistent_sub(self.cid(1, 's'), t)
+        pub = self.raw_connected(self.cid(0, 'p'))
+        self.publish_many(pub, t, [b'%d' % i for i in range(3)])
+        pub.disconnect()
+        self.broker.stop(timeout=20)
+        [q] = _redis(self.redis, 'KEYS', 'rmq:*:%s:q' % sid)
+        pkey = q[:-1] + b'p'
+        self.assertEqual(sorted(_redis(self.redis, 'HKEYS', q)), [b'1', b'2', b'3'])
+        _redis(self.redis, 'HSET', pkey, '1', '7,1', '99', '8,1')  # 1 sent as id 7 (PUBACK due); 99 orphaned
+        self.broker = self.start_broker(self.broker.port)
+        s = self.raw(4)
+        self.assertTrue(s.connect(sid, clean=False).session_present)
+        first = s.receive(10)
+        self.assertEqual((first.payload, first.pid, first.dup), (b'0', 7, True))
+        self.assertEqual([s.receive(10).payload for _ in range(2)], [b'1', b'2'])
+        s.expect_nothing(0.5)
+        self.assertEqual(_redis(self.redis, 'EXISTS', pkey), 0, 'the old packet-id hash is folded into q')
+        s.disconnect()
+        self.assertEqual(_redis(self.redis, 'HLEN', q), 0)
+
 
 @unittest.skipIf(IS_MOSQUITTO, 'ringmq redis session store')
 class RedisQueueLimitTest(RedisStoreTest):
@@ -307,12 +336,225 @@ class RedisQueueLimitTest(RedisStoreTest):
         st = self.broker.ctl('stats')
         self.assertGreaterEqual(st['total'].get('dropped_queue_full', 0), 30, st['total'])
 
+
+    def test_bound_holds_after_online_traffic(self):
+        """Online, the worker bounds the queue and the script does not count it; once offline the script
+        bounds it from the oldest message still held, so what was delivered meanwhile does not matter."""
+        t = self.topic()
+        sid = self.cid(1, 's')
+        s = self.client(sid, clean=False)
+        self.assertEqual(s.subscribe(t, 1), [1])
+        pub = self.raw_connected(self.cid(0, 'p'))
+        self.publish_many(pub, t, [b'x%d' % i for i in range(100)])
+        self.assertEqual(len(s.get_n(100)), 100)
+        s.disconnect()
+        self.publish_many(pub, t, [b'%d' % i for i in range(50)])
+        pub.disconnect()
+        s = self.reconnect(sid)
+        self.assertEqual([int(m.payload) for m in s.get_n(20, timeout=20)], list(range(30, 50)))
+        s.expect_none(0.5)
+        s.disconnect()
+
     # the inherited tests run in RedisStoreTest only
     test_offline_queue_survives_sigkill = None
     test_route_to_restored_offline_session = None
     test_message_expiry_while_offline = None
     test_qos2_exactly_once_across_restart = None
     test_redis_restart_mid_stream = None
+    test_queue_of_the_previous_format_is_loaded = None
+    test_subscriber_worker_killed_offline_session = None
+    test_subscriber_worker_killed_online_session = None
+
+
+def _redis(redis, *args):
+    """One command; the reply parsed (bulk strings as bytes, arrays as lists, errors raised)."""
+    out = b'*%d\r\n' % len(args)
+    for a in args:
+        a = a if isinstance(a, bytes) else str(a).encode()
+        out += b'$%d\r\n%s\r\n' % (len(a), a)
+    with socket.create_connection((harness.HOST, redis.port), timeout=5) as sk:
+        sk.sendall(out)
+        f = sk.makefile('rb')
+
+        def one():
+            line = f.readline()[:-2]
+            t, rest = line[:1], line[1:]
+            if t == b'+':
+                return rest
+            if t == b'-':
+                raise AssertionError('redis: %s' % rest.decode())
+            if t == b':':
+                return int(rest)
+            if t == b'$':
+                n = int(rest)
+                return None if n < 0 else f.read(n + 2)[:-2]
+            if t == b'*':
+                n = int(rest)
+                return None if n < 0 else [one() for _ in range(n)]
+            raise AssertionError('redis: bad reply %r' % line)
+        return one()
+
+
+def _redis_info(redis, section):
+    """INFO <section> of redis as {key: value} (a bulk reply, read whole)."""
+    with socket.create_connection((harness.HOST, redis.port), timeout=5) as sk:
+        sk.sendall(b'*2\r\n$4\r\nINFO\r\n$%d\r\n%s\r\n' % (len(section), section.encode()))
+        data = b''
+        while b'\r\n' not in data:
+            data += sk.recv(65536)
+        head, rest = data.split(b'\r\n', 1)
+        need = int(head[1:]) + 2
+        while len(rest) < need:
+            rest += sk.recv(65536)
+    out = {}
+    for line in rest[:need - 2].decode().splitlines():
+        if ':' in line:
+            k, v = line.split(':', 1)
+            out[k] = v
+    return out
+
+
+def _calls(redis, cmd):
+    """How many times redis ran cmd (commandstats; FCALL bodies included)."""
+    v = _redis_info(redis, 'commandstats').get('cmdstat_' + cmd)
+    return int(v.split('calls=')[1].split(',')[0]) if v else 0
+
+
+@unittest.skipIf(IS_MOSQUITTO, 'ringmq redis session store')
+class RedisWriteGraceTest(RedisStoreTest):
+    """redis_write_grace_ms: a copy for an online subscriber is held that long before its write; acknowledged
+    meanwhile, it never reaches Redis, yet the publisher is answered only once the subscriber or Redis has it.
+    A long grace here makes "within the grace" certain under any load."""
+    broker_config = {'redis_write_grace_ms': 10000}
+
+    def _raw_sub(self, cid, t):
+        s = self.raw(4)
+        s.connect(cid, clean=False)
+        s.subscribe(t)
+        return s
+
+    def _pubacks(self, pub, timeout):
+        """Every PUBACK arriving within timeout (pids)."""
+        got = []
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                got.append(pub.expect(R.PUBACK, max(deadline - time.monotonic(), 0.001)).pid)
+            except (AssertionError, TimeoutError):
+                return got
+
+    def test_copy_acked_within_grace_never_written(self):
+        t = self.topic()
+        sid = self.cid(1, 's')
+        s = self.client(sid, clean=False)
+        self.assertEqual(s.subscribe(t, 1), [1])
+        base = (_calls(self.redis, 'hlen'), _calls(self.redis, 'hexists'), _calls(self.redis, 'hdel'))
+        pub = self.raw_connected(self.cid(0, 'p'))
+        t0 = time.monotonic()
+        self.publish_many(pub, t, [b'%d' % i for i in range(50)], timeout=30)
+        # Answered by the subscriber's acknowledgements, not by the end of the 10 s grace.
+        self.assertLess(time.monotonic() - t0, 8.0)
+        self.assertEqual([int(m.payload) for m in s.get_n(50)], list(range(50)))
+        # Nothing of those copies ran in Redis: no add (HLEN), no packet id (HEXISTS), no delete (HDEL).
+        self.assertEqual((_calls(self.redis, 'hlen'), _calls(self.redis, 'hexists'), _calls(self.redis, 'hdel')),
+                         base, 'copies acknowledged within the grace were written to Redis')
+        s.disconnect()
+        pub.disconnect()
+        # The session itself is stored and comes back with nothing queued.
+        s = self.reconnect(sid)
+        s.expect_none(0.5)
+        s.disconnect()
+
+    def test_held_copies_written_when_subscriber_leaves(self):
+        t = self.topic()
+        sid = self.cid(1, 's')
+        s = self._raw_sub(sid, t)
+        pub = self.raw_connected(self.cid(0, 'p'))
+        for i in range(10):
+            pub.send(R.publish(t, b'%d' % i, qos=1, pid=i + 1))
+        got = [int(s.receive(10, auto_ack=False).payload) for _ in range(10)]
+        self.assertEqual(got, list(range(10)))
+        # Neither acknowledged nor durable yet: no PUBACK.
+        pub.expect_nothing(0.5)
+        t0 = time.monotonic()
+        s.close()
+        # The subscriber went away: its held copies are written at once, and then acknowledged.
+        self.assertEqual(sorted(self._pubacks(pub, 5.0)), list(range(1, 11)))
+        self.assertLess(time.monotonic() - t0, 6.0, 'PUBACKs waited for the grace, not for the write')
+        s = self.reconnect(sid)
+        self.assertEqual([int(m.payload) for m in s.get_n(10, timeout=20)], list(range(10)))
+        s.expect_none(0.5)
+        s.disconnect()
+        pub.disconnect()
+
+    def test_sigkill_during_grace_loses_nothing_pubacked(self):
+        t = self.topic()
+        sid = self.cid(1, 's')
+        s = self._raw_sub(sid, t)
+        pub = self.raw_connected(self.cid(0, 'p'))
+        for i in range(10):
+            pub.send(R.publish(t, b'%d' % i, qos=1, pid=i + 1))
+        ps = [s.receive(10, auto_ack=False) for _ in range(10)]
+        # The subscriber acknowledges the first half only: those may be answered, the rest must wait.
+        for p in ps[:5]:
+            s.ack_publish(p)
+        acked = self._pubacks(pub, 1.5)
+        self.assertEqual(sorted(acked), [1, 2, 3, 4, 5])
+        self.restart_broker(hard=True)
+        s = self.reconnect(sid)
+        got = set(range(5))
+        while True:
+            try:
+                got.add(int(s.get(1.0).payload))
+            except AssertionError:
+                break
+        self.assertEqual(sorted({p - 1 for p in acked} - got), [], 'PUBACKed messages lost')
+        s.disconnect()
+
+    def test_takeover_during_grace_writes_held_copies_first(self):
+        """A second connection takes the session over while copies are held: they are written before the
+        session is loaded again, so the new connection gets them (DUP, same ids) and the publisher its
+        PUBACKs."""
+        t = self.topic()
+        sid = self.cid(1, 's')
+        s = self._raw_sub(sid, t)
+        pub = self.raw_connected(self.cid(0, 'p'))
+        for i in range(5):
+            pub.send(R.publish(t, b'%d' % i, qos=1, pid=i + 1))
+        first = [s.receive(10, auto_ack=False) for _ in range(5)]
+        pub.expect_nothing(0.3)
+        s2 = self.raw(4)
+        self.assertTrue(s2.connect(sid, clean=False).session_present)
+        again = [s2.receive(10) for _ in range(5)]
+        self.assertEqual([(p.payload, p.pid, p.dup) for p in again], [(p.payload, p.pid, True) for p in first])
+        self.assertEqual(sorted(self._pubacks(pub, 5.0)), [1, 2, 3, 4, 5])
+        s2.disconnect()
+        pub.disconnect()
+
+    def test_qos2_copies_written_at_once(self):
+        """A QoS 2 copy is never held: the publisher's PUBREC makes its packet id "seen", so the copy must be in
+        Redis, not only with a subscriber in the middle of its own flow."""
+        t = self.topic()
+        sid = self.cid(1, 's')
+        s = self.client(sid, clean=False)
+        self.assertEqual(s.subscribe(t, 2), [2])
+        base = _calls(self.redis, 'hmget')
+        pub = self.raw_connected(self.cid(0, 'p'))
+        t0 = time.monotonic()
+        for i in range(5):
+            self.assertLess(pub.publish(t, b'%d' % i, qos=2, timeout=8).reason, 0x80)
+        self.assertLess(time.monotonic() - t0, 8.0, 'QoS 2 waited for the grace')
+        self.assertEqual([int(m.payload) for m in s.get_n(5)], list(range(5)))
+        self.assertGreaterEqual(_calls(self.redis, 'hmget') - base, 5, 'QoS 2 copies were not written')
+        s.disconnect()
+        pub.disconnect()
+
+    test_offline_queue_survives_sigkill = None
+    test_route_to_restored_offline_session = None
+    test_message_expiry_while_offline = None
+    test_qos2_exactly_once_across_restart = None
+    test_redis_restart_mid_stream = None
+    test_queue_of_the_previous_format_is_loaded = None
     test_subscriber_worker_killed_offline_session = None
     test_subscriber_worker_killed_online_session = None
 

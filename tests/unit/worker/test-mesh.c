@@ -87,10 +87,12 @@ START_TEST(test_puback_waits_for_the_peer_ack)
 	tcli_t pub;
 	seen_t s;
 
-	fake_init(&cfg, 0, 2);
+	/* Durable store: the peer's ack says its copy is in the store; the PUBACK must wait for it. */
+	rf_start(&cfg, 0, 2, NULL);
 	(void)read_chan();
 	peer_subscribes("europe/ua/kyiv/7/+");
 	ck_assert_int_eq(tc_open(&pub, MQTT_V5, tc_id_on("pub", 0, 2), true, 0, NULL), 0);
+	rf_answer_all();
 	tc_publish(&pub, "europe/ua/kyiv/7/0", "m1", 1, 1);
 	tc_publish(&pub, "europe/ua/kyiv/7/0", "m2", 1, 2);
 	s = read_chan();
@@ -107,21 +109,76 @@ START_TEST(test_puback_waits_for_the_peer_ack)
 }
 END_TEST
 
-START_TEST(test_memory_store_peer_death_answers)
+START_TEST(test_memory_store_puback_does_not_wait)
 {
 	tcli_t pub;
+	seen_t s;
+
+	/* Memory store: the peer would hold its copy in memory only, as we hold the frame: no ack is asked and
+	 * the PUBACK goes in the same turn as the frame. */
+	fake_init(&cfg, 0, 2);
+	(void)read_chan();
+	peer_subscribes("europe/ua/kyiv/7/+");
+	ck_assert_int_eq(tc_open(&pub, MQTT_V5, tc_id_on("pub", 0, 2), true, 0, NULL), 0);
+	tc_publish(&pub, "europe/ua/kyiv/7/0", "m1", 1, 1);
+	s = read_chan();
+	ck_assert_int_eq(s.pub, 1);
+	ck_assert_int_eq(s.pub_ack, 0);
+	ck_assert_int_eq(tc_ack_reason(&pub, MQTT_PUBACK, NULL), 0);
+	ck_assert_uint_eq(mesh_outstanding(1), 0);
+	tc_close(&pub);
+	fake_finish();
+}
+END_TEST
+
+START_TEST(test_memory_store_peer_death_answers)
+{
+	tcli_t sub;
+	mqtt_frame_t f;
 
 	fake_init(&cfg, 0, 2);
 	peer_subscribes("t/#");
-	ck_assert_int_eq(tc_open(&pub, MQTT_V311, tc_id_on("p", 0, 2), true, 0, NULL), 0);
-	tc_publish(&pub, "t/1", "m", 1, 1);
-	ck_assert_int_eq(tc_ack_reason(&pub, MQTT_PUBACK, NULL), -1);
+	ck_assert_int_eq(tc_open(&sub, MQTT_V311, tc_id_on("s", 0, 2), true, 0, NULL), 0);
+	/* The SUBACK waits for worker 1 to know the interest... */
+	tc_subscribe(&sub, 1, "u", 1);
+	ck_assert(!tc_expect(&sub, MQTT_SUBACK, &f));
+	ck_assert_uint_eq(mesh_outstanding(1), 1);
 	mesh_peer_down(1);
 	fake_turn();
-	/* Its sessions were in its memory and died with it: nothing waits for them any more. */
-	ck_assert_int_eq(tc_ack_reason(&pub, MQTT_PUBACK, NULL), 0);
+	/* ... but its sessions were in its memory and died with it: nothing waits for them any more. */
+	ck_assert(tc_expect(&sub, MQTT_SUBACK, &f));
 	ck_assert_uint_eq(route_peer_interest_count(1), 0);
-	tc_close(&pub);
+	tc_close(&sub);
+	fake_finish();
+}
+END_TEST
+
+START_TEST(test_slow_peer_stops_the_publishers)
+{
+	static uint8_t payload[1 << 20];
+	msg_t hdr = { .qos = 1, .topic_len = 1, .payload_len = sizeof(payload) };
+	uint8_t *data = malloc(1 + sizeof(payload)), *out;
+	msg_t *m;
+
+	/* Frames that ask for no ack are bounded by the channel's output queue: worker 1 reads nothing here
+	 * (the fake channel keeps what is written), and once enough is queued clients stop being read. */
+	fake_init(&cfg, 0, 2);
+	data[0] = 't';
+	memcpy(data + 1, payload, sizeof(payload));
+	m = msg_create_raw(&hdr, data);
+	ck_assert(!mesh_busy());
+	for (int i = 0; i < 16 && !mesh_busy(); i++) {
+		mesh_send_pub(1, m, MESH_DELIVER, NULL, 0, NULL);
+		fake_turn();
+	}
+	ck_assert(mesh_busy());
+	/* Worker 1 takes it all: reading resumes. */
+	(void)fake_chan_output(1, &out);
+	free(out);
+	fake_turn();
+	ck_assert(!mesh_busy());
+	msg_unref(m);
+	free(data);
 	fake_finish();
 }
 END_TEST
@@ -294,7 +351,9 @@ int main(void)
 
 	tcase_add_checked_fixture(tc, setup, NULL);
 	tcase_add_test(tc, test_puback_waits_for_the_peer_ack);
+	tcase_add_test(tc, test_memory_store_puback_does_not_wait);
 	tcase_add_test(tc, test_memory_store_peer_death_answers);
+	tcase_add_test(tc, test_slow_peer_stops_the_publishers);
 	tcase_add_test(tc, test_durable_store_peer_death_holds_and_resends);
 	tcase_add_test(tc, test_successor_interest_resynced);
 	tcase_add_test(tc, test_frame_acked_only_when_the_copy_is_stored);

@@ -46,6 +46,65 @@ START_TEST(test_blob_round_trip)
 }
 END_TEST
 
+START_TEST(test_qblob_round_trip_and_size)
+{
+	msg_t *m = make("a/b", "payload"), *d;
+	uint8_t blob[256], qos, retain;
+	uint32_t subid;
+	size_t n = record_qblob_size(m, 300, 5000);
+	int err;
+
+	/* 3 fixed bytes, subid 300 in two varint bytes, six one-byte lengths, 5000 in two: 13 + the data */
+	ck_assert_uint_eq(n, 13 + msg_data_len(m));
+	ck_assert_uint_lt(n, record_blob_size(m));
+	record_qblob_encode(blob, m, 2, 1, 300, 5000);
+	d = record_blob_decode(blob, n, 1000, 77, &qos, &retain, &subid, &err);
+	ck_assert_ptr_nonnull(d);
+	ck_assert_int_eq(err, 0);
+	ck_assert_uint_eq(qos, 2);
+	ck_assert_uint_eq(retain, 1);
+	ck_assert_uint_eq(subid, 300);
+	ck_assert_uint_eq(d->expire_at_ms, 77 + 4000);
+	ck_assert_mem_eq(d->data, m->data, msg_data_len(m));
+	msg_unref(d);
+	/* the previous layout is still read (queues written before the upgrade) */
+	record_blob_encode(blob, m, 1, 0, 7, 5000);
+	d = record_blob_decode(blob, record_blob_size(m), 1000, 0, &qos, &retain, &subid, &err);
+	ck_assert_ptr_nonnull(d);
+	ck_assert_uint_eq(subid, 7);
+	msg_unref(d);
+	msg_unref(m);
+}
+END_TEST
+
+START_TEST(test_qblob_damage_detected)
+{
+	msg_t *m = make("a/b", "payload");
+	uint8_t blob[256], qos, retain;
+	uint32_t subid;
+	size_t n = record_qblob_size(m, 0, 5000);
+	int err;
+
+	record_qblob_encode(blob, m, 1, 0, 0, 5000);
+	for (size_t cut = 0; cut < n; cut++) {
+		ck_assert_ptr_null(record_blob_decode(blob, cut, 1000, 0, &qos, &retain, &subid, &err));
+		ck_assert_int_eq(err, -EINVAL);
+	}
+	blob[1] |= 3; /* QoS 3 */
+	ck_assert_ptr_null(record_blob_decode(blob, n, 1000, 0, &qos, &retain, &subid, &err));
+	record_qblob_encode(blob, m, 1, 0, 0, 5000);
+	blob[4] = 0xff; /* the topic length runs on past the header: never read as data */
+	ck_assert_ptr_null(record_blob_decode(blob, n, 1000, 0, &qos, &retain, &subid, &err));
+	memset(blob + 3, 0xff, 12); /* a varint longer than 64 bits */
+	ck_assert_ptr_null(record_blob_decode(blob, n, 1000, 0, &qos, &retain, &subid, &err));
+	ck_assert_int_eq(err, -EINVAL);
+	record_qblob_encode(blob, m, 1, 0, 0, 5000);
+	ck_assert_ptr_null(record_blob_decode(blob, n, 6000, 0, &qos, &retain, &subid, &err));
+	ck_assert_int_eq(err, -ETIME);
+	msg_unref(m);
+}
+END_TEST
+
 START_TEST(test_blob_damage_detected)
 {
 	msg_t *m = make("a/b", "payload");
@@ -144,6 +203,8 @@ int main(void)
 
 	tcase_add_test(tc, test_blob_round_trip);
 	tcase_add_test(tc, test_blob_damage_detected);
+	tcase_add_test(tc, test_qblob_round_trip_and_size);
+	tcase_add_test(tc, test_qblob_damage_detected);
 	tcase_add_test(tc, test_load_reply_shapes);
 	tcase_add_test(tc, test_session_record_shapes);
 	suite_add_tcase(s, tc);
