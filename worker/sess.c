@@ -23,7 +23,7 @@ static struct {
 	/* Kept as they change, so that `ringmqctl stats` does not walk a million sessions per call. */
 	uint64_t queued;           /* messages in every session's queue */
 	size_t online;             /* sessions with a connection */
-	uint32_t largest;          /* longest queue at the last look (at most every LARGEST_MS) */
+	uint32_t largest;          /* longest queue: raised as queues grow, looked up again at most every LARGEST_MS */
 	uint64_t largest_at_ms;
 } S;
 
@@ -284,6 +284,8 @@ void sess_deliver(sess_t *s, msg_t *m, uint8_t qos, uint8_t retain, uint32_t sub
 	}
 	*q = (qent_t){ .m = msg_ref(m), .qseq = qseq, .qos = qos, .retain = retain, .subid = subid };
 	S.queued++;
+	if (s->queue.len > S.largest)
+		S.largest = s->queue.len;
 }
 
 void sess_pump(sess_t *s)
@@ -417,6 +419,8 @@ void sess_loaded(sess_t *s, bool ok, sess_entry_t *e, size_t n, const uint16_t *
 	ring_finish(&q);
 	S.queued += s->queue.len;
 	S.queued -= q.len;
+	if (s->queue.len > S.largest)
+		S.largest = s->queue.len;
 	for (size_t i = 0; i < nrx; i++) {
 		if (rx[i] && !sess_rx_has(s, rx[i]))
 			sess_rx_add(s, rx[i], NULL);
@@ -610,7 +614,8 @@ uint64_t sess_queued_total(uint32_t *largest)
 	size_t pos = 0;
 	sess_t *s;
 
-	/* The longest queue needs a walk: done at most every LARGEST_MS, however often stats are asked. */
+	/* A queue that grows past the longest raises it at once; finding a shorter longest one after queues
+	 * shrank needs a walk: done at most every LARGEST_MS, however often stats are asked. */
 	if (!S.largest_at_ms || loop_now() - S.largest_at_ms >= LARGEST_MS) {
 		S.largest_at_ms = loop_now();
 		S.largest = 0;

@@ -39,6 +39,19 @@ void worker_serve(void)
 		ctl_send_ready();
 }
 
+static bool ready_sent;
+
+/* Tell the supervisor we serve once the store can take writes (at once for memory; for redis once connected):
+ * a worker whose Redis is down at start accepts and holds its clients, but is not reported ready, so a
+ * readiness probe sends new clients elsewhere. The restore may still be under way. */
+static void report_ready(void)
+{
+	if (ready_sent || !store_reachable())
+		return;
+	ready_sent = true;
+	ctl_send_ready();
+}
+
 /* Take clients at once, even while sessions are being restored: a CONNECT loads its own session first
  * (owner.h) and a PUBLISH waits for complete routing (route.h). */
 static void accept_clients(void)
@@ -46,7 +59,7 @@ static void accept_clients(void)
 	if (W->n_peers > W->n)
 		return;
 	conn_start_accepting();
-	ctl_send_ready();
+	loop_on_flush(report_ready, LOOP_ORDER_CTL);
 }
 
 void worker_stop(const char *why)
