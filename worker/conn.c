@@ -22,6 +22,7 @@
 #include "mesh.h"
 #include "owner.h"
 #include "relay.h"
+#include "route.h"
 #include "sess.h"
 #include "store.h"
 #include "tls.h"
@@ -559,6 +560,14 @@ static void process(conn_t *c, const uint8_t *data, size_t len)
 			conn_fail(c, (int)r);
 			return;
 		}
+		if (f.type == MQTT_PUBLISH && c->state == CONN_ACTIVE && !route_complete()) {
+			/* The trie is partial while sessions are restored: not routed (nor acknowledged) before
+			 * conn_routing_complete. */
+			if (!c->held)
+				W->st.publishes_held++;
+			conn_hold(c);
+			break;
+		}
 		err = handle_packet(c, &f);
 		if (err == HANDLE_HANDOFF) {
 			/* Keep CONNECT and everything after it: the owner worker parses them again. */
@@ -612,6 +621,15 @@ void conn_release(conn_t *c)
 	if (c->rbuf.len)
 		process(c, NULL, 0);
 	update_recv(c);
+}
+
+void conn_routing_complete(void)
+{
+	for (conn_t *c = C.live, *next; c; c = next) {
+		next = c->next;
+		if (c->held)
+			conn_release(c);
+	}
 }
 
 void conn_auth_resume(conn_t *c)

@@ -152,6 +152,8 @@ void conn_revoke(uint64_t cred);
 void conn_rules_changed(void);
 /* Authentication answered (handle_connect.c): go on parsing the CONNECT it held. */
 void conn_auth_resume(conn_t *c);
+/* Routing is complete (route.h): parse the PUBLISHes held until now. */
+void conn_routing_complete(void);
 /* Sockets and connections past CONNACK on this worker. */
 uint32_t conn_count(void);
 uint32_t conn_active_count(void);

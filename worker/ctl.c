@@ -175,18 +175,16 @@ static json_t *client_json(const sess_t *s)
 
 static json_t *stats_json(void)
 {
-	uint64_t online = 0, subs = 0, queued, held = 0;
+	uint64_t online, subs, queued, held = 0;
 	uint32_t largest;
-	size_t pos = 0;
-	sess_t *s;
 	json_t *o = json_object();
 
 	if (!o)
 		return NULL;
-	while ((s = sess_next(&pos))) {
-		online += s->conn != NULL;
-		subs += s->n_subs;
-	}
+	/* Counters kept as they change: a million sessions are not walked per call (polling stats during a
+	 * restore starved it). */
+	online = sess_online_count();
+	subs = route_local_sub_count();
 	queued = sess_queued_total(&largest);
 	for (int k = 0; k < W->n_peers; k++)
 		held += k == W->id ? 0 : mesh_outstanding(k);

@@ -224,8 +224,6 @@ int handle_connect(conn_t *c, const mqtt_frame_t *f)
 	c->handoff_to = (int16_t)slot_owner(slot_of(id, id_len), W->n);
 	if (c->handoff_to != W->id)
 		return HANDLE_HANDOFF;
-	if (!store_ready())
-		return MQTT_E_UNAVAILABLE; /* handed over while our sessions are still being restored */
 	if (W->cfg->max_connections && conn_active_count() >= W->cfg->max_connections) {
 		/* The limit counts the sessions this worker serves, wherever their sockets were accepted. */
 		W->st.rejected_max_conn++;
@@ -233,8 +231,10 @@ int handle_connect(conn_t *c, const mqtt_frame_t *f)
 	}
 	if (!c->authed && auth_enabled())
 		return authenticate(c, &cn, id, id_len);
-	if (owner_needed() && !c->claimed && !generated && !sess_find(id, id_len)) {
-		/* A cluster: the session may live on another node; it comes here first (owner.h). */
+	if (!c->claimed && !generated && !sess_find(id, id_len) && (owner_needed() ||
+	    store_restore_pending((const char *)id, id_len))) {
+		/* A cluster: the session may live on another node; it comes here first (owner.h). Or our sessions
+		 * are being restored and this one may not be yet: it is read first, on its own. */
 		err = owner_claim(c, id, id_len);
 		if (err < 0)
 			return err;

@@ -140,7 +140,12 @@ int owner_claim(conn_t *c, const uint8_t *id, size_t len)
 		return MQTT_E_NOMEM;
 	}
 	c->claiming = true;
-	store_claim((const char *)id, len);
+	/* Outside a cluster there is nobody to claim from: the session is only read (a CONNECT during the
+	 * restore: store_restore_pending). */
+	if (owner_needed())
+		store_claim((const char *)id, len);
+	else
+		store_fetch((const char *)id, len);
 	return 0;
 }
 

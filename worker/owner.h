@@ -25,8 +25,9 @@ void owner_init(void);
 void owner_finish(void);
 /* Must a CONNECT for a client not in memory claim its session first? (a cluster with the Redis store) */
 bool owner_needed(void);
-/* Claim client id's session for c's CONNECT: 0 (the CONNECT is then held and parsed again once the session is
- * here: conn_auth_resume) or a negative enum mqtt_err. */
+/* Claim client id's session for c's CONNECT (outside a cluster, while the store restores: only read it): 0 (the
+ * CONNECT is then held and parsed again once the session is here: conn_auth_resume) or a negative enum
+ * mqtt_err. */
 int owner_claim(struct conn *c, const uint8_t *id, size_t len);
 /* c goes away while its claim is under way. */
 void owner_cancel(struct conn *c);

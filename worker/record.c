@@ -369,28 +369,135 @@ int record_decode_sess(const redisReply *x, record_sess_t *out)
 	return 0;
 }
 
+/* "qos,no_local,rap,retain_handling,subid" without sscanf (a restore parses a million of these). */
+static bool parse_opts(const char *p, size_t len, unsigned v[5])
+{
+	size_t i = 0;
+
+	for (int k = 0; k < 5; k++) {
+		uint64_t n = 0;
+		size_t start = i;
+
+		while (i < len && p[i] >= '0' && p[i] <= '9' && i - start < 10)
+			n = n * 10 + (uint64_t)(p[i++] - '0');
+		if (i == start || n > UINT32_MAX)
+			return false;
+		v[k] = (unsigned)n;
+		if (k < 4 && (i >= len || p[i++] != ','))
+			return false;
+	}
+	return i == len;
+}
+
+static int decode_sub(const char *fp, size_t flen, const char *op, size_t olen, mqtt_str_t *filter,
+	mqtt_subopts_t *opts, uint32_t *subid)
+{
+	unsigned v[5];
+	bool shared;
+
+	if (flen > 65535)
+		return -EPROTO;
+	*filter = (mqtt_str_t){ (const uint8_t *)fp, (uint32_t)flen };
+	if (!parse_opts(op, olen, v) || v[0] > 2 || v[1] > 1 || v[2] > 1 || v[3] > 2 || v[4] > 268435455 ||
+	    mqtt_filter_check(filter, &shared) != MQTT_OK)
+		return -EPROTO;
+	*opts = (mqtt_subopts_t){ .qos = (uint8_t)v[0], .no_local = v[1], .retain_as_published = v[2],
+		.retain_handling = (uint8_t)v[3] };
+	*subid = v[4];
+	return 0;
+}
+
 int record_decode_sub(const record_sess_t *rs, size_t i, mqtt_str_t *filter, mqtt_subopts_t *opts,
 	uint32_t *subid)
 {
 	const redisReply *f, *o;
-	unsigned qos, nl, rap, rh, id;
-	char buf[64];
-	bool shared;
 
 	if (2 * i + 1 >= rs->subs->elements)
 		return -ENOENT;
 	f = rs->subs->element[2 * i];
 	o = rs->subs->element[2 * i + 1];
-	if (o->len >= sizeof(buf) || f->len > 65535)
+	return decode_sub(f->str, f->len, o->str, o->len, filter, opts, subid);
+}
+
+/* The field at *pos of a NUL-separated string, up to the next NUL or the end; *pos moves past it. */
+static bool next_field(const char *p, size_t len, size_t *pos, const char **f, size_t *flen)
+{
+	const char *nul;
+
+	if (*pos > len)
+		return false;
+	*f = p + *pos;
+	nul = memchr(*f, '\0', len - *pos);
+	*flen = nul ? (size_t)(nul - *f) : len - *pos;
+	*pos += *flen + 1; /* past the end when it was the last: then nothing follows */
+	return true;
+}
+
+/* An optional unsigned decimal field: false when present but not a number. */
+static bool field_num(const char *f, size_t len, bool *present, uint64_t *v)
+{
+	*present = len > 0;
+	*v = 0;
+	if (!len)
+		return true;
+	if (len > 20)
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		if (f[i] < '0' || f[i] > '9' || *v > (UINT64_MAX - 9) / 10)
+			return false;
+		*v = *v * 10 + (uint64_t)(f[i] - '0');
+	}
+	return true;
+}
+
+int record_decode_packed(const char *p, size_t len, record_sess_t *out)
+{
+	const char *f[5];
+	size_t fl[5], pos = 0;
+	bool present[4];
+	uint64_t v[4];
+
+	memset(out, 0, sizeof(*out));
+	if (!p)
 		return -EPROTO;
-	memcpy(buf, o->str, o->len);
-	buf[o->len] = '\0';
-	*filter = (mqtt_str_t){ (const uint8_t *)f->str, (uint32_t)f->len };
-	if (sscanf(buf, "%u,%u,%u,%u,%u", &qos, &nl, &rap, &rh, &id) != 5 || qos > 2 || nl > 1 || rap > 1 ||
-	    rh > 2 || id > 268435455 || mqtt_filter_check(filter, &shared) != MQTT_OK)
+	for (int i = 0; i < 5; i++) {
+		if (!next_field(p, len, &pos, &f[i], &fl[i]))
+			return -EPROTO;
+	}
+	if (!fl[0] || fl[0] > 65535)
 		return -EPROTO;
-	*opts = (mqtt_subopts_t){ .qos = (uint8_t)qos, .no_local = nl, .retain_as_published = rap,
-		.retain_handling = (uint8_t)rh };
-	*subid = id;
+	for (int i = 0; i < 4; i++) {
+		if (!field_num(f[i + 1], fl[i + 1], &present[i], &v[i]))
+			return -EPROTO;
+	}
+	out->id = f[0];
+	out->id_len = fl[0];
+	out->version = MQTT_V311;
+	if (present[0]) {
+		if (v[0] != MQTT_V31 && v[0] != MQTT_V311 && v[0] != MQTT_V5)
+			return -EPROTO;
+		out->version = (uint8_t)v[0];
+	}
+	out->expiry_s = !present[1] || v[1] > UINT32_MAX ? UINT32_MAX : (uint32_t)v[1];
+	out->next_qseq = v[2];
+	out->expire_unix_ms = v[3];
+	out->packed = pos <= len ? p + pos : p + len;
+	out->packed_len = pos <= len ? len - pos : 0;
 	return 0;
+}
+
+int record_next_sub(record_sess_t *rs, size_t *pos, mqtt_str_t *filter, mqtt_subopts_t *opts, uint32_t *subid)
+{
+	const char *f, *o;
+	size_t fl, ol;
+
+	if (rs->subs)
+		return record_decode_sub(rs, (*pos)++, filter, opts, subid);
+	if (!rs->packed || *pos >= rs->packed_len)
+		return -ENOENT;
+	if (!next_field(rs->packed, rs->packed_len, pos, &f, &fl))
+		return -ENOENT;
+	if (!next_field(rs->packed, rs->packed_len, pos, &o, &ol))
+		return -EPROTO; /* a filter without its options: the record ends damaged */
+	return decode_sub(f, fl, o, ol, filter, opts, subid);
 }

@@ -78,7 +78,8 @@ int record_decode_load(const struct redisReply *r, uint64_t now_unix, uint64_t n
  * handing them to sess_loaded). */
 void record_load_finish(record_load_t *l);
 
-/* One session of a restore reply: {cid, meta pairs, subscription pairs}. */
+/* One stored session: of an 'S' read ({cid, meta pairs, subscription pairs}: record_decode_sess) or of a
+ * restore (a packed string: record_decode_packed). */
 typedef struct record_sess {
 	const char *id;
 	size_t id_len;
@@ -87,6 +88,8 @@ typedef struct record_sess {
 	uint64_t next_qseq;
 	uint64_t expire_unix_ms;   /* 0: not recorded */
 	const struct redisReply *subs; /* pairs filter -> options, checked by record_decode_sub */
+	const char *packed;        /* or (a restore's packed record) "filter NUL options" fields, NUL-separated */
+	size_t packed_len;
 } record_sess_t;
 
 /* -EPROTO when x is not a session record. */
@@ -94,5 +97,11 @@ int record_decode_sess(const struct redisReply *x, record_sess_t *out);
 /* Subscription i (0-based pair) of a session record; -EPROTO when damaged, -ENOENT past the end. */
 int record_decode_sub(const record_sess_t *rs, size_t i, mqtt_str_t *filter, mqtt_subopts_t *opts,
 	uint32_t *subid);
+/* One session of a ringmq_restore reply: the packed string "cid NUL v NUL e NUL h NUL x (NUL filter NUL
+ * options)*" (store_lua.h), absent fields empty. The record points into p. -EPROTO when it is not one. */
+int record_decode_packed(const char *p, size_t len, record_sess_t *out);
+/* The next subscription of rs (either kind), *pos starting at 0: 0, -EPROTO when that one is damaged (the next
+ * call goes on after it), -ENOENT past the end. */
+int record_next_sub(record_sess_t *rs, size_t *pos, mqtt_str_t *filter, mqtt_subopts_t *opts, uint32_t *subid);
 
 #endif

@@ -2,11 +2,13 @@
 #include "route.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "conn.h"
 #include "log.h"
+#include "loop.h"
 #include "mesh.h"
 #include "msg.h"
 #include "sess.h"
@@ -46,6 +48,12 @@ static struct {
 	strmap_t groups;           /* key -> group_t* */
 	strmap_t interest[WORKER_MAX + 1]; /* per peer: filter -> epoch in which the peer announced it */
 	uintptr_t epoch[WORKER_MAX + 1];
+	bool synced[WORKER_MAX + 1];  /* peer k has announced its whole interest once (its MF_SYNC) */
+	bool complete;             /* ... every peer has, and our own sessions are restored: see route_complete */
+	uint64_t started_ms;
+	uint64_t local_subs;       /* subscriptions of our sessions (stats) */
+	msg_t **deferred;          /* wills published before routing was complete, in order (routed then) */
+	uint32_t n_deferred, cap_deferred;
 	uint32_t match_epoch;
 	/* Scratch for one match: grows to the largest fan-out seen, reused for every publish. */
 	hit_t *hits;
@@ -62,6 +70,9 @@ static struct {
 
 int route_init(void)
 {
+	R.started_ms = loop_now();
+	R.complete = false;
+	memset(R.synced, 0, sizeof(R.synced));
 	R.trie = trie_create();
 	if (!R.trie)
 		return -ENOMEM;
@@ -91,6 +102,9 @@ void route_finish(void)
 
 	while ((e = strmap_next(&R.retained, &pos)))
 		msg_unref(e->value);
+	for (uint32_t i = 0; i < R.n_deferred; i++)
+		msg_unref(R.deferred[i]);
+	free(R.deferred);
 	pos = 0;
 	while ((e = strmap_next(&R.groups, &pos)))
 		group_free(e->value);
@@ -238,10 +252,30 @@ static void deliver_group_local(group_t *g, msg_t *m, waiter_t *w)
 	sess_deliver(sub->sess, m, sub->opts.qos < m->qos ? sub->opts.qos : m->qos, 0, sub->subid, w);
 }
 
+/* A will (nobody waits for it) published while routing is incomplete waits for route_check_complete: routed
+ * now it could miss sessions not restored yet. Clients' PUBLISHes are held before this, in conn.c. */
+static bool defer(msg_t *m)
+{
+	if (R.n_deferred == R.cap_deferred) {
+		uint32_t cap = R.cap_deferred ? R.cap_deferred * 2 : 16;
+		msg_t **d = cap <= 1u << 20 ? realloc(R.deferred, cap * sizeof(*d)) : NULL;
+
+		if (!d)
+			return false; /* routed now, against the partial trie */
+		R.deferred = d;
+		R.cap_deferred = cap;
+	}
+	R.deferred[R.n_deferred++] = msg_ref(m);
+	return true;
+}
+
 bool route_publish(msg_t *m, waiter_t *w)
 {
 	match_t mt;
 	waiter_t *ack = m->qos > 0 ? w : NULL;
+
+	if (!R.complete && !w && defer(m))
+		return true;
 
 	match(&mt, m);
 	trie_match(R.trie, msg_topic(m), m->topic_len, on_match, &mt);
@@ -562,6 +596,7 @@ uint8_t route_subscribe(sess_t *s, mqtt_str_t filter, const mqtt_subopts_t *opts
 		sub->next = s->subs;
 		s->subs = sub;
 		s->n_subs++;
+		R.local_subs++;
 	}
 	/* Retained messages: not for shared subscriptions; retain handling 1 only for a new subscription. */
 	*retained = !shared && (opts->retain_handling == 0 || (opts->retain_handling == 1 && !existed));
@@ -591,6 +626,7 @@ static void sub_remove(sess_t *s, sub_t *sub)
 		filter_del(sub->filter, sub->filter_len);
 	}
 	s->n_subs--;
+	R.local_subs--;
 	free(sub);
 }
 
@@ -652,11 +688,42 @@ void route_peer_resync(int k)
 		R.epoch[k] = 1;
 }
 
+bool route_complete(void)
+{
+	return R.complete;
+}
+
+void route_check_complete(void)
+{
+	if (R.complete || !store_ready())
+		return;
+	for (int k = 0; k < W->n_peers; k++) {
+		if (k != W->id && mesh_up(k) && !R.synced[k])
+			return;
+	}
+	R.complete = true;
+	if (W->n_peers > 1 || store_durable())
+		log_info("routing complete (sessions restored, every worker's interest known) %" PRIu64 " ms after "
+			"start; %" PRIu64 " publishers and %u wills were held until now", loop_now() - R.started_ms,
+			W->st.publishes_held, R.n_deferred);
+	for (uint32_t i = 0; i < R.n_deferred; i++) {
+		route_publish(R.deferred[i], NULL);
+		msg_unref(R.deferred[i]);
+	}
+	free(R.deferred);
+	R.deferred = NULL;
+	R.n_deferred = R.cap_deferred = 0;
+	conn_routing_complete();
+}
+
 void route_peer_synced(int k)
 {
 	strmap_t *in = &R.interest[k];
 	strmap_entry_t *e;
 	size_t pos = 0;
+
+	R.synced[k] = true;
+	route_check_complete();
 
 	/* Filters the restarted peer did not announce again belonged to sessions that died with it. */
 	while ((e = strmap_next(in, &pos))) {
@@ -739,6 +806,11 @@ void route_peer_up(int k)
 size_t route_retained_count(void)
 {
 	return R.retained.count;
+}
+
+uint64_t route_local_sub_count(void)
+{
+	return R.local_subs;
 }
 
 size_t route_sub_count(void)

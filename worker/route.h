@@ -89,10 +89,22 @@ void route_retain_store(struct msg *m);
 void route_peer_down(int k, bool keep_interest);
 void route_peer_resync(int k);
 void route_peer_synced(int k);
+/*
+ * Can a PUBLISH be routed now? Only once this worker's sessions are restored (store_ready) and every live peer
+ * has announced its whole interest once (its first MF_SYNC, sent when its own restore ended): before that the
+ * trie is partial, and a message for a session not restored yet would find no subscriber and be acknowledged.
+ * conn.c holds a client's PUBLISH unparsed until then. route_check_complete() looks again (worker_serve calls
+ * it when the restore ends, MF_SYNC when a peer's comes) and releases the held clients when it turns true; it never turns false again (a peer
+ * that restarts later keeps its interest here: mesh.c holds its messages).
+ */
+bool route_complete(void);
+void route_check_complete(void);
 /* Send peer k our interest and group counts and, from the lowest live worker, the retained store. */
 void route_peer_up(int k);
 size_t route_retained_count(void);
 size_t route_sub_count(void);
+/* Subscriptions of this worker's sessions (kept as they change). */
+uint64_t route_local_sub_count(void);
 /* Bytes of interest peer k announced (tests and stats). */
 size_t route_peer_interest_count(int k);
 

@@ -20,12 +20,21 @@
 static struct {
 	strmap_t map;              /* client id -> sess_t* */
 	uint64_t last_sweep_ms;
+	/* Kept as they change, so that `ringmqctl stats` does not walk a million sessions per call. */
+	uint64_t queued;           /* messages in every session's queue */
+	size_t online;             /* sessions with a connection */
+	uint32_t largest;          /* longest queue: raised as queues grow, looked up again at most every LARGEST_MS */
+	uint64_t largest_at_ms;
 } S;
 
+#define LARGEST_MS 10000
+
 static void tick(void);
+static void drop_memory(sess_t *s);
 
 void sess_module_init(void)
 {
+	memset(&S, 0, sizeof(S));
 	strmap_init(&S.map);
 	loop_on_tick(tick);
 }
@@ -35,14 +44,17 @@ void sess_module_finish(void)
 	strmap_entry_t *e;
 	size_t pos = 0;
 
+	/* Sessions end with the process here; the durable store keeps its copy. Freed in one pass and the map
+	 * after: deleting from the map restarts its iteration, quadratic with a million restored sessions (the
+	 * worker outlived the shutdown timeout). */
 	while ((e = strmap_next(&S.map, &pos))) {
 		sess_t *s = e->value;
 
-		/* Sessions end with the process here; the durable store keeps its copy. */
-		s->conn = NULL;
-		s->stored = false;
-		sess_destroy(s);
-		pos = 0;
+		route_unsubscribe_all(s);
+		drop_memory(s);
+		msg_unref(s->will);
+		free(s->id);
+		free(s);
 	}
 	strmap_finish(&S.map);
 }
@@ -88,6 +100,7 @@ static void drop_memory(sess_t *s)
 	win_ent_t *f;
 	uint32_t i = 0;
 
+	S.queued -= s->queue.len;
 	while (s->queue.len) {
 		msg_unref(((qent_t *)ring_at(&s->queue, sizeof(qent_t), 0))->m);
 		ring_pop(&s->queue);
@@ -244,6 +257,7 @@ void sess_deliver(sess_t *s, msg_t *m, uint8_t qos, uint8_t retain, uint32_t sub
 		store_msg_del(s, q->qseq);
 		msg_unref(q->m);
 		ring_pop(&s->queue);
+		S.queued--;
 		s->dropped++;
 		W->st.dropped_queue_full++;
 		if (s->dropped == 1 || s->dropped % 1000 == 0)
@@ -261,6 +275,9 @@ void sess_deliver(sess_t *s, msg_t *m, uint8_t qos, uint8_t retain, uint32_t sub
 		return;
 	}
 	*q = (qent_t){ .m = msg_ref(m), .qseq = qseq, .qos = qos, .retain = retain, .subid = subid };
+	S.queued++;
+	if (s->queue.len > S.largest)
+		S.largest = s->queue.len;
 }
 
 void sess_pump(sess_t *s)
@@ -292,6 +309,7 @@ void sess_pump(sess_t *s)
 			break; /* the connection is going: the message stays queued */
 		}
 		ring_pop(&s->queue);
+		S.queued--;
 		msg_unref(q.m);
 	}
 	ring_trim(&s->queue);
@@ -315,6 +333,7 @@ void sess_attach(conn_t *c, sess_t *s, bool resume)
 {
 	c->sess = s;
 	s->conn = c;
+	S.online++;
 	s->expire_at_ms = 0;
 	s->will_at_ms = 0;
 	if (s->expiry_s > 0 && store_durable()) {
@@ -391,6 +410,10 @@ void sess_loaded(sess_t *s, bool ok, sess_entry_t *e, size_t n, const uint16_t *
 			msg_unref(((qent_t *)ring_at(&q, sizeof(qent_t), i))->m);
 	}
 	ring_finish(&q);
+	S.queued += s->queue.len;
+	S.queued -= q.len;
+	if (s->queue.len > S.largest)
+		S.largest = s->queue.len;
 	for (size_t i = 0; i < nrx; i++) {
 		if (rx[i] && !sess_rx_has(s, rx[i]))
 			sess_rx_add(s, rx[i], NULL);
@@ -420,6 +443,7 @@ void sess_detach(conn_t *c)
 
 	c->sess = NULL;
 	s->conn = NULL;
+	S.online--;
 	/* Copies held for their grace were not acknowledged on this connection: durable before anything else. */
 	store_sess_flush(s);
 	route_sess_online(s, false);
@@ -572,6 +596,7 @@ static void tick(void)
 	}
 	for (size_t i = 0; i < n; i++) {
 		log_debug("session '%s' expired", expired[i]->id);
+		W->st.sessions_expired++;
 		publish_will(expired[i]);
 		sess_destroy(expired[i]);
 	}
@@ -579,17 +604,26 @@ static void tick(void)
 
 uint64_t sess_queued_total(uint32_t *largest)
 {
-	uint64_t total = 0;
 	size_t pos = 0;
 	sess_t *s;
 
-	*largest = 0;
-	while ((s = sess_next(&pos))) {
-		total += s->queue.len;
-		if (s->queue.len > *largest)
-			*largest = s->queue.len;
+	/* A queue that grows past the longest raises it at once; finding a shorter longest one after queues
+	 * shrank needs a walk: done at most every LARGEST_MS, however often stats are asked. */
+	if (!S.largest_at_ms || loop_now() - S.largest_at_ms >= LARGEST_MS) {
+		S.largest_at_ms = loop_now();
+		S.largest = 0;
+		while ((s = sess_next(&pos))) {
+			if (s->queue.len > S.largest)
+				S.largest = s->queue.len;
+		}
 	}
-	return total;
+	*largest = S.largest;
+	return S.queued;
+}
+
+size_t sess_online_count(void)
+{
+	return S.online;
 }
 
 sess_t *sess_restore(const char *id, size_t len, uint8_t version, uint32_t expiry_s, uint64_t next_qseq,

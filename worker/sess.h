@@ -125,6 +125,10 @@ sess_t *sess_restore(const char *id, size_t len, uint8_t version, uint32_t expir
 /* Iterate sessions: start with *pos = 0; NULL at the end. The map must not change meanwhile. */
 sess_t *sess_next(size_t *pos);
 size_t sess_count(void);
+/* Messages queued in every session (kept as they change) and the longest queue (raised as a queue grows past
+ * it; lowered by a walk of every session, at most every 10 s: it may be that old after queues shrank). */
 uint64_t sess_queued_total(uint32_t *largest);
+/* Sessions with a connection. */
+size_t sess_online_count(void);
 
 #endif

@@ -26,24 +26,37 @@
 #define RETRY_MS 200
 /* Error replies before a batch is split, and before a lone operation is set aside. */
 #define MAX_ATTEMPTS 3
+/* Restore calls (one bucket each) in flight at once per worker. */
+#define RESTORE_WINDOW 4
+
+/* The buckets of a restore (start-up) or of an adoption (a dead node's sessions) still to ask for. */
+typedef struct rjob {
+	uint32_t next, last;       /* next > last: all asked */
+	uint32_t inflight;
+	bool adopt;
+	int from;                  /* the node whose sessions are read */
+} rjob_t;
 
 static struct {
 	bool redis;
 	bool ready;
-	bool restoring;            /* loading sessions at start-up: nothing is written back */
+	bool restoring;            /* loading sessions at start-up (clients are served meanwhile) */
+	bool replaying;            /* making a session from its stored record: nothing is written back */
 	bool busy;
 	strmap_t open;             /* batch key -> batch_t* being filled this turn */
 	batch_t *send;             /* batches to send at the next flush (in order) */
 	batch_t **send_tail;
 	size_t pending_ops;        /* operations queued or in flight */
-	uint32_t restores_left;
+	rjob_t restore, adopt;
+	strmap_t decided;          /* while restoring: client ids loaded or ended for a CONNECT (the restore skips them) */
+	uint64_t restore_t0, restore_expired, restore_on_demand;
 	uint64_t last_err_log_ms;
 	const char **argv;         /* scratch for rds_command */
 	size_t *lens;
 	uint32_t cap_argv;
 	void (*on_ready)(void);
 	const store_owner_ops_t *owner;
-	uint32_t adopts_left, adopted;
+	uint32_t adopted;
 	int adopt_from;
 	void (*on_adopted)(int from);
 	uint8_t kind_grace;        /* the grace timer's completion kind */
@@ -67,6 +80,11 @@ bool store_durable(void)
 bool store_ready(void)
 {
 	return st.ready;
+}
+
+bool store_restore_pending(const char *id, size_t len)
+{
+	return st.restoring && !strmap_get(&st.decided, id, len);
 }
 
 bool store_reachable(void)
@@ -127,7 +145,7 @@ static batch_t *batch_for(const char *id, size_t id_len)
 
 static bool writable(const sess_t *s)
 {
-	return st.redis && !st.restoring && s->expiry_s > 0;
+	return st.redis && !st.replaying && s->expiry_s > 0;
 }
 
 static batch_t *op_begin_id(const char *id, size_t len, char op)
@@ -216,7 +234,7 @@ void store_sess_offline(const sess_t *s)
 
 void store_sess_del(const sess_t *s)
 {
-	if (st.redis && !st.restoring && s->stored)
+	if (st.redis && !st.replaying && s->stored)
 		op_end(op_begin(s, 'X'), s, 'X', NULL);
 }
 
@@ -464,28 +482,58 @@ void store_sess_load(sess_t *s)
 
 /* --- replies --------------------------------------------------------------------------------------------- */
 
-static sess_t *restore_one(const redisReply *x);
+static sess_t *restore_rec(record_sess_t *rs);
+static void restore_pump(rjob_t *j);
+static bool restore_job_done(const rjob_t *j);
+
+/* The restore must not bring back a session a CONNECT decided about meanwhile (loaded it, or found none and
+ * made a new one, perhaps ended since by a clean start): its reply may have been built before that. */
+static void restore_decided(const char *cid, size_t len)
+{
+	if (st.restoring && strmap_put(&st.decided, cid, len, (void *)1, NULL) < 0)
+		log_error(ENOMEM, "redis store: session '%.*s' may be restored twice", (int)len, cid);
+}
 
 /* The answer to a claim ('W': the previous owner) or a read ('S': the session, restored into memory). */
 static void on_owner(const batch_t *b, const batch_op_t *o, const redisReply *x)
 {
 	uint32_t len;
 	const char *cid = batch_arg_at(b, o->arg + 1, &len);
+	record_sess_t rs;
 	sess_t *s;
 
 	if (!st.owner)
 		return;
 	if (o->op == 'W') {
+		if (x->type == REDIS_REPLY_INTEGER && x->integer == -1)
+			restore_decided(cid, len); /* no session: a new one is made */
 		st.owner->claimed(cid, len, x->type == REDIS_REPLY_INTEGER ? x->integer : -2);
 		return;
 	}
 	if (x->type == REDIS_REPLY_ARRAY && x->elements == 0) {
+		restore_decided(cid, len);
 		st.owner->fetched(cid, len, NULL, true); /* no session (any more) */
 		return;
 	}
+	if (record_decode_sess(x, &rs) < 0) {
+		W->st.store_quarantined++;
+		log_warn(0, "redis store: the damaged session record of '%.*s' was skipped", (int)len, cid);
+		st.owner->fetched(cid, len, NULL, false);
+		return;
+	}
+	restore_decided(cid, len);
 	s = sess_find((const uint8_t *)cid, len);
-	if (!s)
-		s = restore_one(x);
+	if (!s && rs.expire_unix_ms && rs.expire_unix_ms <= unix_ms()) {
+		/* Offline past its expiry (the restore deletes such sessions too): it ends, a new one is made. */
+		W->st.sessions_expired++;
+		op_end_id(op_begin_id(cid, len, 'X'), cid, len, 'X', NULL);
+		st.owner->fetched(cid, len, NULL, true);
+		return;
+	}
+	if (!s && (s = restore_rec(&rs)) && st.restoring) {
+		st.restore_on_demand++;
+		W->st.sessions_loaded_on_demand++;
+	}
 	st.owner->fetched(cid, len, s, s != NULL);
 }
 
@@ -529,28 +577,25 @@ static void on_load(const batch_t *b, const batch_op_t *o, const redisReply *r)
 	record_load_finish(&l);
 }
 
-/* One session record of a restore reply (or of an 'S' read): the session, or NULL. Damaged parts are skipped,
- * logged and counted, never fatal. */
-static sess_t *restore_one(const redisReply *x)
+/* One decoded session record (of a restore or of an 'S' read): the session, or NULL. Damaged subscriptions are
+ * skipped, logged and counted, never fatal. A session already in memory (loaded for a CONNECT that came
+ * during the restore, or ended by one: restore_decided) is left as it is. */
+static sess_t *restore_rec(record_sess_t *rs)
 {
-	record_sess_t rs;
 	mqtt_str_t filter;
 	mqtt_subopts_t opts;
 	uint32_t subid;
+	size_t pos = 0;
 	sess_t *s;
 	int ret;
 
-	if (record_decode_sess(x, &rs) < 0) {
-		W->st.store_quarantined++;
-		log_warn(0, "redis store: a damaged session record was skipped");
-		return NULL;
-	}
-	if (slot_owner(slot_of(rs.id, rs.id_len), W->n) != W->id)
+	if (slot_owner(slot_of(rs->id, rs->id_len), W->n) != W->id)
 		return NULL; /* another worker's client sharing the bucket */
-	s = sess_restore(rs.id, rs.id_len, rs.version, rs.expiry_s, rs.next_qseq, rs.expire_unix_ms);
+	s = sess_restore(rs->id, rs->id_len, rs->version, rs->expiry_s, rs->next_qseq, rs->expire_unix_ms);
 	if (!s)
 		return NULL;
-	for (size_t i = 0; (ret = record_decode_sub(&rs, i, &filter, &opts, &subid)) != -ENOENT; i++) {
+	st.replaying = true;
+	for (size_t i = 0; (ret = record_next_sub(rs, &pos, &filter, &opts, &subid)) != -ENOENT; i++) {
 		bool retained;
 
 		if (ret < 0) {
@@ -560,6 +605,7 @@ static sess_t *restore_one(const redisReply *x)
 		}
 		route_subscribe(s, filter, &opts, subid, NULL, &retained);
 	}
+	st.replaying = false;
 	return s;
 }
 
@@ -573,34 +619,93 @@ static void log_refusal(const batch_t *b, const redisReply *r, int err)
 		r && r->type == REDIS_REPLY_ERROR ? r->str : "");
 }
 
+/* Queue restore calls of job j while fewer than RESTORE_WINDOW are in flight. All buckets at once made a
+ * pipeline deeper than the command timeout (1024 calls of ~6 ms each): the connection was reset and every call
+ * sent again, over and over. A few in flight keep Redis busy and each answer well within the timeout. */
+static void restore_pump(rjob_t *j)
+{
+	while (j->inflight < RESTORE_WINDOW && j->next <= j->last) {
+		batch_t *b = batch_create(j->next);
+
+		if (!b) {
+			log_error(ENOMEM, "redis store: cannot restore bucket %u now; trying again", j->next);
+			return; /* the next answer pumps again; with nothing in flight the tick does */
+		}
+		b->restore = true;
+		b->adopt = j->adopt;
+		batch_num(b, unix_ms());
+		batch_num(b, (uint64_t)j->from);
+		if (j->adopt)
+			batch_num(b, W->cfg->node_id);
+		send_push(b, 0);
+		j->next++;
+		j->inflight++;
+	}
+}
+
+static bool restore_job_done(const rjob_t *j)
+{
+	return j->inflight == 0 && j->next > j->last;
+}
+
+static void restore_finished(void)
+{
+	st.restoring = false;
+	st.ready = true;
+	strmap_finish(&st.decided);
+	strmap_init(&st.decided);
+	log_info("redis store: %zu persistent sessions restored in %" PRIu64 " ms (%" PRIu64 " expired ones "
+		"removed, %" PRIu64 " loaded on demand meanwhile)", sess_count(), loop_now() - st.restore_t0,
+		st.restore_expired, st.restore_on_demand);
+	if (st.on_ready)
+		st.on_ready();
+}
+
 static void restore_reply(batch_t *b, const redisReply *r)
 {
+	rjob_t *j = b->adopt ? &st.adopt : &st.restore;
+	size_t i = 0;
+
 	if (!r || r->type != REDIS_REPLY_ARRAY) {
 		/* Without the restore nothing is served: try again, the error is logged (rate-limited). */
 		send_push(b, loop_now() + RETRY_MS);
 		return;
 	}
-	for (size_t i = 0; i < r->elements; i++) {
-		if (restore_one(r->element[i]) && b->adopt)
+	if (r->elements && r->element[0]->type == REDIS_REPLY_INTEGER) {
+		if (r->element[0]->integer > 0) {
+			st.restore_expired += (uint64_t)r->element[0]->integer;
+			W->st.sessions_expired += (uint64_t)r->element[0]->integer;
+		}
+		i = 1;
+	}
+	for (; i < r->elements; i++) {
+		const redisReply *x = r->element[i];
+		record_sess_t rs;
+
+		if (x->type != REDIS_REPLY_STRING || record_decode_packed(x->str, x->len, &rs) < 0) {
+			W->st.store_quarantined++;
+			log_warn(0, "redis store: a damaged session record in %s was skipped", b->key);
+			continue;
+		}
+		if (!b->adopt && strmap_get(&st.decided, rs.id, rs.id_len))
+			continue; /* loaded (or ended) for a CONNECT while the restore ran */
+		if (restore_rec(&rs) && b->adopt)
 			st.adopted++;
 	}
 	st.pending_ops -= b->n_ops;
-	if (b->adopt) {
-		batch_destroy(b);
-		if (--st.adopts_left == 0 && st.on_adopted) {
+	batch_destroy(b);
+	j->inflight--;
+	restore_pump(j);
+	if (!restore_job_done(j))
+		return;
+	if (j == &st.adopt) {
+		if (st.on_adopted) {
 			log_info("redis store: %u sessions of node %d adopted", st.adopted, st.adopt_from);
 			st.on_adopted(st.adopt_from);
 		}
 		return;
 	}
-	batch_destroy(b);
-	if (--st.restores_left == 0) {
-		st.restoring = false;
-		st.ready = true;
-		log_info("redis store: %zu persistent sessions restored", sess_count());
-		if (st.on_ready)
-			st.on_ready();
-	}
+	restore_finished();
 }
 
 /* Operation i cannot be stored: set it aside and tell whoever waits. */
@@ -794,6 +899,8 @@ int store_init(void (*on_ready)(void))
 	st.send_tail = &st.send;
 	st.on_ready = on_ready;
 	strmap_init(&st.open);
+	strmap_init(&st.decided);
+	st.adopt.next = 1; /* no adoption under way */
 	if (strcmp(W->cfg->store, "redis") != 0) {
 		st.ready = true;
 		return 0;
@@ -818,21 +925,13 @@ int store_init(void (*on_ready)(void))
 	if (ret < 0)
 		return ret;
 	/* Restore every bucket that holds slots of ours; sessions of other workers in a shared bucket are skipped
-	 * by restore_one(). Clients are not served before this completes, so session present is always right. */
+	 * by restore_rec(). Meanwhile a CONNECT loads its own session first (store_restoring). */
 	st.restoring = true;
+	st.restore_t0 = loop_now();
 	first = (uint32_t)slot_first(W->id, W->n) * W->cfg->redis_buckets / SLOT_COUNT;
 	last = ((uint32_t)slot_first(W->id + 1, W->n) - 1) * W->cfg->redis_buckets / SLOT_COUNT;
-	for (uint32_t bk = first; bk <= last; bk++) {
-		batch_t *b = batch_create(bk);
-
-		if (!b)
-			return -ENOMEM;
-		b->restore = true;
-		batch_num(b, unix_ms());
-		batch_num(b, W->cfg->node_id);
-		send_push(b, 0);
-		st.restores_left++;
-	}
+	st.restore = (rjob_t){ .next = first, .last = last, .from = W->cfg->node_id };
+	restore_pump(&st.restore);
 	log_info("redis store: restoring sessions of buckets %u..%u from %s", first, last, W->cfg->redis_addrs);
 	return 0;
 }
@@ -862,26 +961,15 @@ int store_adopt(int from, void (*done)(int from))
 {
 	uint32_t first, last;
 
-	if (!st.redis || st.adopts_left)
+	if (!st.redis || !restore_job_done(&st.adopt))
 		return -EBUSY;
 	first = (uint32_t)slot_first(W->id, W->n) * W->cfg->redis_buckets / SLOT_COUNT;
 	last = ((uint32_t)slot_first(W->id + 1, W->n) - 1) * W->cfg->redis_buckets / SLOT_COUNT;
 	st.on_adopted = done;
 	st.adopt_from = from;
 	st.adopted = 0;
-	for (uint32_t bk = first; bk <= last; bk++) {
-		batch_t *b = batch_create(bk);
-
-		if (!b)
-			return -ENOMEM; /* the batches already queued still answer: done comes when they have */
-		b->restore = true;
-		b->adopt = true;
-		batch_num(b, unix_ms());
-		batch_num(b, (uint64_t)from);
-		batch_num(b, W->cfg->node_id);
-		send_push(b, 0);
-		st.adopts_left++;
-	}
+	st.adopt = (rjob_t){ .next = first, .last = last, .adopt = true, .from = from };
+	restore_pump(&st.adopt);
 	return 0;
 }
 
@@ -902,6 +990,7 @@ void store_finish(void)
 		batch_destroy(b);
 	}
 	strmap_finish(&st.open);
+	strmap_finish(&st.decided);
 	if (st.redis)
 		grace_finish();
 	free(st.argv);

@@ -37,8 +37,11 @@ int store_init(void (*on_ready)(void));
 void store_finish(void);
 /* True for a store that outlives the worker (redis). */
 bool store_durable(void);
-/* Sessions are restored: clients may connect. */
+/* Sessions are restored (always true for the memory store). */
 bool store_ready(void);
+/* The restore is under way and may still bring client id's session: a CONNECT reads it first, on its own
+ * (store_fetch), and the restore then leaves it alone. */
+bool store_restore_pending(const char *id, size_t len);
 /* The store can take writes now: always for memory; for redis, every master is connected (the readiness
  * probe: a worker whose Redis is down keeps its clients, but a new one should go to another node). */
 bool store_reachable(void);

@@ -29,15 +29,38 @@ wk_t *W;
 
 void worker_serve(void)
 {
+	/* Our sessions are restored: read the channels (messages for them), announce that our interest is
+	 * complete (MF_SYNC), and route publishes once every peer has done the same (route_complete). */
 	mesh_start();
-	/* In a cluster, a publish accepted before the other nodes' interest is known would miss their
-	 * subscribers: clients wait in the listen backlog until the Kafka process has read the cluster's state
-	 * (its first MF_SYNC: mesh.c). */
-	if (W->n_peers == W->n)
-		conn_start_accepting();
+	route_check_complete();
+	/* In a cluster, clients wait in the listen backlog until the Kafka process has read the cluster's state
+	 * (its first MF_SYNC: mesh.c), which it sends once our channel is read. */
+	if (W->n_peers > W->n)
+		ctl_send_ready();
+}
+
+static bool ready_sent;
+
+/* Tell the supervisor we serve once the store can take writes (at once for memory; for redis once connected):
+ * a worker whose Redis is down at start accepts and holds its clients, but is not reported ready, so a
+ * readiness probe sends new clients elsewhere. The restore may still be under way. */
+static void report_ready(void)
+{
+	if (ready_sent || !store_reachable())
+		return;
+	ready_sent = true;
 	ctl_send_ready();
 }
 
+/* Take clients at once, even while sessions are being restored: a CONNECT loads its own session first
+ * (owner.h) and a PUBLISH waits for complete routing (route.h). */
+static void accept_clients(void)
+{
+	if (W->n_peers > W->n)
+		return;
+	conn_start_accepting();
+	loop_on_flush(report_ready, LOOP_ORDER_CTL);
+}
 
 void worker_stop(const char *why)
 {
@@ -111,8 +134,8 @@ int worker_run(const worker_args_t *args)
 	if (store_init(worker_serve) < 0)
 		return 1;
 	owner_init(); /* after store_init, which starts the store's state afresh */
-	/* With a durable store, clients wait in the accept queue until this worker's sessions are restored,
-	 * so a CONNECT never sees a half-restored session (the store calls worker_serve then). */
+	accept_clients();
+	/* With a durable store the store calls worker_serve once this worker's sessions are restored. */
 	if (store_ready())
 		worker_serve();
 	log_info("worker %d up: slots %u..%u%s", W->id, slot_first(W->id, W->n),

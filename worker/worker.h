@@ -50,7 +50,8 @@ typedef struct worker_args {
 	X(auth_ok) X(auth_cache_hits) X(auth_failed) X(auth_busy) X(auth_rate_limited) X(auth_unavailable) \
 	X(auth_revoked) X(acl_denied_publish) X(acl_denied_subscribe) X(acl_denied_will) X(acl_dropped_subscriptions) \
 	X(pg_queries) X(pg_cache_hits) X(pg_errors) X(pg_reconnects) X(pg_notifies) \
-	X(msgs_in_qos0) X(msgs_in_qos1) X(msgs_in_qos2) X(msgs_out_qos0) X(msgs_out_qos1) X(msgs_out_qos2)
+	X(msgs_in_qos0) X(msgs_in_qos1) X(msgs_in_qos2) X(msgs_out_qos0) X(msgs_out_qos1) X(msgs_out_qos2) \
+	X(sessions_expired) X(sessions_loaded_on_demand) X(publishes_held)
 
 typedef struct wk_stats {
 #define WK_STAT_FIELD(name) uint64_t name;
@@ -72,7 +73,8 @@ typedef struct wk {
 /* The worker process's one instance (set by worker_run; tests set their own). */
 extern wk_t *W;
 
-/* Start taking clients and tell the supervisor (once sessions are restored). Worker process only. */
+/* Sessions are restored: read the mesh, say our interest is complete (in a cluster: then take clients and tell
+ * the supervisor; otherwise clients are taken from the start). Worker process only. */
 void worker_serve(void);
 /* A worker's exit status when its configuration cannot work (a certificate, password or ACL file that does not
  * load, a provider order naming nothing configured...), after one log line saying what and how to fix it: the

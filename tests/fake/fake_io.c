@@ -14,6 +14,7 @@
 #include "ctl.h"
 #include "loop.h"
 #include "mesh.h"
+#include "owner.h"
 #include "rds.h"
 #include "reply.h"
 #include "route.h"
@@ -600,6 +601,7 @@ static worker_args_t fargs;
 void worker_serve(void)
 {
 	mesh_start();
+	route_check_complete();
 }
 
 void fake_init(const config_t *cfg, int id, int n)
@@ -633,7 +635,14 @@ void fake_init(const config_t *cfg, int id, int n)
 	route_init();
 	addrlimit_init();
 	mesh_init(&fargs);
+	/* The fake's peers are live workers that announced their interest long ago (a test of a restarting peer
+	 * sends its MF_SYNC itself). */
+	for (int k = 0; k < n; k++) {
+		if (k != id)
+			route_peer_synced(k);
+	}
 	store_init(worker_serve);
+	owner_init(); /* as worker.c: a CONNECT during the restore reads its session through it */
 	if (store_ready())
 		worker_serve();
 }
@@ -663,6 +672,7 @@ void fake_finish(void)
 	}
 	fake_turn();
 	sess_module_finish();
+	owner_finish();
 	store_finish();
 	route_finish();
 	mesh_finish();

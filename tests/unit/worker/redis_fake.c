@@ -52,20 +52,26 @@ void rf_answer_error(const char *msg)
 	fake_rds_answer(resp, (size_t)n, 0);
 }
 
-void rf_start(config_t *cfg, int id, int n, const char *restore)
+void rf_start_len(config_t *cfg, int id, int n, const char *restore, size_t len)
 {
 	snprintf(cfg->store, sizeof(cfg->store), "redis");
 	fake_init(cfg, id, n);
 	fake_turn();
 	ck_assert_uint_gt(fake_rds_pending(), 0);
+	/* A few buckets are asked at a time: each answer lets the next one go at the next turn. */
 	while (fake_rds_pending()) {
 		ck_assert(rf_is_restore());
 		if (restore) {
-			fake_rds_answer(restore, strlen(restore), 0);
+			fake_rds_answer(restore, len, 0);
 			restore = NULL;
 		} else {
 			fake_rds_answer("*0\r\n", 4, 0);
 		}
+		fake_turn();
 	}
-	fake_turn();
+}
+
+void rf_start(config_t *cfg, int id, int n, const char *restore)
+{
+	rf_start_len(cfg, id, n, restore, restore ? strlen(restore) : 0);
 }

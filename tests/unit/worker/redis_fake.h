@@ -25,5 +25,7 @@ void rf_answer_error(const char *msg);
  * (RESP array of session records; NULL: none). */
 struct config;
 void rf_start(struct config *cfg, int id, int n, const char *restore);
+/* The same with a restore answer that holds NUL bytes (packed session records). */
+void rf_start_len(struct config *cfg, int id, int n, const char *restore, size_t len);
 
 #endif

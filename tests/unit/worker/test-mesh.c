@@ -286,17 +286,24 @@ END_TEST
 START_TEST(test_frames_wait_until_sessions_are_restored)
 {
 	/* The restarted worker's own view: a session restored from Redis, subscribed to "t". */
-	static const char restore[] = "*1\r\n*3\r\n$%s\r\n*2\r\n$1\r\nv\r\n$1\r\n4\r\n"
-		"*2\r\n$1\r\nt\r\n$9\r\n1,0,0,0,0\r\n";
-	char resp[256], idlen[64];
+	char resp[256], rec[128];
+	size_t reclen;
 	const char *id = tc_id_on("s", 0, 2);
 	buf_t b = { 0 };
 	msg_t hdr = { .qos = 1, .topic_len = 1, .payload_len = 1 };
 	msg_t *m = msg_create_raw(&hdr, (const uint8_t *)"tm");
 	char ops[64];
 
-	snprintf(idlen, sizeof(idlen), "%zu\r\n%s", strlen(id), id);
-	snprintf(resp, sizeof(resp), restore, idlen);
+	/* id NUL v NUL e NUL h NUL x NUL filter NUL options */
+	reclen = (size_t)snprintf(rec, sizeof(rec), "%s|4||||t|1,0,0,0,0\r\n", id);
+	for (size_t i = 0; i < reclen; i++)
+		rec[i] = rec[i] == '|' ? '\0' : rec[i];
+	{
+		int h = snprintf(resp, sizeof(resp), "*2\r\n:0\r\n$%zu\r\n", reclen - 2);
+
+		memcpy(resp + h, rec, reclen);
+		reclen += (size_t)h;
+	}
 	strcpy(cfg.store, "redis");
 	fake_init(&cfg, 0, 2);
 	fake_turn();
@@ -306,7 +313,7 @@ START_TEST(test_frames_wait_until_sessions_are_restored)
 	fake_turn();
 	ck_assert_int_eq(read_chan().ack, 0);
 	ck_assert(rf_is_restore());
-	fake_rds_answer(resp, strlen(resp), 0);
+	fake_rds_answer(resp, reclen, 0);
 	fake_turn();
 	/* Restored: the frame is read now and finds its session: the copy goes to the store before the ack. */
 	ck_assert_uint_eq(rf_ops(ops, sizeof(ops)), 1);

@@ -13,6 +13,8 @@
 #include "record.h"
 #include "redis_fake.h"
 #include "sess.h"
+#include "slot.h"
+#include "store.h"
 #include "tclient.h"
 
 static config_t cfg;
@@ -46,7 +48,7 @@ START_TEST(test_puback_waits_for_the_stored_copy)
 
 	rf_start(&cfg, 0, 1, NULL);
 	offline_subscriber("sub", "t/#");
-	ck_assert_int_eq(tc_open(&pub, MQTT_V311, "pub", true, 0, NULL), 0);
+	ck_assert_int_eq(tc_open(&pub, MQTT_V311, "", true, 0, NULL), 0); /* a generated id: nothing to read */
 	tc_publish(&pub, "t/1", "m", 1, 1);
 	ck_assert_int_eq(tc_ack_reason(&pub, MQTT_PUBACK, NULL), -1);
 	ck_assert_uint_eq(fake_rds_pending(), 1);
@@ -64,7 +66,7 @@ START_TEST(test_lost_connection_retried_until_answered)
 
 	rf_start(&cfg, 0, 1, NULL);
 	offline_subscriber("sub", "t/#");
-	ck_assert_int_eq(tc_open(&pub, MQTT_V311, "pub", true, 0, NULL), 0);
+	ck_assert_int_eq(tc_open(&pub, MQTT_V311, "", true, 0, NULL), 0); /* a generated id: nothing to read */
 	tc_publish(&pub, "t/1", "m", 1, 1);
 	for (int i = 0; i < 5; i++) {
 		fake_rds_answer(NULL, 0, -ECONNRESET);
@@ -268,17 +270,16 @@ END_TEST
 
 START_TEST(test_restore_skips_damaged_records_and_starts)
 {
-	/* A good session with one good and one damaged subscription, a record of the wrong shape, and a session
-	 * with an impossible protocol version. */
+	/* A good session with one good and one damaged subscription, a record of the wrong type, and a session
+	 * with an impossible protocol version (the packed records of ringmq_restore: store_lua.h). */
 	static const char restore[] =
-		"*3\r\n"
-		"*3\r\n$4\r\ngood\r\n*4\r\n$1\r\nv\r\n$1\r\n4\r\n$1\r\ne\r\n$3\r\n600\r\n"
-		"*4\r\n$3\r\na/b\r\n$9\r\n1,0,0,0,0\r\n$5\r\nx/#/y\r\n$9\r\n1,0,0,0,0\r\n"
-		"*2\r\n:1\r\n$-1\r\n"
-		"*3\r\n$3\r\nbad\r\n*2\r\n$1\r\nv\r\n$2\r\n99\r\n*0\r\n";
+		"*4\r\n:0\r\n"
+		"$42\r\ngood\0" "4\0" "600\0\0\0a/b\0" "1,0,0,0,0\0x/#/y\0" "1,0,0,0,0\r\n"
+		":1\r\n"
+		"$9\r\nbad\0" "99\0\0\0\r\n";
 	tcli_t pub;
 
-	rf_start(&cfg, 0, 1, restore);
+	rf_start_len(&cfg, 0, 1, restore, sizeof(restore) - 1);
 	ck_assert_uint_eq(sess_count(), 1);
 	ck_assert_ptr_nonnull(sess_find((const uint8_t *)"good", 4));
 	ck_assert_uint_eq(sess_find((const uint8_t *)"good", 4)->n_subs, 1);
@@ -290,6 +291,119 @@ START_TEST(test_restore_skips_damaged_records_and_starts)
 	rf_answer_ok(NULL);
 	fake_turn();
 	ck_assert_int_eq(tc_ack_reason(&pub, MQTT_PUBACK, NULL), 0);
+	tc_close(&pub);
+	fake_finish();
+}
+END_TEST
+
+/* Answer the pending commands: restore calls with nothing except bucket `bucket`'s, which gets `rec`; the rest
+ * ok. */
+static void answer_restore_with(uint32_t bucket, const char *rec, size_t len)
+{
+	char key[32], resp[256];
+
+	snprintf(key, sizeof(key), "rmq:{b%u}", bucket);
+	while (fake_rds_pending()) {
+		size_t kl;
+		const char *k = fake_rds_argv(3, &kl);
+
+		if (!rf_is_restore()) {
+			rf_answer_ok(NULL);
+		} else if (kl == strlen(key) && memcmp(k, key, kl) == 0) {
+			int h = snprintf(resp, sizeof(resp), "*2\r\n:0\r\n$%zu\r\n", len);
+
+			memcpy(resp + h, rec, len);
+			memcpy(resp + h + len, "\r\n", 2);
+			fake_rds_answer(resp, (size_t)h + len + 2, 0);
+		} else {
+			fake_rds_answer("*1\r\n:0\r\n", 8, 0);
+		}
+		fake_turn();
+	}
+}
+
+START_TEST(test_connect_during_restore_reads_its_session_and_the_restore_leaves_it)
+{
+	char id[16], rec[64], resp[256];
+	size_t reclen;
+	tcli_t t, t2;
+	mqtt_frame_t f;
+	int h;
+
+	/* A client of the last of 8 buckets: its restore call goes out after the first four have answered. */
+	cfg.redis_buckets = 8;
+	for (int i = 0;; i++) {
+		snprintf(id, sizeof(id), "c%d", i);
+		if ((uint32_t)slot_of(id, strlen(id)) * 8 / SLOT_COUNT == 7)
+			break;
+	}
+	strcpy(cfg.store, "redis");
+	fake_init(&cfg, 0, 1);
+	fake_turn();
+	ck_assert_uint_eq(fake_rds_pending(), 4);
+	/* Served while restoring: its CONNECT reads its session on its own ('S'), behind the restore calls. */
+	ck_assert_int_eq(tc_open(&t, MQTT_V311, id, false, 0, NULL), -1);
+	ck_assert_uint_eq(fake_rds_pending(), 5);
+	for (int i = 0; i < 4; i++) {
+		ck_assert(rf_is_restore());
+		fake_rds_answer("*1\r\n:0\r\n", 8, 0);
+	}
+	fake_turn();
+	ck_assert(!rf_is_restore());
+	h = snprintf(resp, sizeof(resp), "*1\r\n*3\r\n$%zu\r\n%s\r\n*2\r\n$1\r\nv\r\n$1\r\n4\r\n"
+		"*2\r\n$1\r\nt\r\n$9\r\n1,0,0,0,0\r\n", strlen(id), id);
+	fake_rds_answer(resp, (size_t)h, 0);
+	fake_turn();
+	ck_assert(tc_expect(&t, MQTT_CONNACK, &f));
+	ck_assert_int_eq(f.body[0] & 1, 1); /* session present */
+	ck_assert_uint_eq(sess_find((const uint8_t *)id, strlen(id))->n_subs, 1);
+	ck_assert_uint_eq(W->st.sessions_loaded_on_demand, 1);
+	/* A clean start ends it while the restore of its bucket (built before that) is still to come. */
+	ck_assert_int_eq(tc_open(&t2, MQTT_V311, id, true, 0, NULL), 0);
+	fake_input(fake_conn_find(t2.id), "\xe0\x00", 2);
+	fake_turn();
+	ck_assert_ptr_null(sess_find((const uint8_t *)id, strlen(id)));
+	reclen = (size_t)snprintf(rec, sizeof(rec), "%s|4||||t|1,0,0,0,0", id);
+	for (size_t i = 0; i < reclen; i++)
+		rec[i] = rec[i] == '|' ? '\0' : rec[i];
+	answer_restore_with(7, rec, reclen);
+	ck_assert(store_ready());
+	ck_assert_ptr_null(sess_find((const uint8_t *)id, strlen(id)));
+	ck_assert_uint_eq(sess_count(), 0);
+	tc_close(&t);
+	tc_close(&t2);
+	fake_finish();
+}
+END_TEST
+
+START_TEST(test_publish_held_until_the_restore_ends)
+{
+	char id[16], rec[64];
+	size_t reclen;
+	tcli_t pub;
+
+	cfg.redis_buckets = 8;
+	for (int i = 0;; i++) {
+		snprintf(id, sizeof(id), "s%d", i);
+		if ((uint32_t)slot_of(id, strlen(id)) * 8 / SLOT_COUNT == 7)
+			break;
+	}
+	strcpy(cfg.store, "redis");
+	fake_init(&cfg, 0, 1);
+	fake_turn();
+	/* A publisher (clean: no session to read) is served, its PUBLISH is not routed yet. */
+	ck_assert_int_eq(tc_open(&pub, MQTT_V311, "", true, 0, NULL), 0); /* a generated id: nothing to read */
+	tc_publish(&pub, "t", "m", 1, 1);
+	ck_assert_uint_eq(W->st.publishes_held, 1);
+	ck_assert_int_eq(tc_ack_reason(&pub, MQTT_PUBACK, NULL), -1);
+	/* Bucket 7 holds a session subscribed to "t": the copy is written for it, then the PUBACK. */
+	reclen = (size_t)snprintf(rec, sizeof(rec), "%s|4||||t|1,0,0,0,0", id);
+	for (size_t i = 0; i < reclen; i++)
+		rec[i] = rec[i] == '|' ? '\0' : rec[i];
+	answer_restore_with(7, rec, reclen);
+	ck_assert(store_ready());
+	ck_assert_int_eq(tc_ack_reason(&pub, MQTT_PUBACK, NULL), 0);
+	ck_assert_uint_ge(W->st.store_ops, 1);
 	tc_close(&pub);
 	fake_finish();
 }
@@ -307,7 +421,7 @@ START_TEST(test_replies_waiting_for_the_store_hold_input)
 	cfg.max_pending_replies = 16;
 	rf_start(&cfg, 0, 1, NULL);
 	offline_subscriber("sub", "t");
-	ck_assert_int_eq(tc_open(&pub, MQTT_V311, "pub", true, 0, NULL), 0);
+	ck_assert_int_eq(tc_open(&pub, MQTT_V311, "", true, 0, NULL), 0); /* a generated id: nothing to read */
 	for (int i = 0; i < 100; i++) {
 		mqtt_publish_t p = { .qos = 1, .packet_id = (uint16_t)(i + 1), .topic = { (const uint8_t *)"t", 1 },
 			.payload = { (const uint8_t *)"m", 1 } };
@@ -384,6 +498,8 @@ int main(void)
 	tcase_add_test(tc, test_load_reply_of_wrong_type_fails_the_load_not_the_worker);
 	tcase_add_test(tc, test_damaged_stored_message_quarantined_others_delivered);
 	tcase_add_test(tc, test_restore_skips_damaged_records_and_starts);
+	tcase_add_test(tc, test_connect_during_restore_reads_its_session_and_the_restore_leaves_it);
+	tcase_add_test(tc, test_publish_held_until_the_restore_ends);
 	tcase_add_test(tc, test_replies_waiting_for_the_store_hold_input);
 	tcase_add_test(tc, test_input_bounded_while_the_session_loads);
 	suite_add_tcase(s, tc);
