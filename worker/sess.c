@@ -53,8 +53,7 @@ void sess_module_finish(void)
 		route_unsubscribe_all(s);
 		drop_memory(s);
 		msg_unref(s->will);
-		free(s->id);
-		free(s);
+		free(s); /* the id lives in the same allocation */
 	}
 	strmap_finish(&S.map);
 }
