@@ -13,6 +13,8 @@
  *                      cluster's sessions live on one node at a time; absent: node 0), w<P> the highest
  *                      offset of Kafka inbox partition P whose copy was queued ('a': a re-delivered record
  *                      is not queued twice)
+ *                      k how many packet ids ('p<seq>') q holds, so the offline bound counts messages only
+ *                      (counted at the first offline add, kept while offline; M, O and L drop it)
  *   rmq:{bN}:<cid>:q   hash: seq -> message blob, and "p<seq>" -> "pid,state" once that message was sent
  *                      (one HSET adds, one HSET records the id, one HDEL removes both)
  *   rmq:{bN}:<cid>:p   the format before: seq -> "pid,state"; L folds it into q (an upgrade loses nothing)
@@ -78,7 +80,7 @@ static const char store_lua[] =
 "    local r = 0\n"
 "    if op == 'M' then\n"
 "      redis.call('HSET', m, 'v', args[i + 2], 'e', args[i + 3], 'n', args[i + 4])\n"
-"      redis.call('HDEL', m, 'x')\n"
+"      redis.call('HDEL', m, 'x', 'k')\n"
 "      for _, s in ipairs(parts) do redis.call('PERSIST', k(tag, cid, s)) end\n"
 "      redis.call('SADD', tag .. ':idx', cid)\n"
 "      i = i + 5\n"
@@ -100,6 +102,7 @@ static const char store_lua[] =
 "      local at = tonumber(args[i + 2])\n"
 "      if redis.call('EXISTS', m) == 1 then\n"
 "        if args[i + 3] ~= '0' then redis.call('HSET', m, 'l', args[i + 3]) end\n"
+"        redis.call('HDEL', m, 'k')\n"
 "        if at > 0 then\n"
 "          redis.call('HSET', m, 'x', args[i + 2])\n"
 "          for _, s in ipairs(parts) do redis.call('PEXPIREAT', k(tag, cid, s), at) end\n"
@@ -134,10 +137,20 @@ static const char store_lua[] =
 "      else\n"
 "        redis.call('HSET', q, args[i + 2], args[i + 3], 'p' .. args[i + 2], args[i + 5])\n"
 "      end\n"
-"      local mm = redis.call('HMGET', m, 'h', 'x', 'l')\n"
+"      local mm = redis.call('HMGET', m, 'h', 'x', 'l', 'k')\n"
 "      if seq + 1 > tonumber(mm[1] or '0') then redis.call('HSET', m, 'h', seq - seq % 256 + 256) end\n"
 "      if limit > 0 then\n"
-"        local cnt = redis.call('HLEN', q)\n"
+"        -- q also holds the packet ids of sent messages: the bound counts messages only. Their number (k)\n"
+"        -- is counted once per offline spell (online, P and D change it unseen) and kept while offline.\n"
+"        local pk = tonumber(mm[4])\n"
+"        if not pk or args[i + 5] ~= '' then\n"
+"          pk = 0\n"
+"          for _, f in ipairs(redis.call('HKEYS', q)) do\n"
+"            if string.byte(f, 1) == 112 then pk = pk + 1 end\n"
+"          end\n"
+"          redis.call('HSET', m, 'k', pk)\n"
+"        end\n"
+"        local cnt = redis.call('HLEN', q) - pk\n"
 "        local lo = tonumber(mm[3] or seq)\n"
 "        if cnt == 1 or lo > seq then\n"
 "          lo = seq\n"
@@ -149,12 +162,12 @@ static const char store_lua[] =
 "            if redis.call('HDEL', q, lo) == 1 then\n"
 "              cnt = cnt - 1\n"
 "              r = r + 1\n"
-"              cnt = cnt - redis.call('HDEL', q, 'p' .. lo)\n"
+"              pk = pk - redis.call('HDEL', q, 'p' .. lo)\n"
 "            end\n"
 "            lo = lo + 1\n"
 "            steps = steps + 1\n"
 "          end\n"
-"          redis.call('HSET', m, 'l', lo)\n"
+"          redis.call('HSET', m, 'l', lo, 'k', pk)\n"
 "        end\n"
 "      end\n"
 "      if mm[2] then redis.call('PEXPIREAT', q, mm[2]) end\n"
@@ -173,6 +186,7 @@ static const char store_lua[] =
 "      redis.call('SREM', k(tag, cid, 'r'), args[i + 2])\n"
 "      i = i + 3\n"
 "    elseif op == 'L' then\n"
+"      redis.call('HDEL', m, 'k')\n"
 "      local ql = load_q(tag, cid)\n"
 "      r = {redis.call('HGETALL', m), ql[1], ql[2], redis.call('SMEMBERS', k(tag, cid, 'r'))}\n"
 "      i = i + 2\n"

@@ -355,6 +355,30 @@ class RedisQueueLimitTest(RedisStoreTest):
         s.expect_none(0.5)
         s.disconnect()
 
+    def test_bound_ignores_packet_ids_of_unacked_copies(self):
+        """Copies sent but not acknowledged are stored with their packet id ('p<seq>' in the same hash): the
+        offline bound counts messages, not hash fields, so 10 unacknowledged + 8 offline (18 of 20) all stay."""
+        t = self.topic()
+        sid = self.cid(1, 's')
+        s = self.raw(4)
+        s.connect(sid, clean=False)
+        s.subscribe(t)
+        pub = self.raw_connected(self.cid(0, 'p'))
+        for i in range(10):
+            pub.send(R.publish(t, b'%d' % i, qos=1, pid=i + 1))
+        self.assertEqual([int(s.receive(10, auto_ack=False).payload) for _ in range(10)], list(range(10)))
+        s.close()
+        for _ in range(10):
+            pub.expect(R.PUBACK, 10)
+        self.publish_many(pub, t, [b'%d' % i for i in range(10, 18)])
+        pub.disconnect()
+        s = self.reconnect(sid)
+        self.assertEqual([int(m.payload) for m in s.get_n(18, timeout=20)], list(range(18)))
+        s.expect_none(0.5)
+        s.disconnect()
+        st = self.broker.ctl('stats')
+        self.assertEqual(st['total'].get('dropped_queue_full', 0), 0, st['total'])
+
     # the inherited tests run in RedisStoreTest only
     test_offline_queue_survives_sigkill = None
     test_route_to_restored_offline_session = None
