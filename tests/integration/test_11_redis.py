@@ -379,6 +379,31 @@ class RedisQueueLimitTest(RedisStoreTest):
         st = self.broker.ctl('stats')
         self.assertEqual(st['total'].get('dropped_queue_full', 0), 0, st['total'])
 
+    def test_bound_after_disconnect_during_load(self):
+        """The subscriber leaves while its stored queue is still loading: the offline mark must not claim the
+        oldest live message is one that arrived meanwhile, or the bound drops new messages and keeps the old."""
+        t = self.topic()
+        sid = self.cid(1, 's')
+        self.persistent_sub(sid, t)
+        pub = self.raw_connected(self.cid(0, 'p'))
+        self.publish_many(pub, t, [b'%d' % i for i in range(15)])
+        # Redis holds the load back; the session is online and loading, what arrives is queued in memory.
+        _redis(self.redis, 'CLIENT', 'PAUSE', 3000, 'ALL')
+        s = self.raw(4)
+        s.connect(sid, clean=False)
+        for i in range(15, 20):
+            pub.send(R.publish(t, b'%d' % i, qos=1, pid=i + 1))
+        wait_until(lambda: self.broker.ctl('client', sid)['client']['queued'] == 5, timeout=2.5,
+                   what='5 messages queued while loading')
+        s.close()
+        self.assertEqual(sorted(pub.expect(R.PUBACK, 10).pid for _ in range(5)), list(range(16, 21)))
+        self.publish_many(pub, t, [b'%d' % i for i in range(20, 30)])
+        pub.disconnect()
+        s = self.reconnect(sid)
+        self.assertEqual([int(m.payload) for m in s.get_n(20, timeout=20)], list(range(10, 30)))
+        s.expect_none(0.5)
+        s.disconnect()
+
     # the inherited tests run in RedisStoreTest only
     test_offline_queue_survives_sigkill = None
     test_route_to_restored_offline_session = None
