@@ -14,7 +14,8 @@
  *                      offset of Kafka inbox partition P whose copy was queued ('a': a re-delivered record
  *                      is not queued twice)
  *                      k how many packet ids ('p<seq>') q holds, so the offline bound counts messages only
- *                      (counted at the first offline add, kept while offline; M, O and L drop it)
+ *                      (counted at the first offline add, with the exact l, kept while offline; M, O and
+ *                      L drop it)
  *   rmq:{bN}:<cid>:q   hash: seq -> message blob, and "p<seq>" -> "pid,state" once that message was sent
  *                      (one HSET adds, one HSET records the id, one HDEL removes both)
  *   rmq:{bN}:<cid>:p   the format before: seq -> "pid,state"; L folds it into q (an upgrade loses nothing)
@@ -141,14 +142,22 @@ static const char store_lua[] =
 "      if seq + 1 > tonumber(mm[1] or '0') then redis.call('HSET', m, 'h', seq - seq % 256 + 256) end\n"
 "      if limit > 0 then\n"
 "        -- q also holds the packet ids of sent messages: the bound counts messages only. Their number (k)\n"
-"        -- is counted once per offline spell (online, P and D change it unseen) and kept while offline.\n"
+"        -- is counted once per offline spell (online, P and D change it unseen) and kept while offline;\n"
+"        -- the same pass finds the oldest message, which no offline mark may have said (a crash online).\n"
 "        local pk = tonumber(mm[4])\n"
 "        if not pk or args[i + 5] ~= '' then\n"
+"          local low\n"
 "          pk = 0\n"
 "          for _, f in ipairs(redis.call('HKEYS', q)) do\n"
-"            if string.byte(f, 1) == 112 then pk = pk + 1 end\n"
+"            if string.byte(f, 1) == 112 then\n"
+"              pk = pk + 1\n"
+"            else\n"
+"              local v = tonumber(f)\n"
+"              if v and (not low or v < low) then low = v end\n"
+"            end\n"
 "          end\n"
-"          redis.call('HSET', m, 'k', pk)\n"
+"          mm[3] = low\n"
+"          redis.call('HSET', m, 'k', pk, 'l', low or seq)\n"
 "        end\n"
 "        local cnt = redis.call('HLEN', q) - pk\n"
 "        local lo = tonumber(mm[3] or seq)\n"

@@ -404,6 +404,44 @@ class RedisQueueLimitTest(RedisStoreTest):
         s.expect_none(0.5)
         s.disconnect()
 
+    def _crash_and_restart(self):
+        """A crash of every worker at once: SIGKILLed while the supervisor is stopped (nothing of the dying
+        workers runs: no detach, no offline mark), then the broker started again."""
+        port = self.broker.port
+        pids = [w['pid'] for w in self.broker.worker_info()]
+        self.broker.proc.send_signal(signal.SIGSTOP)
+        for pid in pids:
+            os.kill(pid, signal.SIGKILL)
+        for pid in pids:
+            wait_until(lambda: _pid_gone(pid), 10, what='worker %d gone' % pid)
+        self.broker.proc.kill()
+        self.broker.proc.wait(10)
+        self.broker.cleanup()
+        self.broker = self.start_broker(port)
+
+    def test_bound_after_sigkill_while_online(self):
+        """The broker dies while the subscriber is online (no offline mark was ever written): once restored,
+        the offline bound still drops the oldest messages, not each new one."""
+        t = self.topic()
+        sid = self.cid(1, 's')
+        s = self.raw(4)
+        s.connect(sid, clean=False)
+        s.subscribe(t)
+        pub = self.raw_connected(self.cid(0, 'p'))
+        for i in range(10):
+            pub.send(R.publish(t, b'%d' % i, qos=1, pid=i + 1))
+        self.assertEqual([int(s.receive(10, auto_ack=False).payload) for _ in range(10)], list(range(10)))
+        # Not acknowledged: PUBACKed once the held copies are written (the default grace).
+        self.assertEqual(sorted(pub.expect(R.PUBACK, 10).pid for _ in range(10)), list(range(1, 11)))
+        self._crash_and_restart()
+        pub = self.raw_connected(self.cid(0, 'p'))
+        self.publish_many(pub, t, [b'%d' % i for i in range(10, 25)])
+        pub.disconnect()
+        s = self.reconnect(sid)
+        self.assertEqual([int(m.payload) for m in s.get_n(20, timeout=20)], list(range(5, 25)))
+        s.expect_none(0.5)
+        s.disconnect()
+
     # the inherited tests run in RedisStoreTest only
     test_offline_queue_survives_sigkill = None
     test_route_to_restored_offline_session = None
