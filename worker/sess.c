@@ -349,21 +349,18 @@ void sess_loaded(sess_t *s, bool ok, sess_entry_t *e, size_t n, const uint16_t *
 	ring_t q = s->queue;
 	conn_t *c = s->conn;
 
+	s->loading = false;
 	if (!ok) {
-		/* Nothing can be served without the stored state: the client retries, the session stays cold. It
-		 * stays "loading" until the detach: its stored queue is not in memory (store_sess_offline). */
+		/* Nothing can be served without the stored state: the client retries, the session stays cold. */
 		for (size_t i = 0; i < n; i++)
 			msg_unref(e[i].m);
 		if (c) {
 			log_conn(LOG_WARN, c->id, 0, "session '%s' could not be loaded from the store: disconnecting",
 				s->id);
 			conn_abort(c, MQTT_E_UNAVAILABLE);
-		} else {
-			s->loading = false;
 		}
 		return;
 	}
-	s->loading = false;
 	/* What arrived while loading was written to the store after the load ran: it goes behind. */
 	memset(&s->queue, 0, sizeof(s->queue));
 	for (size_t i = 0; i < n; i++) {

@@ -182,9 +182,9 @@ void store_sess_put(const sess_t *s)
 }
 
 /* The lowest sequence number s still holds (window or queue); 0 when it holds none (the script then starts
- * from the first message queued while offline) or when its stored queue was never loaded (still loading, or
- * the load failed): memory then holds only what arrived meanwhile, above the stored messages, and Redis's own
- * 'l' (untouched since the last offline spell) is still right. */
+ * from the first message queued while offline) or while its stored queue is still loading: memory then
+ * holds only what arrived meanwhile, above the stored messages. (The script also finds the exact oldest at
+ * the first offline add, which covers a failed load and a crash.) */
 static uint64_t lowest_live(const sess_t *s)
 {
 	uint64_t lo = UINT64_MAX;

@@ -117,6 +117,21 @@ class RedisStoreTest(BrokerTest):
             self.broker.stop(timeout=20)
         self.broker = self.start_broker(port)
 
+    def _crash_and_restart(self):
+        """A crash of every worker at once: SIGKILLed while the supervisor is stopped (nothing of the dying
+        workers runs: no detach, no offline mark), then the broker started again."""
+        port = self.broker.port
+        pids = [w['pid'] for w in self.broker.worker_info()]
+        self.broker.proc.send_signal(signal.SIGSTOP)
+        for pid in pids:
+            os.kill(pid, signal.SIGKILL)
+        for pid in pids:
+            wait_until(lambda: _pid_gone(pid), 10, what='worker %d gone' % pid)
+        self.broker.proc.kill()
+        self.broker.proc.wait(10)
+        self.broker.cleanup()
+        self.broker = self.start_broker(port)
+
     def persistent_sub(self, cid, topic, qos=1, version=4):
         kw = {'clean': False} if version == 4 else {'clean': False, 'session_expiry': 3600}
         s = self.client(cid, version=version, **kw)
@@ -404,21 +419,6 @@ class RedisQueueLimitTest(RedisStoreTest):
         s.expect_none(0.5)
         s.disconnect()
 
-    def _crash_and_restart(self):
-        """A crash of every worker at once: SIGKILLed while the supervisor is stopped (nothing of the dying
-        workers runs: no detach, no offline mark), then the broker started again."""
-        port = self.broker.port
-        pids = [w['pid'] for w in self.broker.worker_info()]
-        self.broker.proc.send_signal(signal.SIGSTOP)
-        for pid in pids:
-            os.kill(pid, signal.SIGKILL)
-        for pid in pids:
-            wait_until(lambda: _pid_gone(pid), 10, what='worker %d gone' % pid)
-        self.broker.proc.kill()
-        self.broker.proc.wait(10)
-        self.broker.cleanup()
-        self.broker = self.start_broker(port)
-
     def test_bound_after_sigkill_while_online(self):
         """The broker dies while the subscriber is online (no offline mark was ever written): once restored,
         the offline bound still drops the oldest messages, not each new one."""
@@ -597,6 +597,33 @@ class RedisWriteGraceTest(RedisStoreTest):
                 break
         self.assertEqual(sorted({p - 1 for p in acked} - got), [], 'PUBACKed messages lost')
         s.disconnect()
+
+    def test_crash_during_grace(self):
+        """Every worker SIGKILLed (nothing of them runs) with 5 copies acknowledged and 5 held: only the
+        acknowledged ones were PUBACKed, nothing reached Redis, and the restarted broker's sequence numbers
+        (reused: nothing was written) meet no stale entry."""
+        t = self.topic()
+        sid = self.cid(1, 's')
+        s = self._raw_sub(sid, t)
+        pub = self.raw_connected(self.cid(0, 'p'))
+        for i in range(10):
+            pub.send(R.publish(t, b'%d' % i, qos=1, pid=i + 1))
+        ps = [s.receive(10, auto_ack=False) for _ in range(10)]
+        for p in ps[:5]:
+            s.ack_publish(p)
+        self.assertEqual(sorted(self._pubacks(pub, 1.5)), [1, 2, 3, 4, 5])
+        self._crash_and_restart()
+        keys = _redis(self.redis, 'KEYS', '*%s:q' % sid)
+        self.assertEqual(keys, [], 'held copies reached Redis')
+        s = self.reconnect(sid)
+        s.expect_none(0.5)
+        pub = self.raw_connected(self.cid(0, 'p'))
+        self.publish_many(pub, t, [b'n%d' % i for i in range(3)])
+        self.assertEqual([m.payload for m in s.get_n(3)], [b'n0', b'n1', b'n2'])
+        s.expect_none(0.5)
+        s.disconnect()
+        self.assertEqual(_redis(self.redis, 'KEYS', '*%s:q' % sid), [])
+        pub.disconnect()
 
     def test_takeover_during_grace_writes_held_copies_first(self):
         """A second connection takes the session over while copies are held: they are written before the
