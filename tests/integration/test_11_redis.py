@@ -61,10 +61,11 @@ class RedisBroker(Broker):
             harness.free_port = saved
 
     def hard_kill(self):
-        """SIGKILL the supervisor and every worker (no graceful shutdown, nothing flushed)."""
+        """SIGKILL every worker, then the supervisor (no graceful shutdown, nothing flushed). The supervisor is
+        stopped first: killed first, its workers would see their control socket close before their
+        PDEATHSIG arrives and could run a loop turn (write held copies, offline marks) on the way down."""
         pids = [w['pid'] for w in self.worker_info()]
-        self.proc.kill()
-        self.proc.wait(10)
+        self.proc.send_signal(signal.SIGSTOP)
         for pid in pids:
             try:
                 os.kill(pid, signal.SIGKILL)
@@ -72,6 +73,8 @@ class RedisBroker(Broker):
                 pass
         for pid in pids:
             wait_until(lambda: _pid_gone(pid), 10, what='worker %d gone' % pid)
+        self.proc.kill()
+        self.proc.wait(10)
         try:
             self.check_log()
         finally:
@@ -115,21 +118,6 @@ class RedisStoreTest(BrokerTest):
             self.broker.hard_kill()
         else:
             self.broker.stop(timeout=20)
-        self.broker = self.start_broker(port)
-
-    def _crash_and_restart(self):
-        """A crash of every worker at once: SIGKILLed while the supervisor is stopped (nothing of the dying
-        workers runs: no detach, no offline mark), then the broker started again."""
-        port = self.broker.port
-        pids = [w['pid'] for w in self.broker.worker_info()]
-        self.broker.proc.send_signal(signal.SIGSTOP)
-        for pid in pids:
-            os.kill(pid, signal.SIGKILL)
-        for pid in pids:
-            wait_until(lambda: _pid_gone(pid), 10, what='worker %d gone' % pid)
-        self.broker.proc.kill()
-        self.broker.proc.wait(10)
-        self.broker.cleanup()
         self.broker = self.start_broker(port)
 
     def persistent_sub(self, cid, topic, qos=1, version=4):
@@ -433,7 +421,7 @@ class RedisQueueLimitTest(RedisStoreTest):
         self.assertEqual([int(s.receive(10, auto_ack=False).payload) for _ in range(10)], list(range(10)))
         # Not acknowledged: PUBACKed once the held copies are written (the default grace).
         self.assertEqual(sorted(pub.expect(R.PUBACK, 10).pid for _ in range(10)), list(range(1, 11)))
-        self._crash_and_restart()
+        self.restart_broker(hard=True)
         pub = self.raw_connected(self.cid(0, 'p'))
         self.publish_many(pub, t, [b'%d' % i for i in range(10, 25)])
         pub.disconnect()
@@ -612,7 +600,7 @@ class RedisWriteGraceTest(RedisStoreTest):
         for p in ps[:5]:
             s.ack_publish(p)
         self.assertEqual(sorted(self._pubacks(pub, 1.5)), [1, 2, 3, 4, 5])
-        self._crash_and_restart()
+        self.restart_broker(hard=True)
         keys = _redis(self.redis, 'KEYS', '*%s:q' % sid)
         self.assertEqual(keys, [], 'held copies reached Redis')
         s = self.reconnect(sid)
