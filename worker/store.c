@@ -200,13 +200,17 @@ void store_sess_put(const sess_t *s)
 }
 
 /* The lowest sequence number s still holds (window or queue); 0 when it holds none (the script then starts
- * from the first message queued while offline). */
+ * from the first message queued while offline) or while its stored queue is still loading: memory then
+ * holds only what arrived meanwhile, above the stored messages. (The script also finds the exact oldest at
+ * the first offline add, which covers a failed load and a crash.) */
 static uint64_t lowest_live(const sess_t *s)
 {
 	uint64_t lo = UINT64_MAX;
 	uint32_t i = 0;
 	win_ent_t *f;
 
+	if (s->loading)
+		return 0;
 	if (s->queue.len)
 		lo = ((const qent_t *)ring_at(&s->queue, sizeof(qent_t), 0))->qseq;
 	while ((f = win_next(&s->win, &i))) {

@@ -61,10 +61,11 @@ class RedisBroker(Broker):
             harness.free_port = saved
 
     def hard_kill(self):
-        """SIGKILL the supervisor and every worker (no graceful shutdown, nothing flushed)."""
+        """SIGKILL every worker, then the supervisor (no graceful shutdown, nothing flushed). The supervisor is
+        stopped first: killed first, its workers would see their control socket close before their
+        PDEATHSIG arrives and could run a loop turn (write held copies, offline marks) on the way down."""
         pids = [w['pid'] for w in self.worker_info()]
-        self.proc.kill()
-        self.proc.wait(10)
+        self.proc.send_signal(signal.SIGSTOP)
         for pid in pids:
             try:
                 os.kill(pid, signal.SIGKILL)
@@ -72,6 +73,8 @@ class RedisBroker(Broker):
                 pass
         for pid in pids:
             wait_until(lambda: _pid_gone(pid), 10, what='worker %d gone' % pid)
+        self.proc.kill()
+        self.proc.wait(10)
         try:
             self.check_log()
         finally:
@@ -355,6 +358,78 @@ class RedisQueueLimitTest(RedisStoreTest):
         s.expect_none(0.5)
         s.disconnect()
 
+    def test_bound_ignores_packet_ids_of_unacked_copies(self):
+        """Copies sent but not acknowledged are stored with their packet id ('p<seq>' in the same hash): the
+        offline bound counts messages, not hash fields, so 10 unacknowledged + 8 offline (18 of 20) all stay."""
+        t = self.topic()
+        sid = self.cid(1, 's')
+        s = self.raw(4)
+        s.connect(sid, clean=False)
+        s.subscribe(t)
+        pub = self.raw_connected(self.cid(0, 'p'))
+        for i in range(10):
+            pub.send(R.publish(t, b'%d' % i, qos=1, pid=i + 1))
+        self.assertEqual([int(s.receive(10, auto_ack=False).payload) for _ in range(10)], list(range(10)))
+        s.close()
+        for _ in range(10):
+            pub.expect(R.PUBACK, 10)
+        self.publish_many(pub, t, [b'%d' % i for i in range(10, 18)])
+        pub.disconnect()
+        s = self.reconnect(sid)
+        self.assertEqual([int(m.payload) for m in s.get_n(18, timeout=20)], list(range(18)))
+        s.expect_none(0.5)
+        s.disconnect()
+        st = self.broker.ctl('stats')
+        self.assertEqual(st['total'].get('dropped_queue_full', 0), 0, st['total'])
+
+    def test_bound_after_disconnect_during_load(self):
+        """The subscriber leaves while its stored queue is still loading: the offline mark must not claim the
+        oldest live message is one that arrived meanwhile, or the bound drops new messages and keeps the old."""
+        t = self.topic()
+        sid = self.cid(1, 's')
+        self.persistent_sub(sid, t)
+        pub = self.raw_connected(self.cid(0, 'p'))
+        self.publish_many(pub, t, [b'%d' % i for i in range(15)])
+        # Redis holds the load back; the session is online and loading, what arrives is queued in memory.
+        _redis(self.redis, 'CLIENT', 'PAUSE', 3000, 'ALL')
+        s = self.raw(4)
+        s.connect(sid, clean=False)
+        for i in range(15, 20):
+            pub.send(R.publish(t, b'%d' % i, qos=1, pid=i + 1))
+        wait_until(lambda: self.broker.ctl('client', sid)['client']['queued'] == 5, timeout=2.5,
+                   what='5 messages queued while loading')
+        s.close()
+        self.assertEqual(sorted(pub.expect(R.PUBACK, 10).pid for _ in range(5)), list(range(16, 21)))
+        self.publish_many(pub, t, [b'%d' % i for i in range(20, 30)])
+        pub.disconnect()
+        s = self.reconnect(sid)
+        self.assertEqual([int(m.payload) for m in s.get_n(20, timeout=20)], list(range(10, 30)))
+        s.expect_none(0.5)
+        s.disconnect()
+
+    def test_bound_after_sigkill_while_online(self):
+        """The broker dies while the subscriber is online (no offline mark was ever written): once restored,
+        the offline bound still drops the oldest messages, not each new one."""
+        t = self.topic()
+        sid = self.cid(1, 's')
+        s = self.raw(4)
+        s.connect(sid, clean=False)
+        s.subscribe(t)
+        pub = self.raw_connected(self.cid(0, 'p'))
+        for i in range(10):
+            pub.send(R.publish(t, b'%d' % i, qos=1, pid=i + 1))
+        self.assertEqual([int(s.receive(10, auto_ack=False).payload) for _ in range(10)], list(range(10)))
+        # Not acknowledged: PUBACKed once the held copies are written (the default grace).
+        self.assertEqual(sorted(pub.expect(R.PUBACK, 10).pid for _ in range(10)), list(range(1, 11)))
+        self.restart_broker(hard=True)
+        pub = self.raw_connected(self.cid(0, 'p'))
+        self.publish_many(pub, t, [b'%d' % i for i in range(10, 25)])
+        pub.disconnect()
+        s = self.reconnect(sid)
+        self.assertEqual([int(m.payload) for m in s.get_n(20, timeout=20)], list(range(5, 25)))
+        s.expect_none(0.5)
+        s.disconnect()
+
     # the inherited tests run in RedisStoreTest only
     test_offline_queue_survives_sigkill = None
     test_route_to_restored_offline_session = None
@@ -510,6 +585,33 @@ class RedisWriteGraceTest(RedisStoreTest):
                 break
         self.assertEqual(sorted({p - 1 for p in acked} - got), [], 'PUBACKed messages lost')
         s.disconnect()
+
+    def test_crash_during_grace(self):
+        """Every worker SIGKILLed (nothing of them runs) with 5 copies acknowledged and 5 held: only the
+        acknowledged ones were PUBACKed, nothing reached Redis, and the restarted broker's sequence numbers
+        (reused: nothing was written) meet no stale entry."""
+        t = self.topic()
+        sid = self.cid(1, 's')
+        s = self._raw_sub(sid, t)
+        pub = self.raw_connected(self.cid(0, 'p'))
+        for i in range(10):
+            pub.send(R.publish(t, b'%d' % i, qos=1, pid=i + 1))
+        ps = [s.receive(10, auto_ack=False) for _ in range(10)]
+        for p in ps[:5]:
+            s.ack_publish(p)
+        self.assertEqual(sorted(self._pubacks(pub, 1.5)), [1, 2, 3, 4, 5])
+        self.restart_broker(hard=True)
+        keys = _redis(self.redis, 'KEYS', '*%s:q' % sid)
+        self.assertEqual(keys, [], 'held copies reached Redis')
+        s = self.reconnect(sid)
+        s.expect_none(0.5)
+        pub = self.raw_connected(self.cid(0, 'p'))
+        self.publish_many(pub, t, [b'n%d' % i for i in range(3)])
+        self.assertEqual([m.payload for m in s.get_n(3)], [b'n0', b'n1', b'n2'])
+        s.expect_none(0.5)
+        s.disconnect()
+        self.assertEqual(_redis(self.redis, 'KEYS', '*%s:q' % sid), [])
+        pub.disconnect()
 
     def test_takeover_during_grace_writes_held_copies_first(self):
         """A second connection takes the session over while copies are held: they are written before the

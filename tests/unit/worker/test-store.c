@@ -482,6 +482,53 @@ START_TEST(test_input_bounded_while_the_session_loads)
 }
 END_TEST
 
+/* A held copy whose grace ended is being written when its subscriber acknowledges it: the delete must follow
+ * (the entry left the grace table, nothing would remove the stored copy), and the publisher is answered by
+ * the write, not by the acknowledgement. A lost connection then resends both, in order. */
+START_TEST(test_ack_while_held_copy_is_written_deletes_it)
+{
+	tcli_t sub, pub;
+	mqtt_frame_t f;
+	mqtt_publish_t p;
+	char ops[64];
+
+	rf_start(&cfg, 0, 1, NULL);
+	ck_assert_int_eq(tc_open(&sub, MQTT_V311, "sub", false, 0, NULL), 0);
+	rf_answer_all();
+	tc_subscribe(&sub, 1, "t/#", 1);
+	rf_answer_all();
+	ck_assert(tc_expect(&sub, MQTT_SUBACK, &f));
+	ck_assert_int_eq(tc_open(&pub, MQTT_V311, "pub", true, 0, NULL), 0);
+	rf_answer_all();
+	tc_publish(&pub, "t/1", "m", 1, 1);
+	ck_assert(tc_expect(&sub, MQTT_PUBLISH, &f));
+	ck_assert_int_eq(mqtt_decode_publish(&f, MQTT_V311, &p), 0);
+	ck_assert_uint_eq(fake_rds_pending(), 0); /* held */
+	fake_advance(cfg.redis_write_grace_ms + 1);
+	ck_assert_uint_eq(rf_ops(ops, sizeof(ops)), 1);
+	ck_assert_str_eq(ops, "A");
+	tc_ack(&sub, MQTT_PUBACK, p.packet_id);
+	fake_turn();
+	ck_assert_uint_eq(fake_rds_pending(), 2);
+	ck_assert_int_eq(tc_ack_reason(&pub, MQTT_PUBACK, NULL), -1);
+	/* The connection is lost with both in flight: both go again, the write first. */
+	fake_rds_answer(NULL, 0, -ECONNRESET);
+	fake_rds_answer(NULL, 0, -ECONNRESET);
+	fake_advance(250);
+	ck_assert_uint_eq(rf_ops(ops, sizeof(ops)), 1);
+	ck_assert_str_eq(ops, "A");
+	rf_answer_ok(NULL);
+	fake_turn();
+	ck_assert_int_eq(tc_ack_reason(&pub, MQTT_PUBACK, NULL), 0);
+	ck_assert_uint_eq(rf_ops(ops, sizeof(ops)), 1);
+	ck_assert_str_eq(ops, "D");
+	rf_answer_all();
+	tc_close(&pub);
+	tc_close(&sub);
+	fake_finish();
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("store");
@@ -502,6 +549,7 @@ int main(void)
 	tcase_add_test(tc, test_publish_held_until_the_restore_ends);
 	tcase_add_test(tc, test_replies_waiting_for_the_store_hold_input);
 	tcase_add_test(tc, test_input_bounded_while_the_session_loads);
+	tcase_add_test(tc, test_ack_while_held_copy_is_written_deletes_it);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
