@@ -1,7 +1,6 @@
 """Helpers of the cluster tests (test_20_cluster, test_21_cluster_kafka_fault): a ringmqd node of a cluster over
 Kafka and one Redis, and raw MQTT helpers bound to a test's nodes."""
 import os
-import signal
 import time
 
 import harness
@@ -22,36 +21,6 @@ class Node(Broker):
                          (['--log-level', os.environ['RINGMQ_TEST_LOG_LEVEL']] if os.environ.get('RINGMQ_TEST_LOG_LEVEL')
                           else []))
         self.node_id = node_id
-
-    def hard_kill(self):
-        """A crash of the whole node: SIGKILL every child (workers, Kafka process), then the supervisor. The
-        supervisor is stopped first: killed first, its children would see their control sockets close before
-        their PDEATHSIG arrives and could run one more loop turn (flush, hand over, commit) on the way down."""
-        self.proc.send_signal(signal.SIGSTOP)
-        try:
-            with open('/proc/%d/task/%d/children' % (self.proc.pid, self.proc.pid)) as f:
-                pids = [int(p) for p in f.read().split()]
-        except OSError:
-            pids = []
-        for pid in pids:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        for pid in pids:
-            wait_until(lambda: not os.path.exists('/proc/%d' % pid) or _zombie(pid), 10, what='child %d gone' % pid)
-        self.proc.kill()
-        self.proc.wait(10)
-        self.finish()
-
-
-def _zombie(pid):
-    try:
-        with open('/proc/%d/stat' % pid) as f:
-            return f.read().rsplit(')', 1)[1].split()[0] == 'Z'
-    except OSError:
-        return True
-
 
 
 class ClusterMixin:

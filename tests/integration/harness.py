@@ -109,6 +109,15 @@ def make_pki(directory):
     return dict(line.split('=', 1) for line in out.split() if '=' in line)
 
 
+def pid_gone(pid):
+    """pid has exited (gone, or a zombie its parent has not reaped)."""
+    try:
+        with open('/proc/%d/stat' % pid) as f:
+            return f.read().rsplit(')', 1)[1].split()[0] == 'Z'
+    except OSError:
+        return True
+
+
 def wait_until(pred, timeout=10.0, interval=0.02, what='condition'):
     """Poll pred() until it returns a truthy value (returned) or raise AssertionError at the deadline."""
     deadline = time.monotonic() + timeout
@@ -268,6 +277,28 @@ class Broker:
             self.check_log()
         finally:
             self.cleanup()
+
+    def crash(self):
+        """A crash of the whole broker, then finish(): every child (workers, Kafka process) SIGKILLed, then the
+        supervisor. The supervisor is stopped first: killed first, its children would see their control sockets
+        close before their PDEATHSIG arrives and could run one more loop turn (write held copies, offline marks,
+        commit) on the way down — a near-graceful stop, not a crash."""
+        self.proc.send_signal(signal.SIGSTOP)
+        try:
+            with open('/proc/%d/task/%d/children' % (self.proc.pid, self.proc.pid)) as f:
+                pids = [int(p) for p in f.read().split()]
+        except OSError:
+            pids = []
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        for pid in pids:
+            wait_until(lambda: pid_gone(pid), 10, what='process %d gone' % pid)
+        self.proc.kill()
+        self.proc.wait(10)
+        self.finish()
 
     def kill(self):
         if self.proc is not None and self.proc.poll() is None:

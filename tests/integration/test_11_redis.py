@@ -17,14 +17,6 @@ import rawmqtt as R
 N_WORKERS = 2
 
 
-def _pid_gone(pid):
-    try:
-        with open('/proc/%d/stat' % pid) as f:
-            return f.read().rsplit(')', 1)[1].split()[0] == 'Z'
-    except OSError:
-        return True
-
-
 def _port_bindable(port):
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     try:
@@ -59,26 +51,6 @@ class RedisBroker(Broker):
             return super().start(timeout)
         finally:
             harness.free_port = saved
-
-    def hard_kill(self):
-        """SIGKILL every worker, then the supervisor (no graceful shutdown, nothing flushed). The supervisor is
-        stopped first: killed first, its workers would see their control socket close before their
-        PDEATHSIG arrives and could run a loop turn (write held copies, offline marks) on the way down."""
-        pids = [w['pid'] for w in self.worker_info()]
-        self.proc.send_signal(signal.SIGSTOP)
-        for pid in pids:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        for pid in pids:
-            wait_until(lambda: _pid_gone(pid), 10, what='worker %d gone' % pid)
-        self.proc.kill()
-        self.proc.wait(10)
-        try:
-            self.check_log()
-        finally:
-            self.cleanup()
 
 
 @unittest.skipIf(IS_MOSQUITTO, 'ringmq redis session store')
@@ -115,7 +87,7 @@ class RedisStoreTest(BrokerTest):
         """SIGKILL (or SIGTERM) the whole broker and start a new one on the same port and Redis."""
         port = self.broker.port
         if hard:
-            self.broker.hard_kill()
+            self.broker.crash()
         else:
             self.broker.stop(timeout=20)
         self.broker = self.start_broker(port)

@@ -151,7 +151,7 @@ class ClusterTest(ClusterMixin, unittest.TestCase):
         t = threading.Thread(target=publish, daemon=True)
         t.start()
         wait_until(lambda: len(acked) >= 50, 30, what='publishing under way')
-        self.nodes[1].hard_kill()
+        self.nodes[1].crash()
         wait_until(lambda: len(acked) >= 250, 60, what='publishing goes on after the kill')
         stop.set()
         t.join(60)
@@ -175,7 +175,7 @@ class ClusterTest(ClusterMixin, unittest.TestCase):
         before = [b'b%02d' % i for i in range(5)]
         self.publish_all(p, 'mv/x', before)
         self.assertEqual(self.read_n(s, 5), before)
-        self.nodes[1].hard_kill()
+        self.nodes[1].crash()
         during = [b'd%02d' % i for i in range(5)]
         self.publish_all(p, 'mv/x', during)
         s2 = self.raw(2, 'mv-sub', clean=False, expiry=3600)
