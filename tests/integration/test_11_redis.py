@@ -534,20 +534,26 @@ class RedisWriteGraceTest(RedisStoreTest):
         s.disconnect()
         pub.disconnect()
 
-    def test_sigkill_during_grace_loses_nothing_pubacked(self):
-        t = self.topic()
-        sid = self.cid(1, 's')
+    def _crash_with_half_acknowledged(self, t, sid):
+        """10 copies delivered to sid's subscriber, which acknowledges the first half only: those may be
+        PUBACKed, the rest must wait; then every process of the broker is SIGKILLed and it starts again.
+        Returns the packet ids the publisher got PUBACKs for."""
         s = self._raw_sub(sid, t)
         pub = self.raw_connected(self.cid(0, 'p'))
         for i in range(10):
             pub.send(R.publish(t, b'%d' % i, qos=1, pid=i + 1))
         ps = [s.receive(10, auto_ack=False) for _ in range(10)]
-        # The subscriber acknowledges the first half only: those may be answered, the rest must wait.
         for p in ps[:5]:
             s.ack_publish(p)
         acked = self._pubacks(pub, 1.5)
         self.assertEqual(sorted(acked), [1, 2, 3, 4, 5])
         self.restart_broker(hard=True)
+        return acked
+
+    def test_sigkill_during_grace_loses_nothing_pubacked(self):
+        t = self.topic()
+        sid = self.cid(1, 's')
+        acked = self._crash_with_half_acknowledged(t, sid)
         s = self.reconnect(sid)
         got = set(range(5))
         while True:
@@ -564,15 +570,7 @@ class RedisWriteGraceTest(RedisStoreTest):
         (reused: nothing was written) meet no stale entry."""
         t = self.topic()
         sid = self.cid(1, 's')
-        s = self._raw_sub(sid, t)
-        pub = self.raw_connected(self.cid(0, 'p'))
-        for i in range(10):
-            pub.send(R.publish(t, b'%d' % i, qos=1, pid=i + 1))
-        ps = [s.receive(10, auto_ack=False) for _ in range(10)]
-        for p in ps[:5]:
-            s.ack_publish(p)
-        self.assertEqual(sorted(self._pubacks(pub, 1.5)), [1, 2, 3, 4, 5])
-        self.restart_broker(hard=True)
+        self._crash_with_half_acknowledged(t, sid)
         keys = _redis(self.redis, 'KEYS', '*%s:q' % sid)
         self.assertEqual(keys, [], 'held copies reached Redis')
         s = self.reconnect(sid)
