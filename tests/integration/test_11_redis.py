@@ -292,6 +292,23 @@ class RedisStoreTest(BrokerTest):
         s.disconnect()
         self.assertEqual(_redis(self.redis, 'HLEN', q), 0)
 
+    def _raw_sub(self, cid, t):
+        s = self.raw(4)
+        s.connect(cid, clean=False)
+        s.subscribe(t)
+        return s
+
+    def _ten_unacked(self, t, sid):
+        """sid subscribes (persistent, raw client), a publisher sends 10 QoS 1 messages, the subscriber reads
+        them in order without acknowledging any. Returns (subscriber, publisher, the 10 PUBLISH packets)."""
+        s = self._raw_sub(sid, t)
+        pub = self.raw_connected(self.cid(0, 'p'))
+        for i in range(10):
+            pub.send(R.publish(t, b'%d' % i, qos=1, pid=i + 1))
+        ps = [s.receive(10, auto_ack=False) for _ in range(10)]
+        self.assertEqual([int(p.payload) for p in ps], list(range(10)))
+        return s, pub, ps
+
 
 @unittest.skipIf(IS_MOSQUITTO, 'ringmq redis session store')
 class RedisQueueLimitTest(RedisStoreTest):
@@ -335,13 +352,7 @@ class RedisQueueLimitTest(RedisStoreTest):
         offline bound counts messages, not hash fields, so 10 unacknowledged + 8 offline (18 of 20) all stay."""
         t = self.topic()
         sid = self.cid(1, 's')
-        s = self.raw(4)
-        s.connect(sid, clean=False)
-        s.subscribe(t)
-        pub = self.raw_connected(self.cid(0, 'p'))
-        for i in range(10):
-            pub.send(R.publish(t, b'%d' % i, qos=1, pid=i + 1))
-        self.assertEqual([int(s.receive(10, auto_ack=False).payload) for _ in range(10)], list(range(10)))
+        s, pub, _ = self._ten_unacked(t, sid)
         s.close()
         for _ in range(10):
             pub.expect(R.PUBACK, 10)
@@ -384,13 +395,7 @@ class RedisQueueLimitTest(RedisStoreTest):
         the offline bound still drops the oldest messages, not each new one."""
         t = self.topic()
         sid = self.cid(1, 's')
-        s = self.raw(4)
-        s.connect(sid, clean=False)
-        s.subscribe(t)
-        pub = self.raw_connected(self.cid(0, 'p'))
-        for i in range(10):
-            pub.send(R.publish(t, b'%d' % i, qos=1, pid=i + 1))
-        self.assertEqual([int(s.receive(10, auto_ack=False).payload) for _ in range(10)], list(range(10)))
+        s, pub, _ = self._ten_unacked(t, sid)
         # Not acknowledged: PUBACKed once the held copies are written (the default grace).
         self.assertEqual(sorted(pub.expect(R.PUBACK, 10).pid for _ in range(10)), list(range(1, 11)))
         self.restart_broker(hard=True)
@@ -474,12 +479,6 @@ class RedisWriteGraceTest(RedisStoreTest):
     A long grace here makes "within the grace" certain under any load."""
     broker_config = {'redis_write_grace_ms': 10000}
 
-    def _raw_sub(self, cid, t):
-        s = self.raw(4)
-        s.connect(cid, clean=False)
-        s.subscribe(t)
-        return s
-
     def _pubacks(self, pub, timeout):
         """Every PUBACK arriving within timeout (pids)."""
         got = []
@@ -515,12 +514,7 @@ class RedisWriteGraceTest(RedisStoreTest):
     def test_held_copies_written_when_subscriber_leaves(self):
         t = self.topic()
         sid = self.cid(1, 's')
-        s = self._raw_sub(sid, t)
-        pub = self.raw_connected(self.cid(0, 'p'))
-        for i in range(10):
-            pub.send(R.publish(t, b'%d' % i, qos=1, pid=i + 1))
-        got = [int(s.receive(10, auto_ack=False).payload) for _ in range(10)]
-        self.assertEqual(got, list(range(10)))
+        s, pub, _ = self._ten_unacked(t, sid)
         # Neither acknowledged nor durable yet: no PUBACK.
         pub.expect_nothing(0.5)
         t0 = time.monotonic()
@@ -538,11 +532,7 @@ class RedisWriteGraceTest(RedisStoreTest):
         """10 copies delivered to sid's subscriber, which acknowledges the first half only: those may be
         PUBACKed, the rest must wait; then every process of the broker is SIGKILLed and it starts again.
         Returns the packet ids the publisher got PUBACKs for."""
-        s = self._raw_sub(sid, t)
-        pub = self.raw_connected(self.cid(0, 'p'))
-        for i in range(10):
-            pub.send(R.publish(t, b'%d' % i, qos=1, pid=i + 1))
-        ps = [s.receive(10, auto_ack=False) for _ in range(10)]
+        s, pub, ps = self._ten_unacked(t, sid)
         for p in ps[:5]:
             s.ack_publish(p)
         acked = self._pubacks(pub, 1.5)
