@@ -52,6 +52,8 @@ usage(FILE *fp)
 		"                       host unless --tls-servername\n"
 		"  --sub-offset S       subscriber placement (default 1 with several brokers: every message crosses\n"
 		"                       nodes; 0: publisher and subscriber of a pair on the same node)\n"
+		"  --colocate W         ringmqd with W workers: publisher ids get a suffix (-k<j>) that puts them on\n"
+		"                       their subscriber's worker, so no message crosses workers (measures the hop)\n"
 		"  --mode p2p|connect   p2p: publisher/subscriber pairs (default). connect: --clients clients each\n"
 		"                       connect (TCP, TLS, CONNECT/CONNACK), DISCONNECT and reconnect at once, in a\n"
 		"                       loop: connects/s and handshakes/s (full and resumed) over the window\n"
@@ -106,6 +108,7 @@ enum opt_id {
 	O_DRAIN, O_CRATE, O_MAXPEND, O_CTIMEOUT, O_INFLIGHT, O_THREADS, O_KEEPALIVE, O_EXPIRY, O_PUBT, O_SUBT,
 	O_PREFIX, O_NOSPREAD, O_INTERVAL, O_JSON, O_JSONPAIRS, O_MARKERS, O_FIRST, O_MODE, O_CLIENTS, O_USER,
 	O_PASS, O_TLS, O_CAFILE, O_CERT, O_KEY, O_RESUME, O_TLSVER, O_SNI, O_INSECURE, O_BROKERS, O_SUBOFF,
+	O_COLOC,
 };
 
 static const struct option long_opts[] = {
@@ -150,6 +153,7 @@ static const struct option long_opts[] = {
 	{ "tls-insecure", no_argument, NULL, O_INSECURE },
 	{ "brokers", required_argument, NULL, O_BROKERS },
 	{ "sub-offset", required_argument, NULL, O_SUBOFF },
+	{ "colocate", required_argument, NULL, O_COLOC },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -310,6 +314,7 @@ parse_opts(int argc, char **argv, opts_t *o)
 		case O_SUBOFF: ok = num(name, optarg, 0, 4294967295.0, &v); c->sub_offset = (uint32_t)v;
 			o->sub_offset_set = true;
 			break;
+		case O_COLOC: ok = num(name, optarg, 1, 1024, &v); c->colocate = (int)v; break;
 		case 'h': usage(stdout); exit(0);
 		default: usage(stderr); return -1;
 		}

@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "slot.h"
+
 /* One "H:P" item of len bytes at s (not NUL-terminated). */
 static int
 parse_item(baddr_t *a, const char *s, size_t len, char *err, size_t errlen)
@@ -107,6 +109,21 @@ uint32_t
 baddr_next(uint32_t idx, uint32_t n)
 {
 	return (idx + 1) % n;
+}
+
+int
+baddr_colocated_id(char *id, size_t size, const char *prefix, uint32_t i, int workers)
+{
+	char sub[96];
+	int n = snprintf(sub, sizeof(sub), "%s-s%u", prefix, i);
+	int owner = slot_owner(slot_of(sub, (size_t)n), workers);
+
+	/* Each j lands on a given worker with probability 1/workers: the loop ends after ~workers tries. */
+	for (uint32_t j = 0;; j++) {
+		n = snprintf(id, size, "%s-p%u-k%u", prefix, i, j);
+		if (slot_owner(slot_of(id, (size_t)n), workers) == owner)
+			return n;
+	}
 }
 
 int64_t

@@ -50,5 +50,12 @@ uint32_t baddr_next(uint32_t idx, uint32_t n);
 /* A backoff in [BADDR_BACKOFF_MIN, BADDR_BACKOFF_MAX) ns, advancing the caller's generator state *rng (any
  * non-zero seed; zero is replaced). One state per thread: no locking. */
 int64_t baddr_backoff_ns(uint32_t *rng);
+/*
+ * --colocate: pair i's publisher id on the same ringmqd worker (of `workers`, slot ranges of common/slot.h) as
+ * its subscriber "<prefix>-s<i>": "<prefix>-p<i>-k<j>" with the smallest such j. Writes it NUL-terminated to
+ * id (size bytes, enough for the prefix and three numbers) and returns its length. Used to measure what a
+ * cross-worker hop costs: the same load with no message crossing.
+ */
+int baddr_colocated_id(char *id, size_t size, const char *prefix, uint32_t i, int workers);
 
 #endif

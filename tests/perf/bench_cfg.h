@@ -29,6 +29,7 @@ enum bench_mode {
 typedef struct bench_cfg {
 	baddr_list_t brokers;    /* --brokers, or --host/--port as a one-address list (bench_addr.h) */
 	uint32_t sub_offset;     /* pair i's subscriber starts on address (i + sub_offset) mod brokers.n */
+	int colocate;            /* > 0: publisher ids chosen to hash to their subscriber's worker of that many */
 	uint8_t mode;            /* enum bench_mode */
 	uint32_t pairs;          /* BENCH_MODE_CONNECT: the number of clients */
 	uint32_t first_pair;      /* pair indexes are first_pair .. first_pair + pairs - 1 */

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "bench_addr.h"
+#include "slot.h"
 
 static baddr_list_t list;
 static char err[256];
@@ -168,6 +169,28 @@ START_TEST(test_backoff)
 }
 END_TEST
 
+START_TEST(test_colocated_id)
+{
+	char id[96], sub[96];
+	int workers, n, owner;
+
+	for (workers = 1; workers <= 8; workers++) {
+		for (uint32_t i = 0; i < 2000; i++) {
+			n = baddr_colocated_id(id, sizeof(id), "rmqbtest", i, workers);
+			ck_assert_int_eq(n, (int)strlen(id));
+			ck_assert_int_eq(strncmp(id, "rmqbtest-p", 10), 0);
+			snprintf(sub, sizeof(sub), "rmqbtest-s%u", i);
+			owner = slot_owner(slot_of(sub, strlen(sub)), workers);
+			ck_assert_int_eq(slot_owner(slot_of(id, (size_t)n), workers), owner);
+		}
+	}
+	/* Deterministic, so a reconnecting publisher keeps its session's worker. */
+	n = baddr_colocated_id(id, sizeof(id), "x", 7, 4);
+	ck_assert_int_eq(baddr_colocated_id(sub, sizeof(sub), "x", 7, 4), n);
+	ck_assert_str_eq(id, sub);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -185,6 +208,7 @@ main(void)
 	tcase_add_test(tc, test_mapping_same_and_single);
 	tcase_add_test(tc, test_next);
 	tcase_add_test(tc, test_backoff);
+	tcase_add_test(tc, test_colocated_id);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
