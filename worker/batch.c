@@ -162,3 +162,95 @@ int batch_reply_check(const batch_t *b, const redisReply *r)
 	}
 	return 0;
 }
+
+/* --- the send queue ---------------------------------------------------------------------------------------- */
+
+int batch_queue_init(batch_queue_t *q, uint32_t n_buckets)
+{
+	memset(q, 0, sizeof(*q));
+	q->tail = &q->head;
+	q->inflight = calloc(n_buckets, sizeof(*q->inflight));
+	q->seen = calloc(n_buckets, sizeof(*q->seen));
+	if (!q->inflight || !q->seen) {
+		batch_queue_finish(q);
+		return -ENOMEM;
+	}
+	q->n_buckets = n_buckets;
+	return 0;
+}
+
+void batch_queue_finish(batch_queue_t *q)
+{
+	while (q->head) {
+		batch_t *b = q->head;
+
+		q->head = b->next;
+		batch_destroy(b);
+	}
+	free(q->inflight);
+	free(q->seen);
+	memset(q, 0, sizeof(*q));
+	q->tail = &q->head;
+}
+
+void batch_queue_push(batch_queue_t *q, batch_t *b, uint64_t at_ms)
+{
+	b->retry_at_ms = at_ms;
+	b->next = NULL;
+	*q->tail = b;
+	q->tail = &b->next;
+}
+
+void batch_queue_retry(batch_queue_t *q, batch_t *b, uint64_t at_ms)
+{
+	b->retry_at_ms = at_ms;
+	b->next = q->head;
+	q->head = b;
+	if (q->tail == &q->head)
+		q->tail = &b->next;
+}
+
+/* A bucket out of range (never made by the store) is treated as its own order: it is never held. */
+static bool ordered(const batch_queue_t *q, const batch_t *b)
+{
+	return !b->restore && b->bucket < q->n_buckets;
+}
+
+void batch_queue_pass(batch_queue_t *q, uint64_t now_ms, int (*send)(batch_t *b))
+{
+	batch_t **pp = &q->head;
+
+	/* seen[] marks buckets met in this pass; a new pass number clears every mark at once. */
+	if (++q->pass == 0) {
+		memset(q->seen, 0, q->n_buckets * sizeof(*q->seen));
+		q->pass = 1;
+	}
+	while (*pp) {
+		batch_t *b = *pp, *next = b->next;
+		bool ord = ordered(q, b), first = true, last = q->tail == &b->next;
+		uint32_t bucket = b->bucket;
+		int ret = -1;
+
+		if (ord) {
+			first = q->seen[bucket] != q->pass;
+			q->seen[bucket] = q->pass;
+		}
+		if (first && b->retry_at_ms <= now_ms && !(ord && q->inflight[bucket]))
+			ret = send(b); /* b may be gone when it answers 0 */
+		if (ret < 0) {
+			pp = &b->next;
+			continue;
+		}
+		*pp = next;
+		if (last)
+			q->tail = pp;
+		if (ret > 0 && ord)
+			q->inflight[bucket] = 1;
+	}
+}
+
+void batch_queue_answered(batch_queue_t *q, const batch_t *b)
+{
+	if (ordered(q, b))
+		q->inflight[b->bucket] = 0;
+}

@@ -28,6 +28,9 @@
 #define MAX_ATTEMPTS 3
 /* Restore calls (one bucket each) in flight at once per worker. */
 #define RESTORE_WINDOW 4
+/* Operations in one FCALL at most: a bucket whose batch waits long (Redis slow or away) must not make one
+ * script call that blocks Redis past the command timeout. */
+#define BATCH_MAX_OPS 2048
 
 /* The buckets of a restore (start-up) or of an adoption (a dead node's sessions) still to ask for. */
 typedef struct rjob {
@@ -43,9 +46,8 @@ static struct {
 	bool restoring;            /* loading sessions at start-up (clients are served meanwhile) */
 	bool replaying;            /* making a session from its stored record: nothing is written back */
 	bool busy;
-	strmap_t open;             /* batch key -> batch_t* being filled this turn */
-	batch_t *send;             /* batches to send at the next flush (in order) */
-	batch_t **send_tail;
+	strmap_t open;             /* batch key -> batch_t* filling until it is sent */
+	batch_queue_t q;           /* batches to send, in each bucket's order */
 	size_t pending_ops;        /* operations queued or in flight */
 	rjob_t restore, adopt;
 	strmap_t decided;          /* while restoring: client ids loaded or ended for a CONNECT (the restore skips them) */
@@ -109,15 +111,8 @@ static uint32_t bucket_of(const char *id, size_t len)
 	return (uint32_t)((uint64_t)slot_of(id, len) * W->cfg->redis_buckets / SLOT_COUNT);
 }
 
-static void send_push(batch_t *b, uint64_t at_ms)
-{
-	b->retry_at_ms = at_ms;
-	b->next = NULL;
-	*st.send_tail = b;
-	st.send_tail = &b->next;
-}
-
-/* The batch that collects this turn's operations for client id's bucket (or, without batching, for it alone). */
+/* The batch that collects operations for client id's bucket (or, without batching, for it alone) until it is
+ * sent: at the end of the turn, or after the answer to the bucket's batch in flight. */
 static batch_t *batch_for(const char *id, size_t id_len)
 {
 	uint32_t bucket = bucket_of(id, id_len);
@@ -130,8 +125,12 @@ static batch_t *batch_for(const char *id, size_t id_len)
 	else
 		klen = (size_t)snprintf(key, sizeof(key), "%u|%.*s", bucket, id_len > 60 ? 60 : (int)id_len, id);
 	b = strmap_get(&st.open, key, klen);
-	if (b)
+	if (b && b->n_ops < BATCH_MAX_OPS)
 		return b;
+	if (b) { /* full: it stays queued as it is, a new one follows it */
+		strmap_del(&st.open, key, klen);
+		b->okey_len = 0;
+	}
 	b = batch_create(bucket);
 	if (!b)
 		return NULL;
@@ -139,7 +138,9 @@ static batch_t *batch_for(const char *id, size_t id_len)
 		batch_destroy(b);
 		return NULL;
 	}
-	send_push(b, 0);
+	memcpy(b->okey, key, klen);
+	b->okey_len = (uint8_t)klen;
+	batch_queue_push(&st.q, b, 0);
 	return b;
 }
 
@@ -641,7 +642,7 @@ static void restore_pump(rjob_t *j)
 		batch_num(b, (uint64_t)j->from);
 		if (j->adopt)
 			batch_num(b, W->cfg->node_id);
-		send_push(b, 0);
+		batch_queue_push(&st.q, b, 0);
 		j->next++;
 		j->inflight++;
 	}
@@ -672,7 +673,7 @@ static void restore_reply(batch_t *b, const redisReply *r)
 
 	if (!r || r->type != REDIS_REPLY_ARRAY) {
 		/* Without the restore nothing is served: try again, the error is logged (rate-limited). */
-		send_push(b, loop_now() + RETRY_MS);
+		batch_queue_retry(&st.q, b, loop_now() + RETRY_MS);
 		return;
 	}
 	if (r->elements && r->element[0]->type == REDIS_REPLY_INTEGER) {
@@ -743,17 +744,18 @@ static void refused(batch_t *b, const redisReply *r)
 	const char *why = r && r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply";
 
 	if (++b->attempts < MAX_ATTEMPTS) {
-		send_push(b, loop_now() + (uint64_t)RETRY_MS * b->attempts);
+		batch_queue_retry(&st.q, b, loop_now() + (uint64_t)RETRY_MS * b->attempts);
 		return;
 	}
 	if (b->n_ops > 1) {
-		/* One operation may be poison: send each alone so only that one is set aside. */
-		for (uint32_t i = 0; i < b->n_ops; i++) {
+		/* One operation may be poison: send each alone so only that one is set aside. Last one first to the
+		 * queue's front, so they go in their order, before the bucket's later batches. */
+		for (uint32_t i = b->n_ops; i-- > 0;) {
 			batch_t *one = batch_split_one(b, i);
 
 			if (one) {
 				one->attempts = MAX_ATTEMPTS - 1;
-				send_push(one, loop_now() + RETRY_MS);
+				batch_queue_retry(&st.q, one, loop_now() + RETRY_MS);
 			} else {
 				quarantine_op(b, i, "out of memory splitting its batch");
 			}
@@ -776,12 +778,14 @@ static void on_reply(void *ctx, const redisReply *r, int err)
 {
 	batch_t *b = ctx;
 
+	batch_queue_answered(&st.q, b);
 	if (err || !r) {
-		/* Outcome unknown (reset, timeout): send it again later; every operation is idempotent. */
+		/* Outcome unknown (reset, timeout): send it again later, before anything newer of its bucket (every
+		 * operation is idempotent, but a 'D' sent meanwhile would be undone by this 'A' landing after it). */
 		W->st.store_errors++;
 		W->st.store_retries++;
 		log_refusal(b, r, err);
-		send_push(b, loop_now() + RETRY_MS);
+		batch_queue_retry(&st.q, b, loop_now() + RETRY_MS);
 		return;
 	}
 	if (b->restore) {
@@ -831,52 +835,55 @@ static bool argv_room(uint32_t n)
 	return true;
 }
 
+/* batch_queue_pass's sender: 1 sent, 0 dropped, < 0 kept for a later flush. */
+static int send_batch(batch_t *b)
+{
+	int ret = -ENOMEM;
+
+	if (b->n_ops || b->restore) {
+		if (!argv_room(b->argc + 4)) {
+			b->retry_at_ms = loop_now() + RETRY_MS;
+			return -ENOMEM;
+		}
+		st.argv[0] = "FCALL";
+		st.argv[1] = b->restore ? "ringmq_restore" : "ringmq_batch";
+		st.argv[2] = "1";
+		st.argv[3] = b->key;
+		st.lens[0] = 5;
+		st.lens[1] = strlen(st.argv[1]);
+		st.lens[2] = 1;
+		st.lens[3] = strlen(b->key);
+		for (uint32_t i = 0; i < b->argc; i++) {
+			uint32_t len;
+
+			st.argv[4 + i] = batch_arg_at(b, i, &len);
+			st.lens[4 + i] = len;
+		}
+		ret = rds_command(b->slot, (int)b->argc + 4, st.argv, st.lens, on_reply, b);
+		if (ret < 0) { /* still open if it was: it keeps collecting its bucket's operations */
+			b->retry_at_ms = loop_now() + RETRY_MS;
+			return ret;
+		}
+	}
+	if (b->okey_len) { /* later operations of its bucket start a new batch */
+		strmap_del(&st.open, b->okey, b->okey_len);
+		b->okey_len = 0;
+	}
+	if (!b->n_ops && !b->restore) {
+		batch_destroy(b); /* every operation of it failed to be built */
+		return 0;
+	}
+	return 1;
+}
+
 static void flush(void)
 {
-	batch_t *keep = NULL, **keep_tail = &keep;
 	bool busy;
 
 	if (!st.redis)
 		return;
 	grace_flush();
-	/* A new turn starts a new set of open batches; those filled so far are sent below. */
-	strmap_clear(&st.open);
-	while (st.send) {
-		batch_t *b = st.send;
-		int ret = -ENOMEM;
-
-		st.send = b->next;
-		if (!b->n_ops && !b->restore) {
-			batch_destroy(b); /* every operation of it failed to be built */
-			continue;
-		}
-		if (b->retry_at_ms <= loop_now() && argv_room(b->argc + 4)) {
-			st.argv[0] = "FCALL";
-			st.argv[1] = b->restore ? "ringmq_restore" : "ringmq_batch";
-			st.argv[2] = "1";
-			st.argv[3] = b->key;
-			st.lens[0] = 5;
-			st.lens[1] = strlen(st.argv[1]);
-			st.lens[2] = 1;
-			st.lens[3] = strlen(b->key);
-			for (uint32_t i = 0; i < b->argc; i++) {
-				uint32_t len;
-
-				st.argv[4 + i] = batch_arg_at(b, i, &len);
-				st.lens[4 + i] = len;
-			}
-			ret = rds_command(b->slot, (int)b->argc + 4, st.argv, st.lens, on_reply, b);
-		}
-		if (ret < 0) {
-			if (b->retry_at_ms <= loop_now())
-				b->retry_at_ms = loop_now() + RETRY_MS;
-			*keep_tail = b;
-			keep_tail = &b->next;
-		}
-	}
-	*keep_tail = NULL;
-	st.send = keep;
-	st.send_tail = keep ? keep_tail : &st.send;
+	batch_queue_pass(&st.q, loop_now(), send_batch);
 	busy = store_busy();
 	if (busy && !st.busy) {
 		W->st.paused_reads++;
@@ -900,7 +907,6 @@ int store_init(void (*on_ready)(void))
 	int ret;
 
 	memset(&st, 0, sizeof(st));
-	st.send_tail = &st.send;
 	st.on_ready = on_ready;
 	strmap_init(&st.open);
 	strmap_init(&st.decided);
@@ -909,6 +915,8 @@ int store_init(void (*on_ready)(void))
 		st.ready = true;
 		return 0;
 	}
+	if (batch_queue_init(&st.q, W->cfg->redis_buckets) < 0)
+		return -ENOMEM;
 	st.redis = true;
 	grace_init();
 	st.kind_grace = loop_register("store-grace", on_grace_timer);
@@ -987,12 +995,7 @@ void store_finish(void)
 	/* rds_finish answers what is in flight (-ECANCELED): those batches come back to the send list. */
 	if (st.redis)
 		rds_finish();
-	while (st.send) {
-		batch_t *b = st.send;
-
-		st.send = b->next;
-		batch_destroy(b);
-	}
+	batch_queue_finish(&st.q);
 	strmap_finish(&st.open);
 	strmap_finish(&st.decided);
 	if (st.redis)

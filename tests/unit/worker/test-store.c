@@ -110,8 +110,10 @@ START_TEST(test_poison_operation_set_aside_the_rest_moves)
 		rf_answer_error("ERR poison");
 		fake_advance(1000);
 	}
-	ck_assert_uint_eq(fake_rds_pending(), 2);
+	ck_assert_uint_eq(fake_rds_pending(), 1); /* the parts go one at a time, in order */
 	rf_answer_ok(NULL);
+	fake_turn();
+	ck_assert_uint_eq(fake_rds_pending(), 1);
 	for (int i = 0; i < 3 && fake_rds_pending(); i++) {
 		rf_answer_error("ERR poison");
 		fake_advance(1000);
@@ -482,38 +484,51 @@ START_TEST(test_input_bounded_while_the_session_loads)
 }
 END_TEST
 
-/* A held copy whose grace ended is being written when its subscriber acknowledges it: the delete must follow
- * (the entry left the grace table, nothing would remove the stored copy), and the publisher is answered by
- * the write, not by the acknowledgement. A lost connection then resends both, in order. */
-START_TEST(test_ack_while_held_copy_is_written_deletes_it)
+/* An online subscriber's copy, written (grace over), then acknowledged: 'A' in flight, 'D' made. */
+static void written_then_acked(tcli_t *sub, tcli_t *pub)
 {
-	tcli_t sub, pub;
 	mqtt_frame_t f;
 	mqtt_publish_t p;
 	char ops[64];
 
 	rf_start(&cfg, 0, 1, NULL);
-	ck_assert_int_eq(tc_open(&sub, MQTT_V311, "sub", false, 0, NULL), 0);
+	ck_assert_int_eq(tc_open(sub, MQTT_V311, "sub", false, 0, NULL), 0);
 	rf_answer_all();
-	tc_subscribe(&sub, 1, "t/#", 1);
+	tc_subscribe(sub, 1, "t/#", 1);
 	rf_answer_all();
-	ck_assert(tc_expect(&sub, MQTT_SUBACK, &f));
-	ck_assert_int_eq(tc_open(&pub, MQTT_V311, "pub", true, 0, NULL), 0);
+	ck_assert(tc_expect(sub, MQTT_SUBACK, &f));
+	ck_assert_int_eq(tc_open(pub, MQTT_V311, "pub", true, 0, NULL), 0);
 	rf_answer_all();
-	tc_publish(&pub, "t/1", "m", 1, 1);
-	ck_assert(tc_expect(&sub, MQTT_PUBLISH, &f));
+	tc_publish(pub, "t/1", "m", 1, 1);
+	ck_assert(tc_expect(sub, MQTT_PUBLISH, &f));
 	ck_assert_int_eq(mqtt_decode_publish(&f, MQTT_V311, &p), 0);
 	ck_assert_uint_eq(fake_rds_pending(), 0); /* held */
 	fake_advance(cfg.redis_write_grace_ms + 1);
 	ck_assert_uint_eq(rf_ops(ops, sizeof(ops)), 1);
 	ck_assert_str_eq(ops, "A");
-	tc_ack(&sub, MQTT_PUBACK, p.packet_id);
+	tc_ack(sub, MQTT_PUBACK, p.packet_id);
 	fake_turn();
-	ck_assert_uint_eq(fake_rds_pending(), 2);
+}
+
+/* A held copy whose grace ended is being written when its subscriber acknowledges it: the delete must follow
+ * (the entry left the grace table, nothing would remove the stored copy), and the publisher is answered by
+ * the write, not by the acknowledgement. The write then fails (_i 0: connection lost, 1: refused) and goes
+ * again, still before the delete: sent at once, the delete ran first and the write's retry put the copy back
+ * for good (delivered again after every restart). */
+START_TEST(test_ack_while_held_copy_is_written_deletes_it)
+{
+	tcli_t sub, pub;
+	char ops[64];
+
+	written_then_acked(&sub, &pub);
+	ck_assert_uint_eq(fake_rds_pending(), 1); /* the delete waits for the write's answer (same bucket) */
 	ck_assert_int_eq(tc_ack_reason(&pub, MQTT_PUBACK, NULL), -1);
-	/* The connection is lost with both in flight: both go again, the write first. */
-	fake_rds_answer(NULL, 0, -ECONNRESET);
-	fake_rds_answer(NULL, 0, -ECONNRESET);
+	if (_i == 0)
+		fake_rds_answer(NULL, 0, -ECONNRESET);
+	else
+		rf_answer_error("ERR busy");
+	fake_turn();
+	ck_assert_uint_eq(fake_rds_pending(), 0); /* the write waits for its retry, the delete behind it */
 	fake_advance(250);
 	ck_assert_uint_eq(rf_ops(ops, sizeof(ops)), 1);
 	ck_assert_str_eq(ops, "A");
@@ -525,6 +540,76 @@ START_TEST(test_ack_while_held_copy_is_written_deletes_it)
 	rf_answer_all();
 	tc_close(&pub);
 	tc_close(&sub);
+	fake_finish();
+}
+END_TEST
+
+/* A poison write split into single operations: they go one at a time, in their order, before what the bucket
+ * made afterwards. */
+START_TEST(test_split_batch_keeps_its_place_in_the_bucket)
+{
+	tcli_t pub;
+	uint8_t buf[256];
+	size_t n = 0;
+	char ops[64];
+
+	rf_start(&cfg, 0, 1, NULL);
+	offline_subscriber("a", "a/#");
+	ck_assert_int_eq(tc_open(&pub, MQTT_V5, "pub", true, 0, NULL), 0);
+	rf_answer_all();
+	for (int i = 0; i < 2; i++) {
+		mqtt_publish_t p = { .qos = 1, .packet_id = (uint16_t)(i + 1),
+			.topic = { (const uint8_t *)"a/1", 3 }, .payload = { (const uint8_t *)"m", 1 } };
+
+		n += mqtt_encode_publish(buf + n, sizeof(buf) - n, MQTT_V5, &p);
+	}
+	tc_send_raw(&pub, buf, n);
+	ck_assert_uint_eq(rf_ops(ops, sizeof(ops)), 2);
+	tc_publish(&pub, "a/2", "m", 1, 3); /* a later turn: waits behind the first batch */
+	ck_assert_uint_eq(fake_rds_pending(), 1);
+	for (int i = 0; i < 3; i++) {
+		rf_answer_error("ERR poison");
+		fake_advance(1000);
+	}
+	/* Split: the first part alone, then the second, then the later batch. */
+	for (uint16_t want = 1; want <= 3; want++) {
+		uint16_t pid;
+
+		ck_assert_uint_eq(fake_rds_pending(), 1);
+		ck_assert_uint_eq(rf_ops(ops, sizeof(ops)), 1);
+		rf_answer_ok(NULL);
+		fake_turn();
+		ck_assert_int_eq(tc_ack_reason(&pub, MQTT_PUBACK, &pid), 0);
+		ck_assert_uint_eq(pid, want);
+	}
+	ck_assert_uint_eq(fake_rds_pending(), 0);
+	tc_close(&pub);
+	fake_finish();
+}
+END_TEST
+
+/* While a bucket's batch is in flight its later operations, over several turns, gather into one call. */
+START_TEST(test_operations_gather_while_the_bucket_waits)
+{
+	tcli_t pub;
+	char ops[64];
+
+	rf_start(&cfg, 0, 1, NULL);
+	offline_subscriber("a", "a/#");
+	ck_assert_int_eq(tc_open(&pub, MQTT_V311, "", true, 0, NULL), 0);
+	tc_publish(&pub, "a/1", "m", 1, 1);
+	ck_assert_uint_eq(rf_ops(ops, sizeof(ops)), 1);
+	for (uint16_t i = 2; i <= 4; i++)
+		tc_publish(&pub, "a/1", "m", 1, i);
+	ck_assert_uint_eq(fake_rds_pending(), 1);
+	rf_answer_ok(NULL);
+	fake_turn();
+	ck_assert_uint_eq(rf_ops(ops, sizeof(ops)), 3);
+	ck_assert_str_eq(ops, "AAA");
+	rf_answer_all();
+	for (int i = 0; i < 4; i++)
+		ck_assert_int_eq(tc_ack_reason(&pub, MQTT_PUBACK, NULL), 0);
+	tc_close(&pub);
 	fake_finish();
 }
 END_TEST
@@ -549,7 +634,9 @@ int main(void)
 	tcase_add_test(tc, test_publish_held_until_the_restore_ends);
 	tcase_add_test(tc, test_replies_waiting_for_the_store_hold_input);
 	tcase_add_test(tc, test_input_bounded_while_the_session_loads);
-	tcase_add_test(tc, test_ack_while_held_copy_is_written_deletes_it);
+	tcase_add_loop_test(tc, test_ack_while_held_copy_is_written_deletes_it, 0, 2);
+	tcase_add_test(tc, test_split_batch_keeps_its_place_in_the_bucket);
+	tcase_add_test(tc, test_operations_gather_while_the_bucket_waits);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
