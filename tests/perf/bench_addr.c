@@ -112,11 +112,11 @@ baddr_next(uint32_t idx, uint32_t n)
 }
 
 int
-baddr_colocated_id(char *id, size_t size, const char *prefix, uint32_t i, int workers)
+baddr_placed_id(char *id, size_t size, const char *prefix, uint32_t i, int workers, int shift)
 {
 	char sub[96];
 	int n = snprintf(sub, sizeof(sub), "%s-s%u", prefix, i);
-	int owner = slot_owner(slot_of(sub, (size_t)n), workers);
+	int owner = (slot_owner(slot_of(sub, (size_t)n), workers) + shift) % workers;
 
 	/* Each j lands on a given worker with probability 1/workers: the loop ends after ~workers tries. */
 	for (uint32_t j = 0;; j++) {

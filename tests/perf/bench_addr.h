@@ -51,11 +51,16 @@ uint32_t baddr_next(uint32_t idx, uint32_t n);
  * non-zero seed; zero is replaced). One state per thread: no locking. */
 int64_t baddr_backoff_ns(uint32_t *rng);
 /*
- * --colocate: pair i's publisher id on the same ringmqd worker (of `workers`, slot ranges of common/slot.h) as
- * its subscriber "<prefix>-s<i>": "<prefix>-p<i>-k<j>" with the smallest such j. Writes it NUL-terminated to
- * id (size bytes, enough for the prefix and three numbers) and returns its length. Used to measure what a
- * cross-worker hop costs: the same load with no message crossing.
+ * --colocate / --crosswise: pair i's publisher id on ringmqd worker (owner + shift) mod workers, where owner is
+ * the worker (slot ranges of common/slot.h) of its subscriber "<prefix>-s<i>": "<prefix>-p<i>-k<j>" with the
+ * smallest such j. Shift 0: no message crosses workers; 1: every message does. Writes the id NUL-terminated
+ * to id (size bytes, enough for the prefix and three numbers) and returns its length.
+ *
+ * Why: the default ids "<prefix>-p<i>" and "-s<i>" differ in one byte at a fixed distance from the end, and
+ * CRC16 is linear, so their slots differ by a constant per digit count: at 2 workers every pair with a 4-digit
+ * index crosses (90 % of 9,800 pairs), at 4 or more every pair, where independent ids would cross with
+ * probability 1 - 1/workers. These two options pin the proportion instead (docs/benchmarks.md).
  */
-int baddr_colocated_id(char *id, size_t size, const char *prefix, uint32_t i, int workers);
+int baddr_placed_id(char *id, size_t size, const char *prefix, uint32_t i, int workers, int shift);
 
 #endif

@@ -29,7 +29,9 @@ enum bench_mode {
 typedef struct bench_cfg {
 	baddr_list_t brokers;    /* --brokers, or --host/--port as a one-address list (bench_addr.h) */
 	uint32_t sub_offset;     /* pair i's subscriber starts on address (i + sub_offset) mod brokers.n */
-	int colocate;            /* > 0: publisher ids chosen to hash to their subscriber's worker of that many */
+	uint32_t tick_us;        /* publish timer period (0: TICK_NS); smaller: fewer messages per burst */
+	int place_workers;       /* > 0: publisher ids chosen to hash to a worker of that many (bench_addr.h) */
+	int place_shift;         /* ... their subscriber's worker + this (0 --colocate, 1 --crosswise) */
 	uint8_t mode;            /* enum bench_mode */
 	uint32_t pairs;          /* BENCH_MODE_CONNECT: the number of clients */
 	uint32_t first_pair;      /* pair indexes are first_pair .. first_pair + pairs - 1 */

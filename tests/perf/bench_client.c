@@ -101,8 +101,8 @@ cli_queue_connect(bconn_thread_t *t, conn_t *c, int64_t now)
 
 	memset(&m, 0, sizeof(m));
 	n = snprintf(id, sizeof(id), "%s-%c%u", cfg->client_prefix, kind[c->role], i);
-	if (c->role == ROLE_PUB && cfg->colocate > 0)
-		n = baddr_colocated_id(id, sizeof(id), cfg->client_prefix, i, cfg->colocate);
+	if (c->role == ROLE_PUB && cfg->place_workers > 0)
+		n = baddr_placed_id(id, sizeof(id), cfg->client_prefix, i, cfg->place_workers, cfg->place_shift);
 	m.version = cfg->version;
 	m.clean_start = c->role != ROLE_SUB;
 	if (cfg->username != NULL) {

@@ -774,7 +774,7 @@ bconn_create(const bench_cfg_t *cfg, bench_shared_t *sh, uint32_t idx)
 	t->rate = cfg->connect_rate / cfg->threads;
 	t->max_pending = cfg->max_pending / cfg->threads ? cfg->max_pending / cfg->threads : 1;
 	t->period = 1e9 / cfg->rate;
-	t->tick.tv_nsec = TICK_NS;
+	t->tick.tv_nsec = cfg->tick_us ? (long long)cfg->tick_us * 1000 : TICK_NS;
 	pthread_mutex_init(&t->mu, NULL);
 	bconn_interval_init(&t->cur);
 	bconn_interval_init(&t->window);
