@@ -226,6 +226,23 @@ static bool send_ifl(sess_t *s, msg_t *m, uint8_t qos, uint8_t retain, uint32_t 
 	return true;
 }
 
+/* The queue bound is hit: drop the oldest queued message, here and in the store, and count it (ringmqctl stats
+ * and client <id>). */
+static void drop_oldest(sess_t *s)
+{
+	qent_t *q = ring_at(&s->queue, sizeof(qent_t), 0);
+
+	store_msg_del(s, q->qseq);
+	msg_unref(q->m);
+	ring_pop(&s->queue);
+	S.queued--;
+	s->dropped++;
+	W->st.dropped_queue_full++;
+	if (s->dropped == 1 || s->dropped % 1000 == 0)
+		log_warn(0, "session '%s': offline queue full (%u), %llu oldest messages dropped so far", s->id,
+			W->cfg->max_queued, (unsigned long long)s->dropped);
+}
+
 void sess_deliver(sess_t *s, msg_t *m, uint8_t qos, uint8_t retain, uint32_t subid, waiter_t *w)
 {
 	uint64_t qseq;
@@ -250,19 +267,8 @@ void sess_deliver(sess_t *s, msg_t *m, uint8_t qos, uint8_t retain, uint32_t sub
 	if (online(s) && !s->queue.len && !s->n_unsent && win_count(&s->win) < window(s) &&
 	    conn_can_take(s->conn) && send_ifl(s, m, qos, retain, subid, qseq))
 		return;
-	if (s->queue.len >= W->cfg->max_queued) {
-		/* The bound is hit: drop the oldest, count it (ringmqctl stats and client <id>). */
-		q = ring_at(&s->queue, sizeof(qent_t), 0);
-		store_msg_del(s, q->qseq);
-		msg_unref(q->m);
-		ring_pop(&s->queue);
-		S.queued--;
-		s->dropped++;
-		W->st.dropped_queue_full++;
-		if (s->dropped == 1 || s->dropped % 1000 == 0)
-			log_warn(0, "session '%s': offline queue full (%u), %llu oldest messages dropped so far", s->id,
-				W->cfg->max_queued, (unsigned long long)s->dropped);
-	}
+	if (s->queue.len >= W->cfg->max_queued)
+		drop_oldest(s);
 	q = ring_push(&s->queue, sizeof(qent_t));
 	if (!q) {
 		/* Not taken: the publisher must not be told it was (it sends again). */
@@ -411,6 +417,9 @@ void sess_loaded(sess_t *s, bool ok, sess_entry_t *e, size_t n, const uint16_t *
 	ring_finish(&q);
 	S.queued += s->queue.len;
 	S.queued -= q.len;
+	/* What was stored and what arrived during the load are each within the bound, not together. */
+	while (s->queue.len > W->cfg->max_queued)
+		drop_oldest(s);
 	if (s->queue.len > S.largest)
 		S.largest = s->queue.len;
 	for (size_t i = 0; i < nrx; i++) {

@@ -270,6 +270,62 @@ START_TEST(test_damaged_stored_message_quarantined_others_delivered)
 }
 END_TEST
 
+/* A message arriving while its session loads is written behind the load: stored and new are each within
+ * max_queued, together they were not, and the queue stayed over the bound. The oldest goes, counted. */
+START_TEST(test_load_plus_arrivals_held_to_the_queue_bound)
+{
+	char load[4096], ops[64];
+	size_t n;
+	tcli_t t, pub;
+	mqtt_frame_t f;
+	mqtt_publish_t p;
+
+	cfg.max_queued = 2;
+	cfg.max_inflight = 1; /* what the window does not take stays queued */
+	rf_start(&cfg, 0, 1, NULL);
+	offline_subscriber("s", "t");
+	ck_assert_int_eq(tc_open(&pub, MQTT_V311, "", true, 0, NULL), 0);
+	n = (size_t)snprintf(load, sizeof(load), "*4\r\n*0\r\n*4\r\n");
+	n += blob_resp(load + n, sizeof(load) - n, 1, "t", "one", false);
+	n += blob_resp(load + n, sizeof(load) - n, 2, "t", "two", false);
+	n += (size_t)snprintf(load + n, sizeof(load) - n, "*0\r\n*0\r\n");
+	memset(&t, 0, sizeof(t));
+	t.version = MQTT_V311;
+	t.c = fake_connect();
+	t.id = t.c->id;
+	{
+		mqtt_connect_t cn = { .version = MQTT_V311, .keep_alive = 60, .client_id = { (const uint8_t *)"s", 1 } };
+		uint8_t buf[64];
+
+		tc_send_raw(&t, buf, mqtt_encode_connect(buf, sizeof(buf), &cn));
+	}
+	ck_assert(tc_expect(&t, MQTT_CONNACK, &f));
+	tc_publish(&pub, "t", "three", 1, 1); /* while the load is in flight */
+	ck_assert_uint_eq(fake_rds_pending(), 1); /* its write waits behind the load (same bucket) */
+	rf_ops(ops, sizeof(ops));
+	ck_assert_ptr_nonnull(strchr(ops, 'L'));
+	rf_answer_load(load, n);
+	fake_turn();
+	ck_assert_uint_eq(W->st.dropped_queue_full, 1);
+	ck_assert(tc_expect(&t, MQTT_PUBLISH, &f));
+	ck_assert_int_eq(mqtt_decode_publish(&f, MQTT_V311, &p), 0);
+	ck_assert_mem_eq(p.payload.p, "two", 3);
+	/* The dropped one leaves the store too (in the call that writes "three"). */
+	ck_assert_uint_ge(rf_ops(ops, sizeof(ops)), 2);
+	ck_assert_ptr_nonnull(strchr(ops, 'A'));
+	ck_assert_ptr_nonnull(strchr(ops, 'D'));
+	rf_answer_all();
+	tc_ack(&t, MQTT_PUBACK, p.packet_id);
+	ck_assert(tc_expect(&t, MQTT_PUBLISH, &f));
+	ck_assert_int_eq(mqtt_decode_publish(&f, MQTT_V311, &p), 0);
+	ck_assert_mem_eq(p.payload.p, "three", 5);
+	rf_answer_all();
+	tc_close(&pub);
+	tc_close(&t);
+	fake_finish();
+}
+END_TEST
+
 START_TEST(test_restore_skips_damaged_records_and_starts)
 {
 	/* A good session with one good and one damaged subscription, a record of the wrong type, and a session
@@ -629,6 +685,7 @@ int main(void)
 	tcase_add_test(tc, test_v311_refused_copy_closes_unanswered);
 	tcase_add_test(tc, test_load_reply_of_wrong_type_fails_the_load_not_the_worker);
 	tcase_add_test(tc, test_damaged_stored_message_quarantined_others_delivered);
+	tcase_add_test(tc, test_load_plus_arrivals_held_to_the_queue_bound);
 	tcase_add_test(tc, test_restore_skips_damaged_records_and_starts);
 	tcase_add_test(tc, test_connect_during_restore_reads_its_session_and_the_restore_leaves_it);
 	tcase_add_test(tc, test_publish_held_until_the_restore_ends);
