@@ -130,22 +130,35 @@ void outq_finish(outq_t *q)
 	q->inflight = false;
 }
 
+int ring_reserve(ring_t *r, size_t size, uint32_t n)
+{
+	uint32_t cap = r->cap ? r->cap : 8;
+	uint8_t *items;
+
+	if (n <= r->cap)
+		return 0;
+	while (cap < n) {
+		if (cap > UINT32_MAX / 2)
+			return -ENOMEM;
+		cap *= 2;
+	}
+	items = malloc((size_t)cap * size);
+	if (!items)
+		return -ENOMEM;
+	/* Unwrap into the new array so head starts at 0. */
+	for (uint32_t i = 0; i < r->len; i++)
+		memcpy(items + (size_t)i * size, ring_at(r, size, i), size);
+	free(r->items);
+	r->items = items;
+	r->head = 0;
+	r->cap = cap;
+	return 0;
+}
+
 void *ring_push(ring_t *r, size_t size)
 {
-	if (r->len == r->cap) {
-		uint32_t cap = r->cap ? r->cap * 2 : 8;
-		uint8_t *items = malloc((size_t)cap * size);
-
-		if (!items)
-			return NULL;
-		/* Unwrap into the new array so head starts at 0. */
-		for (uint32_t i = 0; i < r->len; i++)
-			memcpy(items + (size_t)i * size, ring_at(r, size, i), size);
-		free(r->items);
-		r->items = items;
-		r->head = 0;
-		r->cap = cap;
-	}
+	if (r->len == r->cap && ring_reserve(r, size, r->cap ? r->cap * 2 : 8) < 0)
+		return NULL;
 	r->len++;
 	return ring_at(r, size, r->len - 1);
 }

@@ -68,6 +68,8 @@ typedef struct ring {
 
 /* Append one item; returns its slot or NULL on allocation failure. */
 void *ring_push(ring_t *r, size_t size);
+/* Room for n items in all, so that pushes up to n cannot fail: 0, or -ENOMEM (r unchanged). */
+int ring_reserve(ring_t *r, size_t size, uint32_t n);
 static inline void *ring_at(const ring_t *r, size_t size, uint32_t i)
 {
 	return (uint8_t *)r->items + (size_t)((r->head + i) & (r->cap - 1)) * size;

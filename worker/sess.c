@@ -363,10 +363,15 @@ void sess_attach(conn_t *c, sess_t *s, bool resume)
 
 void sess_loaded(sess_t *s, bool ok, sess_entry_t *e, size_t n, const uint16_t *rx, size_t nrx)
 {
-	ring_t q = s->queue;
+	ring_t q = s->queue, nq = { 0 };
 	conn_t *c = s->conn;
 
 	s->loading = false;
+	/* All the room first: a stored message that did not fit would stay in Redis, unseen by this session. */
+	if (ok && ring_reserve(&nq, sizeof(qent_t), (uint32_t)(n + q.len)) < 0) {
+		log_error(ENOMEM, "session '%s': no room for its %zu stored messages", s->id, n + q.len);
+		ok = false;
+	}
 	if (!ok) {
 		/* Nothing can be served without the stored state: the client retries, the session stays cold. */
 		for (size_t i = 0; i < n; i++)
@@ -379,7 +384,7 @@ void sess_loaded(sess_t *s, bool ok, sess_entry_t *e, size_t n, const uint16_t *
 		return;
 	}
 	/* What arrived while loading was written to the store after the load ran: it goes behind. */
-	memset(&s->queue, 0, sizeof(s->queue));
+	s->queue = nq;
 	for (size_t i = 0; i < n; i++) {
 		win_ent_t we = { .m = e[i].m, .qseq = e[i].qseq, .subid = e[i].subid, .pid = e[i].pid,
 			.qos = e[i].qos, .state = e[i].state, .retain = e[i].retain };

@@ -157,8 +157,8 @@ START_TEST(test_v311_refused_copy_closes_unanswered)
 }
 END_TEST
 
-/* Reconnect `cid` (cold) and answer its load with `load` (RESP of the 'L' result, len bytes). */
-static void reconnect_with_load_n(tcli_t *t, const char *cid, const char *load, size_t len)
+/* A persistent client back: CONNACK, and its session's load ('L') waits for an answer. */
+static void reconnect_loading(tcli_t *t, const char *cid)
 {
 	mqtt_frame_t f;
 	char ops[64];
@@ -177,6 +177,12 @@ static void reconnect_with_load_n(tcli_t *t, const char *cid, const char *load, 
 	ck_assert(tc_expect(t, MQTT_CONNACK, &f));
 	ck_assert_uint_ge(rf_ops(ops, sizeof(ops)), 1);
 	ck_assert_ptr_nonnull(strchr(ops, 'L'));
+}
+
+/* Reconnect `cid` (cold) and answer its load with `load` (RESP of the 'L' result, len bytes). */
+static void reconnect_with_load_n(tcli_t *t, const char *cid, const char *load, size_t len)
+{
+	reconnect_loading(t, cid);
 	rf_answer_load(load, len);
 	fake_turn();
 }
@@ -323,6 +329,53 @@ START_TEST(test_load_plus_arrivals_held_to_the_queue_bound)
 	tc_close(&pub);
 	tc_close(&t);
 	fake_finish();
+}
+END_TEST
+
+/* Out of memory at any allocation while a load is answered: either the load fails (the client is disconnected,
+ * the session stays in Redis, the next CONNECT loads it) or both stored messages arrive. Never a connected
+ * client missing one, which stayed in Redis unseen by its session. */
+START_TEST(test_load_out_of_memory_fails_the_load_never_a_message)
+{
+	char load[4096];
+	size_t n;
+	int failed = 0;
+
+	n = (size_t)snprintf(load, sizeof(load), "*4\r\n*0\r\n*4\r\n");
+	n += blob_resp(load + n, sizeof(load) - n, 1, "t", "one", false);
+	n += blob_resp(load + n, sizeof(load) - n, 2, "t", "two", false);
+	n += (size_t)snprintf(load + n, sizeof(load) - n, "*0\r\n*0\r\n");
+	for (long k = 1; k <= 60; k++) {
+		tcli_t t;
+		mqtt_frame_t f;
+		mqtt_publish_t p;
+		int got = 0;
+
+		rf_start(&cfg, 0, 1, NULL);
+		offline_subscriber("s", "t");
+		reconnect_loading(&t, "s");
+		fake_fail_alloc_after(k);
+		rf_answer_load(load, n);
+		fake_turn();
+		fake_fail_alloc_after(0);
+		if (!tc_alive(&t)) {
+			failed++;
+			tc_close(&t);
+			rf_answer_all();
+			reconnect_with_load_n(&t, "s", load, n); /* the session is still there to load */
+		}
+		while (got < 2 && tc_expect(&t, MQTT_PUBLISH, &f)) {
+			ck_assert_int_eq(mqtt_decode_publish(&f, MQTT_V311, &p), 0);
+			ck_assert_mem_eq(p.payload.p, got ? "two" : "one", 3);
+			tc_ack(&t, MQTT_PUBACK, p.packet_id);
+			got++;
+		}
+		ck_assert_msg(got == 2, "failing allocation %ld: %d of 2 stored messages delivered", k, got);
+		rf_answer_all();
+		tc_close(&t);
+		fake_finish();
+	}
+	ck_assert_int_gt(failed, 0); /* the sweep did reach the load */
 }
 END_TEST
 
@@ -686,6 +739,7 @@ int main(void)
 	tcase_add_test(tc, test_load_reply_of_wrong_type_fails_the_load_not_the_worker);
 	tcase_add_test(tc, test_damaged_stored_message_quarantined_others_delivered);
 	tcase_add_test(tc, test_load_plus_arrivals_held_to_the_queue_bound);
+	tcase_add_test(tc, test_load_out_of_memory_fails_the_load_never_a_message);
 	tcase_add_test(tc, test_restore_skips_damaged_records_and_starts);
 	tcase_add_test(tc, test_connect_during_restore_reads_its_session_and_the_restore_leaves_it);
 	tcase_add_test(tc, test_publish_held_until_the_restore_ends);
