@@ -276,6 +276,17 @@ START_TEST(test_damaged_stored_message_quarantined_others_delivered)
 }
 END_TEST
 
+/* A load answer holding two stored messages on "t": "one" (qseq 1) and "two" (qseq 2). Returns its length. */
+static size_t two_stored(char *load, size_t cap)
+{
+	size_t n = (size_t)snprintf(load, cap, "*4\r\n*0\r\n*4\r\n");
+
+	n += blob_resp(load + n, cap - n, 1, "t", "one", false);
+	n += blob_resp(load + n, cap - n, 2, "t", "two", false);
+	n += (size_t)snprintf(load + n, cap - n, "*0\r\n*0\r\n");
+	return n;
+}
+
 /* A message arriving while its session loads is written behind the load: stored and new are each within
  * max_queued, together they were not, and the queue stayed over the bound. The oldest goes, counted. */
 START_TEST(test_load_plus_arrivals_held_to_the_queue_bound)
@@ -291,25 +302,10 @@ START_TEST(test_load_plus_arrivals_held_to_the_queue_bound)
 	rf_start(&cfg, 0, 1, NULL);
 	offline_subscriber("s", "t");
 	ck_assert_int_eq(tc_open(&pub, MQTT_V311, "", true, 0, NULL), 0);
-	n = (size_t)snprintf(load, sizeof(load), "*4\r\n*0\r\n*4\r\n");
-	n += blob_resp(load + n, sizeof(load) - n, 1, "t", "one", false);
-	n += blob_resp(load + n, sizeof(load) - n, 2, "t", "two", false);
-	n += (size_t)snprintf(load + n, sizeof(load) - n, "*0\r\n*0\r\n");
-	memset(&t, 0, sizeof(t));
-	t.version = MQTT_V311;
-	t.c = fake_connect();
-	t.id = t.c->id;
-	{
-		mqtt_connect_t cn = { .version = MQTT_V311, .keep_alive = 60, .client_id = { (const uint8_t *)"s", 1 } };
-		uint8_t buf[64];
-
-		tc_send_raw(&t, buf, mqtt_encode_connect(buf, sizeof(buf), &cn));
-	}
-	ck_assert(tc_expect(&t, MQTT_CONNACK, &f));
+	n = two_stored(load, sizeof(load));
+	reconnect_loading(&t, "s");
 	tc_publish(&pub, "t", "three", 1, 1); /* while the load is in flight */
 	ck_assert_uint_eq(fake_rds_pending(), 1); /* its write waits behind the load (same bucket) */
-	rf_ops(ops, sizeof(ops));
-	ck_assert_ptr_nonnull(strchr(ops, 'L'));
 	rf_answer_load(load, n);
 	fake_turn();
 	ck_assert_uint_eq(W->st.dropped_queue_full, 1);
@@ -341,10 +337,7 @@ START_TEST(test_load_out_of_memory_fails_the_load_never_a_message)
 	size_t n;
 	int failed = 0;
 
-	n = (size_t)snprintf(load, sizeof(load), "*4\r\n*0\r\n*4\r\n");
-	n += blob_resp(load + n, sizeof(load) - n, 1, "t", "one", false);
-	n += blob_resp(load + n, sizeof(load) - n, 2, "t", "two", false);
-	n += (size_t)snprintf(load + n, sizeof(load) - n, "*0\r\n*0\r\n");
+	n = two_stored(load, sizeof(load));
 	for (long k = 1; k <= 60; k++) {
 		tcli_t t;
 		mqtt_frame_t f;
