@@ -403,22 +403,12 @@ void sess_loaded(sess_t *s, bool ok, sess_entry_t *e, size_t n, const uint16_t *
 				continue; /* a duplicated id in the store: a PUBREL-state entry has nothing to resend */
 			/* A duplicated id in the store: send this one again under a new id. */
 		}
-		x = ring_push(&s->queue, sizeof(qent_t));
-		if (!x) {
-			msg_unref(e[i].m);
-			continue;
-		}
+		x = ring_push(&s->queue, sizeof(qent_t)); /* never NULL: the room was reserved */
 		*x = (qent_t){ .m = e[i].m, .qseq = e[i].qseq, .qos = e[i].qos, .retain = e[i].retain,
 			.subid = e[i].subid };
 	}
-	for (uint32_t i = 0; i < q.len; i++) {
-		qent_t *x = ring_push(&s->queue, sizeof(qent_t));
-
-		if (x)
-			*x = *(qent_t *)ring_at(&q, sizeof(qent_t), i);
-		else
-			msg_unref(((qent_t *)ring_at(&q, sizeof(qent_t), i))->m);
-	}
+	for (uint32_t i = 0; i < q.len; i++)
+		*(qent_t *)ring_push(&s->queue, sizeof(qent_t)) = *(qent_t *)ring_at(&q, sizeof(qent_t), i);
 	ring_finish(&q);
 	S.queued += s->queue.len;
 	S.queued -= q.len;

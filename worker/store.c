@@ -111,6 +111,15 @@ static uint32_t bucket_of(const char *id, size_t len)
 	return (uint32_t)((uint64_t)slot_of(id, len) * W->cfg->redis_buckets / SLOT_COUNT);
 }
 
+/* b stops collecting operations: its bucket's next ones start a new batch. */
+static void close_open(batch_t *b)
+{
+	if (b->okey_len) {
+		strmap_del(&st.open, b->okey, b->okey_len);
+		b->okey_len = 0;
+	}
+}
+
 /* The batch that collects operations for client id's bucket (or, without batching, for it alone) until it is
  * sent: at the end of the turn, or after the answer to the bucket's batch in flight. */
 static batch_t *batch_for(const char *id, size_t id_len)
@@ -127,10 +136,8 @@ static batch_t *batch_for(const char *id, size_t id_len)
 	b = strmap_get(&st.open, key, klen);
 	if (b && b->n_ops < BATCH_MAX_OPS)
 		return b;
-	if (b) { /* full: it stays queued as it is, a new one follows it */
-		strmap_del(&st.open, key, klen);
-		b->okey_len = 0;
-	}
+	if (b)
+		close_open(b); /* full: it stays queued as it is, a new one follows it */
 	b = batch_create(bucket);
 	if (!b)
 		return NULL;
@@ -838,9 +845,9 @@ static bool argv_room(uint32_t n)
 /* batch_queue_pass's sender: 1 sent, 0 dropped, < 0 kept for a later flush. */
 static int send_batch(batch_t *b)
 {
-	int ret = -ENOMEM;
-
 	if (b->n_ops || b->restore) {
+		int ret;
+
 		if (!argv_room(b->argc + 4)) {
 			b->retry_at_ms = loop_now() + RETRY_MS;
 			return -ENOMEM;
@@ -865,10 +872,7 @@ static int send_batch(batch_t *b)
 			return ret;
 		}
 	}
-	if (b->okey_len) { /* later operations of its bucket start a new batch */
-		strmap_del(&st.open, b->okey, b->okey_len);
-		b->okey_len = 0;
-	}
+	close_open(b);
 	if (!b->n_ops && !b->restore) {
 		batch_destroy(b); /* every operation of it failed to be built */
 		return 0;
